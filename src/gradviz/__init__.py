@@ -1,0 +1,33 @@
+"""gradviz: see and debug reverse-mode autodiff graphs of scalar values.
+
+Quick start::
+
+    from gradviz import Value
+    import gradviz
+    a = Value(2.0, label='a'); b = Value(-3.0, label='b')
+    L = a * b; L.label = 'L'
+    L.backward()
+    gradviz.render(L, 'L.svg')          # the picture, data and grad on every node
+    gradviz.snapshot(L).save('L.json')  # a file anyone can render or check
+    g = gradviz.load('L.json')
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .engine import OPS, Op, Value
+from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
+from .exporters import from_networkx, load, render, to_dot, to_networkx
+from .graph import Graph, Node, capture, snapshot
+
+try:
+    __version__ = _version("gradviz")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Value", "Op", "OPS",
+    "Graph", "Node", "capture", "snapshot", "load",
+    "to_networkx", "from_networkx", "to_dot", "render",
+    "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
+    "__version__",
+]

@@ -1,0 +1,175 @@
+"""The op table: every scalar operation of gradviz, defined once.
+
+Each :class:`Op` holds an operation's name, its arity, its forward function,
+its local derivatives (one per operand) and how it is displayed. The engine
+builds every ``Value._backward`` from this table, the checker recomputes
+reference gradients from it, and a snapshot is replayed with it. To add an op,
+add one entry to :data:`OPS` and one method to :class:`gradviz.Value`.
+
+Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
+``inf``, ``log(0)`` is ``-inf``, ``log(-1)`` and ``0/0`` are ``nan`` and
+``exp(1000)`` is ``inf``. That lets a non-finite value be born in a graph and
+be found by the checker, instead of stopping the program that builds it.
+
+Local derivatives are the textbook ones (e.g. d tanh(x)/dx = 1 - tanh(x)^2);
+at kinks gradviz follows PyTorch: relu'(0) = 0, and the derivative of ``a**b``
+with respect to ``b`` is 0 where ``a == 0`` and ``b >= 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+__all__ = ["Op", "OPS", "get_op", "format_exponent"]
+
+_NO_PARAMS: Mapping[str, float] = {}
+
+
+def _div(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        r = a**b
+    except ZeroDivisionError:  # 0.0 ** negative
+        return math.copysign(math.inf, a) if b == int(b) and int(b) % 2 else math.inf
+    except OverflowError:
+        return math.inf if a > 0 or (b == int(b) and int(b) % 2 == 0) else -math.inf
+    if isinstance(r, complex):  # negative base, fractional exponent
+        return math.nan
+    return r
+
+
+def _exp(a: float) -> float:
+    try:
+        return math.exp(a)
+    except OverflowError:
+        return math.inf
+
+
+def _log(a: float) -> float:
+    if a > 0:
+        return math.log(a)
+    if a == 0:
+        return -math.inf
+    return math.nan  # negative or nan
+
+
+def _sigmoid(a: float) -> float:
+    # Two branches so that exp never overflows (|a| = 1000 is fine).
+    if a >= 0:
+        return 1.0 / (1.0 + math.exp(-a))
+    z = math.exp(a)
+    return z / (1.0 + z)
+
+
+def _mul(a: float, b: float) -> float:
+    # inf * 0 is nan in IEEE and in Python; keep the plain product.
+    return a * b
+
+
+def _pow_exponent_grad(out: float, a: float, b: float) -> float:
+    if a == 0 and b >= 0:
+        return 0.0
+    return _mul(out, _log(a))
+
+
+@dataclass(frozen=True)
+class Op:
+    """One scalar operation of the engine.
+
+    Attributes:
+        name: the canonical name, stored in ``Value._op`` and in snapshots.
+        arity: how many operands it takes (1 or 2).
+        forward: ``forward(*operand_data, **params) -> float``.
+        local_grads: ``local_grads(out, *operand_data, **params) -> tuple``,
+            the partial derivative of the output with respect to each operand,
+            in operand order; ``out`` is the forward result.
+        symbol: the display text of the op node; may use ``{exponent}``.
+        params: the names of the op's number parameters (e.g. ``exponent``).
+        doc: one line, for ``--help`` and tables.
+    """
+
+    name: str
+    arity: int
+    forward: Callable[..., float]
+    local_grads: Callable[..., tuple[float, ...]]
+    symbol: str
+    params: tuple[str, ...] = ()
+    doc: str = ""
+
+    def display(self, params: Mapping[str, float] | None = None) -> str:
+        """Return the op's display text, e.g. ``'+'`` or ``'**2'``.
+
+        Args:
+            params: the op's parameters, as stored on the node.
+
+        Returns:
+            str: the text shown in the op node of a picture.
+        """
+        if not self.params:
+            return self.symbol
+        values = {k: format_exponent((params or _NO_PARAMS).get(k, math.nan)) for k in self.params}
+        return self.symbol.format(**values)
+
+    def apply(self, operand_data: tuple[float, ...], params: Mapping[str, float] | None = None) -> float:
+        """Compute the forward value from operand data (floats) and parameters."""
+        return self.forward(*operand_data, **(params or _NO_PARAMS))
+
+    def grads(
+        self, out: float, operand_data: tuple[float, ...], params: Mapping[str, float] | None = None
+    ) -> tuple[float, ...]:
+        """Local derivatives d out / d operand_i, one float per operand slot."""
+        return self.local_grads(out, *operand_data, **(params or _NO_PARAMS))
+
+
+def format_exponent(k: float) -> str:
+    """Format an exponent as micrograd does in its op names: 2 -> '2', 0.5 -> '0.5'."""
+    return str(int(k)) if float(k).is_integer() else repr(float(k))
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op("+", 2, lambda a, b: a + b, lambda out, a, b: (1.0, 1.0), "+", doc="a + b"),
+        Op("-", 2, lambda a, b: a - b, lambda out, a, b: (1.0, -1.0), "-", doc="a - b"),
+        Op("*", 2, _mul, lambda out, a, b: (b, a), "*", doc="a * b"),
+        Op("/", 2, _div, lambda out, a, b: (_div(1.0, b), -_div(a, b * b)), "/", doc="a / b"),
+        Op("neg", 1, lambda a: -a, lambda out, a: (-1.0,), "-x", doc="-a"),
+        Op(
+            "**",
+            1,
+            lambda a, exponent: _pow(a, exponent),
+            lambda out, a, exponent: (_mul(exponent, _pow(a, exponent - 1)),),
+            "**{exponent}",
+            params=("exponent",),
+            doc="a ** k for a number k",
+        ),
+        Op(
+            "pow",
+            2,
+            _pow,
+            lambda out, a, b: (_mul(b, _pow(a, b - 1)), _pow_exponent_grad(out, a, b)),
+            "**",
+            doc="a ** b for a Value b",
+        ),
+        Op("exp", 1, _exp, lambda out, a: (out,), "exp", doc="e ** a"),
+        Op("log", 1, _log, lambda out, a: (_div(1.0, a),), "log", doc="natural logarithm"),
+        Op("tanh", 1, math.tanh, lambda out, a: (1.0 - out * out,), "tanh", doc="hyperbolic tangent"),
+        Op("relu", 1, lambda a: a if a > 0 else 0.0, lambda out, a: (1.0 if a > 0 else 0.0,), "relu", doc="max(0, a)"),
+        Op("sigmoid", 1, _sigmoid, lambda out, a: (out * (1.0 - out),), "sigmoid", doc="1 / (1 + e ** -a)"),
+    )
+}
+
+
+def get_op(name: str) -> Op | None:
+    """Return the :class:`Op` called ``name``, or ``None`` for a leaf or unknown op."""
+    return OPS.get(name)

@@ -1,0 +1,238 @@
+"""The scalar reverse-mode autodiff engine: :class:`Value`.
+
+This is the ``Value`` class of the micrograd lectures, kept recognisable:
+``data``, ``grad``, ``_backward``, ``_prev``, ``_op`` and ``label``, and every
+op builds ``out`` from its operands. What differs, and why:
+
+* ``_prev`` is a tuple in operand order with duplicates kept, so ``a + a``
+  has two operand slots (a set loses one and orders by memory address);
+* the local derivatives live in one table (:mod:`gradviz.engine.ops`) and the
+  gradient accumulation ``operand.grad += local * out.grad`` is written once,
+  in :meth:`Value._chain_rule`, so no op can forget the ``+=``;
+* :meth:`Value.backward` sorts the graph without recursion, so a chain of
+  1,000,000 operations works, and is safe to call twice (see its docstring).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Callable, Iterable, Mapping, Union
+
+from .._traversal import postorder
+from .ops import OPS, Op
+
+__all__ = ["Value"]
+
+Number = Union[int, float]
+_NO_PARAMS: Mapping[str, float] = {}
+
+
+def _noop() -> None:
+    return None
+
+
+class Value:
+    """A scalar in a computation graph, with its gradient.
+
+    Args:
+        data: the value (a real number; stored as ``float``).
+        _children: the operands this value was computed from, in order.
+        _op: the name of the op that produced it ('' for a leaf); see
+            :data:`gradviz.engine.ops.OPS`.
+        label: display text only (e.g. ``'a'``); never used to identify nodes.
+
+    Attributes:
+        data (float): the forward value.
+        grad (float): d root / d self after ``root.backward()``; 0.0 before.
+        _prev (tuple[Value, ...]): the operands, ordered, duplicates kept.
+        _op (str): the op name.
+        label (str): the display label.
+
+    Raises:
+        TypeError: if ``data`` is not a real number.
+
+    Example:
+        >>> a = Value(2.0, label='a'); b = Value(-3.0, label='b')
+        >>> L = (a * b + 10.0) * -2.0
+        >>> L.backward()
+        >>> a.grad, b.grad
+        (6.0, -4.0)
+    """
+
+    __slots__ = ("data", "grad", "_prev", "_op", "label", "_params", "_backward_fn", "__weakref__")
+
+    def __init__(
+        self,
+        data: Number,
+        _children: Iterable["Value"] = (),
+        _op: str = "",
+        label: str = "",
+        *,
+        _params: Mapping[str, float] | None = None,
+    ) -> None:
+        if not _is_number(data):
+            raise TypeError(f"Value(data) takes a real number, not {type(data).__name__}")
+        self.data = float(data)
+        self.grad = 0.0
+        self._prev = tuple(_children)
+        self._op = _op
+        self.label = label
+        self._params = _params or _NO_PARAMS
+        self._backward_fn: Callable[[], None] | None = None
+
+    # -- the local chain-rule step --------------------------------------------------
+    @property
+    def _backward(self) -> Callable[[], None]:
+        """This node's chain-rule step: adds ``local * self.grad`` to each operand's grad.
+
+        Lecture-style code may assign its own function (``out._backward = f``);
+        it then replaces the one built from the op table.
+        """
+        if self._backward_fn is not None:
+            return self._backward_fn
+        if self._prev and self._op in OPS:
+            return self._chain_rule
+        return _noop
+
+    @_backward.setter
+    def _backward(self, fn: Callable[[], None]) -> None:
+        self._backward_fn = fn
+
+    def _chain_rule(self) -> None:
+        # The only place where gradients are accumulated: one += per operand
+        # slot, so an operand used twice receives both contributions.
+        op = OPS[self._op]
+        prev = self._prev
+        local = op.local_grads(self.data, *[p.data for p in prev], **self._params)
+        for operand, d in zip(prev, local):
+            operand.grad += d * self.grad
+
+    @classmethod
+    def _apply(cls, op: Op, operands: tuple["Value", ...], params: Mapping[str, float] | None = None) -> "Value":
+        data = op.forward(*[v.data for v in operands], **(params or _NO_PARAMS))
+        return cls(data, operands, op.name, _params=params)
+
+    # -- operators ------------------------------------------------------------------
+    def __add__(self, other: "Value | Number") -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["+"], (self, other))
+
+    def __radd__(self, other: Number) -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["+"], (other, self))
+
+    def __sub__(self, other: "Value | Number") -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["-"], (self, other))
+
+    def __rsub__(self, other: Number) -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["-"], (other, self))
+
+    def __mul__(self, other: "Value | Number") -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["*"], (self, other))
+
+    def __rmul__(self, other: Number) -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["*"], (other, self))
+
+    def __truediv__(self, other: "Value | Number") -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["/"], (self, other))
+
+    def __rtruediv__(self, other: Number) -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["/"], (other, self))
+
+    def __neg__(self) -> "Value":
+        return Value._apply(OPS["neg"], (self,))
+
+    def __pow__(self, other: "Value | Number") -> "Value":
+        if isinstance(other, Value):
+            return Value._apply(OPS["pow"], (self, other))
+        if _is_number(other):
+            return Value._apply(OPS["**"], (self,), {"exponent": float(other)})
+        return NotImplemented
+
+    def __rpow__(self, other: Number) -> "Value":
+        other = _wrap(other)
+        return NotImplemented if other is None else Value._apply(OPS["pow"], (other, self))
+
+    def exp(self) -> "Value":
+        """e ** self."""
+        return Value._apply(OPS["exp"], (self,))
+
+    def log(self) -> "Value":
+        """Natural logarithm; ``-inf`` at 0 and ``nan`` below, as in IEEE 754."""
+        return Value._apply(OPS["log"], (self,))
+
+    def tanh(self) -> "Value":
+        """Hyperbolic tangent; exact at |x| = 1000 (no overflow)."""
+        return Value._apply(OPS["tanh"], (self,))
+
+    def relu(self) -> "Value":
+        """max(0, self); its derivative at 0 is 0, as in PyTorch."""
+        return Value._apply(OPS["relu"], (self,))
+
+    def sigmoid(self) -> "Value":
+        """1 / (1 + e ** -self), computed without overflow."""
+        return Value._apply(OPS["sigmoid"], (self,))
+
+    # -- reverse mode ----------------------------------------------------------------
+    def topological_order(self) -> list["Value"]:
+        """Every node of this graph, operands before consumers, ``self`` last.
+
+        Iterative depth-first search: no recursion limit.
+        """
+        return postorder(self, _operands)
+
+    def backward(self, *, accumulate: bool = False) -> None:
+        """Run reverse-mode autodiff from this node: fill ``grad`` on every node.
+
+        Seeds ``self.grad = 1.0`` and runs each node's ``_backward`` in reverse
+        topological order, so a node's grad is complete before it is passed on.
+
+        Calling it twice gives the same grads as calling it once: by default
+        every grad in the graph is first set to 0. (micrograd's ``backward``
+        adds onto whatever grads are there, so a second call leaves stale,
+        inflated gradients.) With ``accumulate=True``, the grads of leaves
+        (inputs and parameters) are kept and this pass adds to them, as
+        ``torch.Tensor.backward`` does, while inner nodes are recomputed.
+
+        Args:
+            accumulate: keep the leaves' existing grads and add to them.
+        """
+        topo = postorder(self, _operands)
+        for v in topo:
+            if not accumulate or v._prev:
+                v.grad = 0.0
+        self.grad = 1.0
+        for v in reversed(topo):
+            v._backward()
+
+    def zero_grad(self) -> None:
+        """Set the grad of every node in this graph (self and all it depends on) to 0."""
+        for v in postorder(self, _operands):
+            v.grad = 0.0
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data}, grad={self.grad}{label})"
+
+
+def _operands(v: Value) -> tuple[Value, ...]:
+    return v._prev
+
+
+def _is_number(x: object) -> bool:
+    # numbers.Real covers int, float, bool and NumPy's real scalars.
+    return isinstance(x, numbers.Real)
+
+
+def _wrap(x: "Value | Number") -> "Value | None":
+    if isinstance(x, Value):
+        return x
+    if _is_number(x):
+        return Value(float(x))  # a constant leaf, as in micrograd
+    return None

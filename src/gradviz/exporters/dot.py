@@ -1,0 +1,136 @@
+"""DOT export: a :class:`~gradviz.graph.model.Graph` as a ``graphviz.Digraph``.
+
+The picture is the lecture's: each value is a box ``label | data | grad``,
+each op is a small ellipse of its own (``+``, ``*``, ``tanh`` ...) between
+its operands and its result, left to right. An operand used twice (``a + a``)
+has two edges into the op. Leaves are shaded, the root has a heavy border.
+
+Every label is HTML-escaped inside an HTML-like label (never a ``record``
+label), so ``| { } < > " \\ :`` and any script show literally and cannot
+break DOT syntax, ports or the SVG. DOT node names are ``v<i>`` (values) and
+``o<i>`` (ops), ``i`` the node's position in topological order: never
+derived from labels or foreign ids, so the output is byte-identical for the
+same graph.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any, Mapping
+
+import graphviz
+
+from ..graph.model import Graph, Node
+from ._format import format_number, printable
+
+__all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS"]
+
+#: Layout directions Graphviz understands.
+RANKDIRS = ("LR", "RL", "TB", "BT")
+
+#: Fill colours of highlighted nodes, by role (used by check, diff and focus).
+ROLE_COLORS: dict[str, str] = {
+    "culprit": "#f4a6a6",  # red: the node at fault
+    "downstream": "#fde2a7",  # amber: wrong only because of a culprit
+    "changed": "#a6c8f4",  # blue: differs between two snapshots
+    "only-here": "#c9b6f0",  # violet: in one snapshot only
+    "focus": "#b6e3b6",  # green: the node a view is centred on
+}
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_LEAF_FILL = "#eef3f8"
+_VALUE_FILL = "#ffffff"
+
+
+def _esc(text: str) -> str:
+    return html.escape(printable(text), quote=True)
+
+
+def _value_label(node: Node, extra: str | None, border: int) -> str:
+    cells = []
+    if node.label:
+        cells.append(f"<TD><B>{_esc(node.label)}</B></TD>")
+    cells.append(f"<TD>data {format_number(node.data)}</TD>")
+    cells.append(f"<TD>grad {format_number(node.grad)}</TD>")
+    if extra:
+        cells.append(f'<TD><FONT POINT-SIZE="10">{_esc(extra)}</FONT></TD>')
+    return f'<<TABLE BORDER="{border}" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4"><TR>{"".join(cells)}</TR></TABLE>>'
+
+
+def to_dot(
+    graph: Graph,
+    *,
+    rankdir: str = "LR",
+    roles: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> graphviz.Digraph:
+    """Build the DOT picture of ``graph``.
+
+    Args:
+        graph: the captured graph.
+        rankdir: 'LR' (the lecture's, default), 'RL', 'TB' or 'BT'.
+        roles: node id -> role in :data:`ROLE_COLORS`, to colour it.
+        notes: node id -> a short text shown in an extra cell of its box.
+        title: a caption drawn above the picture.
+
+    Returns:
+        graphviz.Digraph: call ``.source`` for DOT text.
+
+    Raises:
+        ValueError: if ``rankdir`` is not one of :data:`RANKDIRS` or a role
+            is unknown.
+
+    Example:
+        >>> from gradviz import Value, capture
+        >>> a = Value(2.0, label='a'); dot = to_dot(capture(a * a))
+        >>> dot.source.count('->')  # two uses of a, then op -> result
+        3
+    """
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
+    roles = roles or {}
+    notes = notes or {}
+    for nid, role in roles.items():
+        if role not in ROLE_COLORS:
+            raise ValueError(f"unknown role {role!r} for node {nid!r}; roles are {', '.join(ROLE_COLORS)}")
+
+    dot = graphviz.Digraph("gradviz", format="svg")
+    dot.attr(rankdir=rankdir, bgcolor="white", fontname="Helvetica", nodesep="0.25", ranksep="0.4")
+    if title:
+        dot.attr(label=f"<{_esc(title)}>", labelloc="t", fontsize="16")
+    dot.attr("node", fontname="Helvetica", fontsize="12")
+    dot.attr("edge", color="#555555", arrowsize="0.7")
+
+    index = {nid: i for i, nid in enumerate(graph.nodes)}
+    for i, node in enumerate(graph):
+        fill = ROLE_COLORS[roles[node.id]] if node.id in roles else (_LEAF_FILL if node.is_leaf else _VALUE_FILL)
+        attrs: dict[str, str] = {
+            "shape": "plain",
+            "label": _value_label(node, notes.get(node.id), 2 if node.id == graph.root else 0),
+            "style": "filled",
+            "fillcolor": fill,
+        }
+        if _SAFE_ID.fullmatch(node.id):  # gradviz's own ids always are; foreign ones may not be
+            attrs["tooltip"] = node.id
+        dot.node(f"v{i}", **attrs)
+        if node.operands:
+            dot.node(
+                f"o{i}",
+                label=f"<{_esc(node.op_display()) or '?'}>",
+                shape="ellipse",
+                style="filled",
+                fillcolor="#f2f2f2",
+                fontsize="11",
+                margin="0.04,0.02",
+                height="0.3",
+            )
+            for operand in node.operands:
+                dot.edge(f"v{index[operand]}", f"o{i}")
+            dot.edge(f"o{i}", f"v{i}")
+    return dot
+
+
+def dot_source(graph: Graph, **options: Any) -> str:
+    """Return the DOT text of :func:`to_dot` (same arguments)."""
+    return to_dot(graph, **options).source

@@ -1,0 +1,100 @@
+"""networkx export and import: a Graph as a ``networkx.DiGraph``, and back.
+
+Each node of the DiGraph is a gradviz id with attributes ``label``, ``op``,
+``params`` (dict), ``data``, ``grad``; the graph attributes hold ``root``,
+``moment`` and ``engine``. An edge runs from operand to consumer (the
+direction data flows) with attribute ``slots``: the operand positions it
+fills, e.g. ``[0, 1]`` for ``a + a``. That keeps operand order and repeated
+operands in a plain DiGraph, so the round trip is exact, and networkx's own
+algorithms (``nx.topological_sort``, ``nx.ancestors`` ...) apply directly.
+``nx.node_link_data(g, edges="edges")`` then gives node-link JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from ..errors import GradvizError
+from ..graph.model import MOMENTS, Graph, Node
+
+__all__ = ["to_networkx", "from_networkx"]
+
+
+def to_networkx(graph: Graph) -> nx.DiGraph:
+    """Return ``graph`` as a ``networkx.DiGraph`` (operand -> consumer edges).
+
+    Args:
+        graph: the captured graph.
+
+    Returns:
+        networkx.DiGraph: nodes in topological order, see the module docstring.
+    """
+    g = nx.DiGraph(root=graph.root, moment=graph.moment, engine=graph.engine)
+    for n in graph:
+        g.add_node(n.id, label=n.label, op=n.op, params=dict(n.params), data=n.data, grad=n.grad)
+    for n in graph:
+        for slot, operand in enumerate(n.operands):
+            if g.has_edge(operand, n.id):
+                g.edges[operand, n.id]["slots"].append(slot)
+            else:
+                g.add_edge(operand, n.id, slots=[slot])
+    return g
+
+
+def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
+    """Build a :class:`Graph` from a DiGraph shaped as :func:`to_networkx` makes.
+
+    Args:
+        g: the DiGraph. Edges without ``slots`` count as one operand each, in
+            the order networkx lists them. Missing node attributes default
+            to '' (label, op) and 0.0 (data, grad).
+        root: the root id; default ``g.graph['root']``, else the one node
+            with no consumers.
+
+    Returns:
+        Graph
+
+    Raises:
+        GradvizError: if ``g`` has a cycle, the root is ambiguous or missing,
+            or the slots of a node's operands do not fill 0..k-1.
+    """
+    if not nx.is_directed_acyclic_graph(g):
+        raise GradvizError("the networkx graph has a cycle; a computation graph is a DAG")
+    root = root if root is not None else g.graph.get("root")
+    if root is None:
+        sinks = [n for n in g.nodes if g.out_degree(n) == 0]
+        if len(sinks) != 1:
+            raise GradvizError(f"cannot tell the root: {len(sinks)} nodes have no consumers; pass root=...")
+        root = sinks[0]
+    if root not in g:
+        raise GradvizError(f"the root {root!r} is not a node of the networkx graph")
+    keep = nx.ancestors(g, root) | {root}
+    nodes: dict[str, Node] = {}
+    for nid in nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)):
+        attrs = g.nodes[nid]
+        slots: dict[int, str] = {}
+        next_slot = 0
+        for src, _, edata in g.in_edges(nid, data=True):
+            for s in edata.get("slots", [next_slot]):
+                slots[int(s)] = str(src)
+                next_slot = max(next_slot, int(s) + 1)
+        if sorted(slots) != list(range(len(slots))):
+            raise GradvizError(f"node {nid!r}: operand slots {sorted(slots)} do not fill 0..{len(slots) - 1}")
+        nodes[str(nid)] = Node(
+            str(nid),
+            str(attrs.get("op", "")),
+            str(attrs.get("label", "")),
+            float(attrs.get("data", 0.0)),
+            float(attrs.get("grad", 0.0)),
+            tuple(slots[i] for i in range(len(slots))),
+            dict(attrs.get("params", {}) or {}),
+        )
+    moment = g.graph.get("moment")
+    return Graph(nodes, str(root), moment if moment in MOMENTS else None, str(g.graph.get("engine", "networkx")))
+
+
+def _order_key(g: nx.DiGraph) -> Any:
+    position = {n: i for i, n in enumerate(g.nodes)}
+    return lambda n: position[n]

@@ -1,0 +1,248 @@
+"""Capture: turn a live computation graph into a :class:`~gradviz.graph.model.Graph`.
+
+Works on gradviz's own :class:`~gradviz.Value` and on look-alike objects of
+other engines (the adapter): anything with a number ``data``, a number
+``grad`` and its operands under ``_prev`` (micrograd) or ``_children`` (newer
+variants); ``_op`` and ``label`` are optional.
+
+Ids are ``'n0'``, ``'n1'``, ... in the order of an iterative depth-first
+postorder from the root, operands visited in order: the same program gives
+the same ids on every run, never ``id()`` and never labels. When an engine
+keeps its operands in a ``set`` (micrograd does), their iteration order
+depends on memory addresses; gradviz then orders them by a structural digest
+(op, label, data, grad and, recursively, the operands'), which is
+deterministic. Such a set has already lost a repeated operand (``a + a``
+keeps one ``a``), and the captured node shows what the engine kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import re
+import struct
+from typing import Any, Callable, Iterable, Sequence
+
+from .._traversal import postorder
+from ..engine.ops import OPS
+from ..engine.value import Value
+from ..errors import CaptureError
+from .model import Graph, Node
+
+__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "CHILD_ATTRIBUTES"]
+
+#: Attribute names under which engines keep a node's operands, tried in order.
+CHILD_ATTRIBUTES = ("_prev", "_children")
+
+# Other engines' names for gradviz's ops.
+_OP_ALIASES = {"ReLU": "relu", "Relu": "relu", "TANH": "tanh", "Tanh": "tanh", "sub": "-", "add": "+", "mul": "*", "div": "/"}
+_POW_NAME = re.compile(r"^\*\*\s*\(?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\)?$")
+
+
+def is_value_like(obj: object) -> bool:
+    """True if ``obj`` looks like a node of a scalar autodiff graph.
+
+    That is: a gradviz ``Value``, or an object with ``data``, ``grad`` and one
+    of :data:`CHILD_ATTRIBUTES`.
+    """
+    if isinstance(obj, Value):
+        return True
+    if isinstance(obj, type):
+        return False
+    return hasattr(obj, "data") and hasattr(obj, "grad") and any(hasattr(obj, a) for a in CHILD_ATTRIBUTES)
+
+
+def normalize_op(raw: object) -> tuple[str, dict[str, float]]:
+    """Map another engine's op name to gradviz's op name and parameters.
+
+    micrograd records a power as ``'**2'`` and relu as ``'ReLU'``; gradviz
+    calls them ``'**'`` with ``{'exponent': 2.0}`` and ``'relu'``. Unknown
+    names are kept as they are (the checker then probes the live object).
+
+    Args:
+        raw: the engine's ``_op`` (str; None or missing means a leaf).
+
+    Returns:
+        tuple: ``(op_name, params)``.
+    """
+    if raw is None:
+        return "", {}
+    name = str(raw)
+    if name in OPS or name == "":
+        return name, {}
+    m = _POW_NAME.match(name)
+    if m:
+        return "**", {"exponent": float(m.group(1))}
+    return _OP_ALIASES.get(name, name), {}
+
+
+def _number(obj: object, attr: str) -> float:
+    value = getattr(obj, attr)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    # one-element arrays and tensors (numpy, torch) hold a scalar too
+    try:
+        if hasattr(value, "item"):
+            value = value.item()
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise CaptureError(
+            f"{type(obj).__name__}.{attr} must be a real number, got {type(value).__name__}: {value!r:.60}"
+        ) from exc
+
+
+def _children_getter(root: object, children_attr: str | None) -> Callable[[Any], Sequence[Any]]:
+    if isinstance(root, Value) and children_attr is None:
+        return lambda v: v._prev
+    attrs = (children_attr,) if children_attr else CHILD_ATTRIBUTES
+    for attr in attrs:
+        if hasattr(root, attr):
+            break
+    else:
+        raise CaptureError(
+            f"cannot capture a {type(root).__name__}: it has none of the operand attributes "
+            f"{', '.join(attrs)} (pass children_attr='...' to name yours)"
+        )
+
+    def children(v: Any) -> Sequence[Any]:
+        try:
+            kids = getattr(v, attr)
+        except AttributeError:
+            raise CaptureError(f"{type(v).__name__} object in the graph has no {attr!r} attribute") from None
+        if kids is None:
+            return ()
+        if isinstance(kids, (set, frozenset)):
+            return list(kids)  # ordered deterministically below
+        if not isinstance(kids, Iterable) or isinstance(kids, (str, bytes)):
+            raise CaptureError(f"{type(v).__name__}.{attr} must be a collection of operands, got {type(kids).__name__}")
+        return tuple(kids)
+
+    return children
+
+
+def _digest(op: str, label: str, data: float, grad: float, child_digests: Iterable[bytes]) -> bytes:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(op.encode("utf-8", "surrogatepass"))
+    h.update(b"\0")
+    h.update(label.encode("utf-8", "surrogatepass"))
+    h.update(struct.pack("<dd", data, grad))
+    for d in child_digests:
+        h.update(d)
+    return h.digest()
+
+
+def _order_sets(root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Callable[[Any], tuple]) -> Callable[[Any], Sequence[Any]]:
+    """Return a children function that orders set-valued operands by structural digest."""
+    nodes = postorder(root, children)  # any order will do to compute digests
+    digest: dict[int, bytes] = {}
+    # Digests need operands first; the postorder above already has that shape
+    # except among set members, which do not matter to a digest of a set
+    # (sorted below).
+    ordered: dict[int, Sequence[Any]] = {}
+    for v in nodes:
+        kids = children(v)
+        op, label, data, grad = attr_of(v)
+        if isinstance(kids, list):  # came from a set
+            kids = sorted(kids, key=lambda k: digest[id(k)])
+            child_digests: Iterable[bytes] = sorted(digest[id(k)] for k in kids)
+        else:
+            child_digests = (digest[id(k)] for k in kids)
+        ordered[id(v)] = kids
+        digest[id(v)] = _digest(op, label, data, grad, child_digests)
+    return lambda v: ordered[id(v)]
+
+
+def capture(
+    root: Any,
+    *,
+    moment: str | None = None,
+    children_attr: str | None = None,
+    keep_objects: bool = True,
+) -> Graph:
+    """Capture the computation graph that ends at ``root``.
+
+    Args:
+        root: a gradviz ``Value``, a look-alike object of another engine, or
+            a :class:`Graph` (returned as it is, with ``moment`` set if given).
+        moment: what this capture records: 'before-backward',
+            'after-backward', or None.
+        children_attr: the attribute holding operands, if not ``_prev`` or
+            ``_children``.
+        keep_objects: keep id -> live object in ``Graph.objects`` (lets the
+            checker probe ``_backward``); False frees the graph's objects
+            sooner.
+
+    Returns:
+        Graph: nodes in topological order with ids ``'n0'`` ... and the root last.
+
+    Raises:
+        CaptureError: if ``root`` or a node in its graph is not value-like, or
+            a ``data``/``grad`` is not a real number.
+
+    Example:
+        >>> from gradviz import Value, capture
+        >>> a = Value(3.0, label='a'); g = capture(a + a)
+        >>> [n.operands for n in g]
+        [(), ('n0', 'n0')]
+    """
+    if isinstance(root, Graph):
+        if moment is not None:
+            root.moment = moment
+        return root
+    if not is_value_like(root) and not (children_attr and hasattr(root, children_attr)):
+        raise CaptureError(
+            f"cannot capture a {type(root).__name__}: expected a gradviz Value or an object with "
+            f"'data', 'grad' and '_prev' or '_children' attributes"
+        )
+    own = isinstance(root, Value) and children_attr is None
+    children = _children_getter(root, children_attr)
+
+    def attrs(v: Any) -> tuple[str, str, float, float]:
+        if own:
+            return v._op, v.label, v.data, v.grad
+        op = getattr(v, "_op", "")
+        label = getattr(v, "label", "")
+        return (
+            "" if op is None else str(op),
+            "" if label is None else str(label),
+            _number(v, "data"),
+            _number(v, "grad"),
+        )
+
+    if not own:
+        children = _order_sets(root, children, attrs)
+    objects = postorder(root, children)
+    ids = {id(v): f"n{i}" for i, v in enumerate(objects)}
+    nodes: dict[str, Node] = {}
+    for v in objects:
+        nid = ids[id(v)]
+        op_raw, label, data, grad = attrs(v)
+        if own:
+            op, params = op_raw, dict(v._params)
+        else:
+            op, params = normalize_op(op_raw)
+        nodes[nid] = Node(nid, op, label, data, grad, tuple(ids[id(k)] for k in children(v)), params)
+    engine = "gradviz" if own else f"{type(root).__module__}.{type(root).__qualname__}"
+    graph = Graph(nodes, ids[id(root)], moment, engine)
+    if keep_objects:
+        graph.objects = {ids[id(v)]: v for v in objects}
+    return graph
+
+
+def snapshot(root: Any, *, moment: str | None = None, children_attr: str | None = None) -> Graph:
+    """Capture ``root``'s graph as a snapshot to save or compare later.
+
+    The same as :func:`capture` except that no live objects are kept, so
+    later changes to the live graph (another ``backward()``) do not reach it.
+    Save it with ``.save(path)``; load it with :func:`gradviz.load`.
+
+    Args:
+        root: as for :func:`capture`.
+        moment: 'before-backward', 'after-backward', or None.
+        children_attr: as for :func:`capture`.
+
+    Returns:
+        Graph
+    """
+    return capture(root, moment=moment, children_attr=children_attr, keep_objects=False)
