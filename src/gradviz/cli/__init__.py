@@ -1,0 +1,81 @@
+"""The ``gradviz`` command: thin subcommands over the library.
+
+Each subcommand lives in its own module with two functions: ``add_parser``
+(its options and help) and ``run`` (a few lines over the library, returning
+the exit status). To add a command, add a module and list it in
+:data:`COMMANDS`.
+
+Exit status: 0 success, 1 findings (a diff that differs, a check that
+failed), 2 bad input or environment (one line on stderr; ``--debug`` shows
+the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import GradvizError
+from ._common import EXIT_ERROR, fail
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = ("render",)
+
+_EPILOG = """\
+examples:
+  gradviz render examples/worked_example.py --backward -o L.svg
+      run the script, call backward() on its root Value, draw data and grad
+  gradviz render examples/worked_example.py --backward -o L.json
+      save a snapshot instead: a file anyone can render, diff or check
+  gradviz render L.json -o L.png
+      draw a snapshot (for example one attached to a bug report)
+
+Run `gradviz COMMAND --help` for a command's options.
+exit status: 0 ok, 1 findings, 2 bad input or missing renderer.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``gradviz`` command."""
+    parser = argparse.ArgumentParser(
+        prog="gradviz",
+        description="See and debug reverse-mode autodiff graphs: every value and gradient on the picture.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gradviz {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f".{name}", __name__)
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gradviz`` command line; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("gradviz: interrupted", file=sys.stderr)
+        return 130
+    except (GradvizError, OSError, RecursionError, MemoryError) as exc:
+        if args.debug:
+            raise
+        return fail(exc)
+    except Exception as exc:  # a bug of ours: still one line, and how to report it
+        if args.debug:
+            raise
+        fail(exc, hint="this is a gradviz bug; rerun with --debug and report the traceback")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What every subcommand shares: exit codes, one-line errors, safe outputs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+
+__all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "check_output_path", "add_input_options"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def fail(exc: BaseException, *, hint: str | None = None) -> int:
+    """Print ``exc`` as one line on stderr; return exit status 2."""
+    if isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+        if not isinstance(exc, (UsageError,)) and type(exc).__module__.startswith("builtins"):
+            text = f"{type(exc).__name__}: {text}"
+    text = " ".join(text.split())  # one line, whatever the message held
+    print(f"gradviz: error: {text}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+    return EXIT_ERROR
+
+
+def say(message: str) -> None:
+    """Print a status line on stderr (stdout stays for data)."""
+    print(f"gradviz: {message}", file=sys.stderr)
+
+
+def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> None:
+    """Refuse an output that is one of the inputs, or whose folder does not exist.
+
+    Raises:
+        UsageError: with what to do instead.
+    """
+    out = Path(output)
+    for inp in inputs:
+        if os.path.abspath(out) == os.path.abspath(inp) or (out.exists() and Path(inp).exists() and out.samefile(inp)):
+            raise UsageError(f"{output}: refusing to overwrite the input; choose another output file")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{output}: folder {str(parent)!r} does not exist")
+    if out.is_dir():
+        raise UsageError(f"{output}: is a folder; give a file name such as {Path(output) / 'graph.svg'}")
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Add INPUT and --root, shared by every command that reads one graph."""
+    parser.add_argument("input", metavar="INPUT", help="a snapshot (.json) or a Python script (.py), which is run")
+    parser.add_argument(
+        "--root",
+        metavar="NAME",
+        help="for a script: the variable holding the root Value (default: the one Value no other Value uses)",
+    )

@@ -1,0 +1,49 @@
+"""Shared fixtures and markers.
+
+* ``renderer``: the test needs a Graphviz renderer (pygraphviz or dot). It is
+  skipped when none is installed, except under CI (``CI=true``), where a
+  missing renderer is a failure: .ci/run installs one, so the image tests
+  always run there.
+* ``torch``: compares with PyTorch (double precision); skipped when torch is
+  not installed (the default test install leaves it out: PyPI serves a
+  multi-GB CUDA build).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gradviz.errors import RendererNotFound
+from gradviz.exporters.render import available_renderer
+
+
+def _renderer() -> str | None:
+    try:
+        return available_renderer()
+    except RendererNotFound:
+        return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _renderer() is None and os.environ.get("CI") != "true":
+        skip = pytest.mark.skip(reason="no Graphviz renderer: pip install pygraphviz")
+        for item in items:
+            if "renderer" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def renderer() -> str:
+    """The name of the working renderer; fails the test in CI if there is none."""
+    name = _renderer()
+    if name is None:
+        pytest.fail("no Graphviz renderer installed (pip install pygraphviz)")
+    return name
+
+
+@pytest.fixture
+def torch():
+    """The torch module, or skip."""
+    return pytest.importorskip("torch")
