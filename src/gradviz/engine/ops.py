@@ -12,8 +12,10 @@ Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
 be found by the checker, instead of stopping the program that builds it.
 
 Local derivatives are the textbook ones (e.g. d tanh(x)/dx = 1 - tanh(x)^2);
-at kinks gradviz follows PyTorch: relu'(0) = 0, and the derivative of ``a**b``
-with respect to ``b`` is 0 where ``a == 0`` and ``b >= 0``.
+at kinks gradviz follows PyTorch: relu'(0) = 0, the derivative of ``a**0``
+with respect to ``a`` is 0 everywhere (also at ``a == 0``), and the
+derivative of ``a**b`` with respect to ``b`` is 0 where ``a == 0`` and
+``b >= 0``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ def _sigmoid(a: float) -> float:
 def _mul(a: float, b: float) -> float:
     # inf * 0 is nan in IEEE and in Python; keep the plain product.
     return a * b
+
+
+def _pow_base_grad(a: float, b: float) -> float:
+    # d(a**b)/da = b * a**(b-1); a**0 is the constant 1, so 0 even at a = 0,
+    # where the formula gives 0 * inf = nan (PyTorch special-cases it too).
+    if b == 0:
+        return 0.0
+    return _mul(b, _pow(a, b - 1))
 
 
 def _pow_exponent_grad(out: float, a: float, b: float) -> float:
@@ -148,7 +158,7 @@ OPS: dict[str, Op] = {
             "**",
             1,
             lambda a, exponent: _pow(a, exponent),
-            lambda out, a, exponent: (_mul(exponent, _pow(a, exponent - 1)),),
+            lambda out, a, exponent: (_pow_base_grad(a, exponent),),
             "**{exponent}",
             params=("exponent",),
             doc="a ** k for a number k",
@@ -157,7 +167,7 @@ OPS: dict[str, Op] = {
             "pow",
             2,
             _pow,
-            lambda out, a, b: (_mul(b, _pow(a, b - 1)), _pow_exponent_grad(out, a, b)),
+            lambda out, a, b: (_pow_base_grad(a, b), _pow_exponent_grad(out, a, b)),
             "**",
             doc="a ** b for a Value b",
         ),
