@@ -6,8 +6,9 @@ its operands and its result, left to right. An operand used twice (``a + a``)
 has two edges into the op. Leaves are shaded, the root has a heavy border.
 
 Every label is HTML-escaped inside an HTML-like label (never a ``record``
-label), so ``| { } < > " \\ :`` and any script show literally and cannot
-break DOT syntax, ports or the SVG. DOT node names are ``v<i>`` (values) and
+label), and its backslashes doubled (Graphviz expands ``\\N`` even there),
+so ``| { } < > " \\ :`` and any script show literally and cannot break DOT
+syntax, ports or the SVG. DOT node names are ``v<i>`` (values) and
 ``o<i>`` (ops), ``i`` the node's position in topological order: never
 derived from labels or foreign ids, so the output is byte-identical for the
 same graph.
@@ -43,7 +44,10 @@ _VALUE_FILL = "#ffffff"
 
 
 def _esc(text: str) -> str:
-    return html.escape(printable(text), quote=True)
+    # HTML entities for markup; and Graphviz expands \N, \G, \E ... (node,
+    # graph, edge names) even inside HTML-like labels, where "\\" stands for
+    # one backslash, so every backslash is doubled to stay literal.
+    return html.escape(printable(text), quote=True).replace("\\", "\\\\")
 
 
 def _value_label(node: Node, extra: str | None, border: int) -> str:
