@@ -78,7 +78,10 @@ def normalize_op(raw: object) -> tuple[str, dict[str, float]]:
 
 
 def _number(obj: object, attr: str) -> float:
-    value = getattr(obj, attr)
+    try:
+        value = getattr(obj, attr)
+    except AttributeError:
+        raise CaptureError(f"{type(obj).__name__} object in the graph has no {attr!r} attribute") from None
     if isinstance(value, numbers.Real):
         return float(value)
     # one-element arrays and tensors (numpy, torch) hold a scalar too
@@ -92,9 +95,20 @@ def _number(obj: object, attr: str) -> float:
         ) from exc
 
 
+def _value_operands(v: Value) -> tuple[Value, ...]:
+    # Value() accepts any _children; a non-Value there would fail later with
+    # a bare AttributeError, so name it here.
+    for k in v._prev:
+        if not isinstance(k, Value):
+            raise CaptureError(
+                f"a Value's operands must be Values, but one of {v!r}'s is a {type(k).__name__}: {k!r:.60}"
+            )
+    return v._prev
+
+
 def _children_getter(root: object, children_attr: str | None) -> Callable[[Any], Sequence[Any]]:
     if isinstance(root, Value) and children_attr is None:
-        return lambda v: v._prev
+        return _value_operands
     attrs = (children_attr,) if children_attr else CHILD_ATTRIBUTES
     for attr in attrs:
         if hasattr(root, attr):
