@@ -10,7 +10,8 @@ postorder from the root, operands visited in order: the same program gives
 the same ids on every run, never ``id()`` and never labels. When an engine
 keeps its operands in a ``set`` (micrograd does), their iteration order
 depends on memory addresses; gradviz then orders them by a structural digest
-(op, label, data, grad and, recursively, the operands'), which is
+(op, label and data of the node, its operands and its consumers; not
+``grad``, so captures before and after ``backward()`` share ids), which is
 deterministic. Such a set has already lost a repeated operand (``a + a``
 keeps one ``a``), and the captured node shows what the engine kept.
 """
@@ -135,35 +136,52 @@ def _children_getter(root: object, children_attr: str | None) -> Callable[[Any],
     return children
 
 
-def _digest(op: str, label: str, data: float, grad: float, child_digests: Iterable[bytes]) -> bytes:
+def _digest(*parts: bytes | str | float) -> bytes:
     h = hashlib.blake2b(digest_size=8)
-    h.update(op.encode("utf-8", "surrogatepass"))
-    h.update(b"\0")
-    h.update(label.encode("utf-8", "surrogatepass"))
-    h.update(struct.pack("<dd", data, grad))
-    for d in child_digests:
-        h.update(d)
+    for part in parts:
+        if isinstance(part, str):
+            part = part.encode("utf-8", "surrogatepass") + b"\0"
+        elif isinstance(part, float):
+            part = struct.pack("<d", part)
+        h.update(part)
     return h.digest()
 
 
 def _order_sets(root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Callable[[Any], tuple]) -> Callable[[Any], Sequence[Any]]:
-    """Return a children function that orders set-valued operands by structural digest."""
-    nodes = postorder(root, children)  # any order will do to compute digests
-    digest: dict[int, bytes] = {}
-    # Digests need operands first; the postorder above already has that shape
-    # except among set members, which do not matter to a digest of a set
-    # (sorted below).
-    ordered: dict[int, Sequence[Any]] = {}
-    for v in nodes:
-        kids = children(v)
-        op, label, data, grad = attr_of(v)
-        if isinstance(kids, list):  # came from a set
-            kids = sorted(kids, key=lambda k: digest[id(k)])
-            child_digests: Iterable[bytes] = sorted(digest[id(k)] for k in kids)
-        else:
-            child_digests = (digest[id(k)] for k in kids)
-        ordered[id(v)] = kids
-        digest[id(v)] = _digest(op, label, data, grad, child_digests)
+    """Return a children function that orders set-valued operands deterministically.
+
+    Set members are sorted by a structural digest computed in two passes, in
+    the spirit of Weisfeiler-Lehman colour refinement: upwards, each node's
+    op, label, data and operands' digests (what it is); then downwards, that
+    plus the digests of its consumers and the operand slot it fills in each
+    (where it is used). So two constant leaves ``-1.0`` differ when one of
+    them is also used elsewhere, and the order cannot fall back on memory
+    addresses. ``grad`` is left out on purpose: a capture before
+    ``backward()`` and one after give every node the same id, which a diff
+    of the two needs. Nodes that still tie are alike in every way both passes
+    see, so their order does not change the captured graph.
+    """
+    nodes = postorder(root, children)  # any topological order will do for the digests
+    kids_of = {id(v): children(v) for v in nodes}
+    up: dict[int, bytes] = {}
+    for v in nodes:  # operands first
+        kids = kids_of[id(v)]
+        op, label, data, _grad = attr_of(v)
+        parts = [up[id(k)] for k in kids]
+        if isinstance(kids, list):  # came from a set: its order means nothing
+            parts.sort()
+        up[id(v)] = _digest(op, label, data, b"|", *parts)
+    uses: dict[int, list[bytes]] = {id(v): [] for v in nodes}
+    down: dict[int, bytes] = {}
+    for v in reversed(nodes):  # consumers first
+        down[id(v)] = _digest(up[id(v)], b"<", *sorted(uses[id(v)]))
+        kids = kids_of[id(v)]
+        from_set = isinstance(kids, list)
+        for slot, k in enumerate(kids):
+            uses[id(k)].append(down[id(v)] + struct.pack("<q", -1 if from_set else slot))
+    ordered: dict[int, Sequence[Any]] = {
+        key: sorted(kids, key=lambda k: down[id(k)]) if isinstance(kids, list) else kids for key, kids in kids_of.items()
+    }
     return lambda v: ordered[id(v)]
 
 
