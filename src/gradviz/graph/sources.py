@@ -175,7 +175,7 @@ def open_input(
                 f"{name}.backward() hit Python's recursion limit: that engine's backward is recursive; "
                 "raise sys.setrecursionlimit in the script or use gradviz.Value"
             ) from None
-    graph = capture(obj, keep_objects=True)
+    graph = capture(obj, keep_objects=True, moment="after-backward" if backward else None)
     _name_unlabelled(graph, namespace, name, obj)
     if not keep_objects:
         graph.objects = {}
