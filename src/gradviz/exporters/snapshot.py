@@ -89,12 +89,23 @@ def to_dict(graph: Graph) -> dict[str, Any]:
     return doc
 
 
+def _json(obj: Any) -> str:
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (say, from a file name decoded with surrogateescape)
+        # has no UTF-8 form; JSON's \\udc80 escape carries it and reads back exactly.
+        text = json.dumps(obj, ensure_ascii=True, allow_nan=False)
+    return text
+
+
 def _chunks(graph: Graph) -> Iterator[str]:
-    header = json.dumps(_header(graph), ensure_ascii=False, allow_nan=False)
+    header = _json(_header(graph))
     yield header[:-1] + ', "nodes": [\n'
     last = len(graph) - 1
     for i, node in enumerate(graph):
-        yield json.dumps(_node_dict(node), ensure_ascii=False, allow_nan=False)
+        yield _json(_node_dict(node))
         yield "\n" if i == last else ",\n"
     yield "]}\n"
 
