@@ -1,0 +1,101 @@
+"""Helpers shared by the tests: read back what gradviz writes.
+
+Pictures are checked by parsing them (SVG as XML, DOT with pydot, PNG by its
+header), never by matching strings in the raw output.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+__all__ = [
+    "REPO", "EXAMPLES", "SVG_NS", "svg_node_texts", "value_boxes", "png_size",
+    "dot_label_text", "run_gradviz", "same_float", "worked_example",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def svg_node_texts(svg: bytes | str) -> dict[str, list[str]]:
+    """Map each ``<g class="node">`` of a Graphviz SVG (by its DOT name) to its text lines."""
+    root = ET.fromstring(svg.encode("utf-8") if isinstance(svg, str) else svg)
+    out: dict[str, list[str]] = {}
+    for g in root.iter(f"{SVG_NS}g"):
+        if g.get("class") == "node":
+            name = g.find(f"{SVG_NS}title").text
+            out[name] = [t.text or "" for t in g.iter(f"{SVG_NS}text")]
+    return out
+
+
+def value_boxes(svg: bytes | str) -> dict[str, tuple[str, str]]:
+    """Map the label of each labelled value box in an SVG to its ('data ...', 'grad ...') text.
+
+    Fails if two boxes carry the same label (use :func:`svg_node_texts` then).
+    """
+    boxes: dict[str, tuple[str, str]] = {}
+    for name, texts in svg_node_texts(svg).items():
+        if name.startswith("v") and len(texts) == 3:
+            label, data, grad = texts
+            assert label not in boxes, f"two boxes labelled {label!r}"
+            boxes[label] = (data, grad)
+    return boxes
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (PNG spec, section 11.2.2)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def dot_label_text(label: str) -> str:
+    """The text a reader sees in a gradviz HTML-like DOT label, as Graphviz reads it.
+
+    The label is ``<...>`` around HTML-like markup: parse the markup as XML
+    (which decodes entities), join its text, then undo DOT's one escape
+    inside such labels (``\\\\`` is one backslash).
+    """
+    assert label.startswith("<") and label.endswith(">"), label
+    root = ET.fromstring(f"<x>{label[1:-1]}</x>")
+    return "".join(root.itertext()).replace("\\\\", "\\")
+
+
+def run_gradviz(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m gradviz ARGS`` in a subprocess (the same code as the console script)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gradviz", *map(os.fspath, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def same_float(x: float, y: float) -> bool:
+    """Bit-level equality for our purposes: NaN equals NaN, and 0.0 differs from -0.0."""
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return x == y and math.copysign(1.0, x) == math.copysign(1.0, y)
+
+
+def worked_example():
+    """The lecture's worked example, built afresh: returns (L, {label: Value})."""
+    from gradviz import Value
+
+    a = Value(2.0, label="a")
+    b = Value(-3.0, label="b")
+    c = Value(10.0, label="c")
+    f = Value(-2.0, label="f")
+    e = a * b
+    e.label = "e"
+    d = e + c
+    d.label = "d"
+    L = d * f
+    L.label = "L"
+    return L, {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "L": L}
