@@ -56,6 +56,13 @@ class Neuron(Module):
         self.activation = activation
 
     def __call__(self, x: Sequence[Value | float]) -> Value:
+        """Return ``act(w . x + b)`` as a Value.
+
+        Raises:
+            ValueError: if ``x`` does not have one entry per weight.
+        """
+        if len(x) != len(self.w):
+            raise ValueError(f"this neuron takes {len(self.w)} inputs, got {len(x)}")
         act = self.b
         for wi, xi in zip(self.w, x):
             act = act + wi * xi
@@ -115,8 +122,9 @@ class MLP(Module):
 
     def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
         for layer in self.layers:
-            x = layer(x)
-        return x
+            out = layer(x)
+            x = [out] if isinstance(out, Value) else out  # a layer of width 1 feeds the next one a list
+        return x[0] if len(x) == 1 else x
 
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]
