@@ -143,7 +143,7 @@ class Graph:
         save(self, path)
 
     def to_networkx(self) -> Any:
-        """Return a ``networkx.MultiDiGraph`` (see :func:`gradviz.exporters.networkx.to_networkx`)."""
+        """Return a ``networkx.DiGraph`` (see :func:`gradviz.exporters.networkx.to_networkx`)."""
         from ..exporters.networkx import to_networkx
 
         return to_networkx(self)
