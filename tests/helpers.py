@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "REPO", "EXAMPLES", "SVG_NS", "svg_node_texts", "value_boxes", "png_size",
-    "dot_label_text", "run_gradviz", "same_float", "worked_example",
+    "dot_label_text", "graphviz_unescape", "read_dot_file", "run_gradviz", "same_float", "worked_example",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,16 +57,48 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def graphviz_unescape(text: str) -> str:
+    """Read escapes in label text as Graphviz does (``strdup_and_subst_obj``).
+
+    ``\\\\`` is one backslash; ``\\N``, ``\\G``, ``\\E``, ``\\T``,
+    ``\\H`` and ``\\L`` are replaced by object names (here by a visible
+    ``{\\N}`` marker, so a label that would change shows up); any other
+    backslash stays.
+    """
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if ch == "\\" and nxt == "\\":
+            out.append("\\")
+            i += 2
+        elif ch == "\\" and nxt and nxt in "GNETHL":
+            out.append("{\\" + nxt + "}")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def dot_label_text(label: str) -> str:
     """The text a reader sees in a gradviz HTML-like DOT label, as Graphviz reads it.
 
     The label is ``<...>`` around HTML-like markup: parse the markup as XML
-    (which decodes entities), join its text, then undo DOT's one escape
-    inside such labels (``\\\\`` is one backslash).
+    (which decodes entities), join its text, then read Graphviz's escapes
+    (:func:`graphviz_unescape`).
     """
     assert label.startswith("<") and label.endswith(">"), label
     root = ET.fromstring(f"<x>{label[1:-1]}</x>")
-    return "".join(root.itertext()).replace("\\\\", "\\")
+    return graphviz_unescape("".join(root.itertext()))
+
+
+def read_dot_file(path: str | os.PathLike[str]):
+    """Parse a DOT file with pydot (through gradviz's reader)."""
+    from gradviz.exporters import read_dot
+
+    return read_dot(Path(path).read_text("utf-8"))
 
 
 def run_gradviz(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -295,3 +295,18 @@ def test_neuron_rejects_bad_arguments():
         Neuron(2, "softmax")
     with pytest.raises(ValueError, match="at least one input"):
         Neuron(0)
+
+
+def test_mlp_with_a_layer_of_width_one_in_the_middle():
+    net = MLP(2, [1, 2], seed=0)
+    outs = net([1.0, 2.0])
+    (n0,) = net.layers[0].neurons
+    hidden = math.tanh(n0.w[0].data * 1.0 + n0.w[1].data * 2.0 + n0.b.data)
+    assert [o.data for o in outs] == pytest.approx(
+        [math.tanh(n.w[0].data * hidden + n.b.data) for n in net.layers[1].neurons], rel=1e-14
+    )
+
+
+def test_neuron_rejects_the_wrong_number_of_inputs():
+    with pytest.raises(ValueError, match="takes 3 inputs, got 2"):
+        Neuron(3)([1.0, 2.0])
