@@ -296,3 +296,24 @@ def test_deep_look_alike_chain_without_recursion():
     assert list(g.nodes)[-1] == g.root == "n10000"
     assert dumps(g) == dumps(capture(node))
     assert dot_source(g) == dot_source(capture(node))
+
+
+def test_a_cycle_is_a_capture_error():
+    # e.g. a look-alike whose in-place += makes a node its own operand
+    a = Node2(1.0, label="a")
+    b = Node2(2.0, (a,), "neg", "b")
+    a._children = (b,)
+    with pytest.raises(CaptureError, match=r"the graph has a cycle: a depends on itself; a computation graph must be a DAG"):
+        capture(b)
+    s = Node2(1.0, label="s")
+    s._children = (s, Node2(2.0))
+    with pytest.raises(CaptureError, match="cycle"):
+        capture(s)
+
+
+def test_a_cycle_in_gradviz_values_is_a_capture_error():
+    a = Value(1.0, label="a")
+    b = a * 2
+    a._prev = (b,)
+    with pytest.raises(CaptureError, match=r"the graph has a cycle: a \(n0\) depends on itself through its operand n2"):
+        capture(b)

@@ -136,6 +136,13 @@ def _children_getter(root: object, children_attr: str | None) -> Callable[[Any],
     return children
 
 
+def _cycle_error(node: str, how: str = "") -> CaptureError:
+    return CaptureError(
+        f"the graph has a cycle: {node} depends on itself{how}; a computation graph must be a DAG "
+        "(does an op modify a Value in place?)"
+    )
+
+
 def _digest(*parts: bytes | str | float) -> bytes:
     h = hashlib.blake2b(digest_size=8)
     for part in parts:
@@ -167,6 +174,8 @@ def _order_sets(root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Ca
     for v in nodes:  # operands first
         kids = kids_of[id(v)]
         op, label, data, _grad = attr_of(v)
+        if any(id(k) not in up for k in kids):  # postorder emits operands first, unless they depend on v
+            raise _cycle_error(label or type(v).__name__)
         parts = [up[id(k)] for k in kids]
         if isinstance(kids, list):  # came from a set: its order means nothing
             parts.sort()
@@ -209,8 +218,8 @@ def capture(
         Graph: nodes in topological order with ids ``'n0'`` ... and the root last.
 
     Raises:
-        CaptureError: if ``root`` or a node in its graph is not value-like, or
-            a ``data``/``grad`` is not a real number.
+        CaptureError: if ``root`` or a node in its graph is not value-like,
+            a ``data``/``grad`` is not a real number, or the graph has a cycle.
 
     Example:
         >>> from gradviz import Value, capture
@@ -254,7 +263,11 @@ def capture(
             op, params = op_raw, dict(v._params)
         else:
             op, params = normalize_op(op_raw)
-        nodes[nid] = Node(nid, op, label, data, grad, tuple(ids[id(k)] for k in children(v)), params)
+        operands = tuple(ids[id(k)] for k in children(v))
+        for operand in operands:
+            if operand not in nodes:  # postorder emits operands first, unless they depend on v
+                raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
+        nodes[nid] = Node(nid, op, label, data, grad, operands, params)
     engine = "gradviz" if own else f"{type(root).__module__}.{type(root).__qualname__}"
     graph = Graph(nodes, ids[id(root)], moment, engine)
     if keep_objects:
