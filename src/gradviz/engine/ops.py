@@ -21,7 +21,7 @@ derivative of ``a**b`` with respect to ``b`` is 0 where ``a == 0`` and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 __all__ = ["Op", "OPS", "get_op", "format_exponent"]

@@ -19,7 +19,6 @@ keeps one ``a``), and the captured node shows what the engine kept.
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 import re
 import struct
