@@ -6,7 +6,6 @@ header), never by matching strings in the raw output.
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import struct
@@ -16,13 +15,25 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 __all__ = [
-    "REPO", "EXAMPLES", "SVG_NS", "svg_node_texts", "value_boxes", "png_size",
+    "REPO", "EXAMPLES", "SVG_NS", "WORKED_BOXES", "svg_node_texts", "value_boxes", "png_size",
     "dot_label_text", "graphviz_unescape", "read_dot_file", "run_gradviz", "same_float", "worked_example",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+#: The worked example after L.backward(), as each value box shows it: label -> (data, grad).
+WORKED_BOXES = {
+    "a": ("data 2.0000", "grad 6.0000"),
+    "b": ("data -3.0000", "grad -4.0000"),
+    "c": ("data 10.0000", "grad -2.0000"),
+    "e": ("data -6.0000", "grad -2.0000"),
+    "d": ("data 4.0000", "grad -2.0000"),
+    "f": ("data -2.0000", "grad 4.0000"),
+    "L": ("data -8.0000", "grad 1.0000"),
+}
 
 
 def svg_node_texts(svg: bytes | str) -> dict[str, list[str]]:

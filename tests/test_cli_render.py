@@ -15,18 +15,9 @@ import gradviz
 from gradviz.cli import main
 from gradviz.exporters.snapshot import schema
 
-from helpers import EXAMPLES, png_size, read_dot_file, run_gradviz, value_boxes
+from helpers import EXAMPLES, WORKED_BOXES, png_size, read_dot_file, run_gradviz, value_boxes
 
 WORKED = EXAMPLES / "worked_example.py"
-EXPECTED = {
-    "a": ("data 2.0000", "grad 6.0000"),
-    "b": ("data -3.0000", "grad -4.0000"),
-    "c": ("data 10.0000", "grad -2.0000"),
-    "e": ("data -6.0000", "grad -2.0000"),
-    "d": ("data 4.0000", "grad -2.0000"),
-    "f": ("data -2.0000", "grad 4.0000"),
-    "L": ("data -8.0000", "grad 1.0000"),
-}
 
 
 def gradviz_cli(capsys, *args) -> tuple[int, str, str]:
@@ -40,7 +31,7 @@ def test_worked_example_to_svg(renderer, tmp_path, capsys):
     code, out, err = gradviz_cli(capsys, "render", WORKED, "--backward", "-o", tmp_path / "L.svg")
     assert (code, out) == (0, "")
     assert err == f"gradviz: wrote {tmp_path / 'L.svg'} (7 nodes)\n"
-    assert value_boxes((tmp_path / "L.svg").read_bytes()) == EXPECTED
+    assert value_boxes((tmp_path / "L.svg").read_bytes()) == WORKED_BOXES
 
 
 @pytest.mark.renderer
@@ -51,7 +42,7 @@ def test_same_picture_through_a_snapshot(renderer, tmp_path, capsys):
     doc = json.loads((tmp_path / "L.json").read_text("utf-8"))
     jsonschema.validate(doc, schema())
     assert doc["moment"] == "after-backward"
-    assert value_boxes((tmp_path / "L2.svg").read_bytes()) == EXPECTED
+    assert value_boxes((tmp_path / "L2.svg").read_bytes()) == WORKED_BOXES
     assert (tmp_path / "L2.svg").read_bytes() == (tmp_path / "L.svg").read_bytes()
 
 

@@ -13,20 +13,11 @@ from gradviz import RenderError, RendererNotFound, UsageError, Value, capture
 from gradviz.exporters import available_renderer, format_for, render_bytes
 from gradviz.exporters.render import render_dot
 
-from helpers import png_size, read_dot_file, svg_node_texts, value_boxes, worked_example
+from helpers import WORKED_BOXES, png_size, read_dot_file, svg_node_texts, value_boxes, worked_example
 
 # the module, not the function gradviz.exporters.render that the package exports
 render_module = importlib.import_module("gradviz.exporters.render")
 
-WORKED = {
-    "a": ("data 2.0000", "grad 6.0000"),
-    "b": ("data -3.0000", "grad -4.0000"),
-    "c": ("data 10.0000", "grad -2.0000"),
-    "e": ("data -6.0000", "grad -2.0000"),
-    "d": ("data 4.0000", "grad -2.0000"),
-    "f": ("data -2.0000", "grad 4.0000"),
-    "L": ("data -8.0000", "grad 1.0000"),
-}
 
 
 @pytest.mark.renderer
@@ -34,7 +25,7 @@ def test_svg_shows_the_worked_example(renderer):
     L, _ = worked_example()
     L.backward()
     svg = render_bytes(capture(L), "svg")
-    assert value_boxes(svg) == WORKED
+    assert value_boxes(svg) == WORKED_BOXES
     ops = sorted(t for name, texts in svg_node_texts(svg).items() if name.startswith("o") for t in texts)
     assert ops == ["*", "*", "+"]
 
@@ -74,7 +65,7 @@ def test_format_follows_the_suffix(renderer, tmp_path, suffix):
     assert out == tmp_path / f"L.{suffix}"
     data = out.read_bytes()
     if suffix == "svg":
-        assert value_boxes(data) == WORKED
+        assert value_boxes(data) == WORKED_BOXES
     elif suffix == "png":
         width, height = png_size(data)
         assert width > 3 * height > 150  # a left-to-right picture of 7 boxes
@@ -116,7 +107,7 @@ def test_notebook_display_is_svg(renderer):
     L.backward()
     bundle = capture(L)._repr_mimebundle_()
     assert set(bundle) == {"image/svg+xml", "text/plain"}
-    assert value_boxes(bundle["image/svg+xml"]) == WORKED
+    assert value_boxes(bundle["image/svg+xml"]) == WORKED_BOXES
     assert bundle["text/plain"] == "<gradviz.Graph: 7 nodes, root n6>"
 
 
@@ -185,7 +176,7 @@ def test_dot_renderer_when_installed(tmp_path):
     L, _ = worked_example()
     L.backward()
     out = gradviz.render(L, tmp_path / "L.svg", renderer="dot")
-    assert value_boxes(out.read_bytes()) == WORKED
+    assert value_boxes(out.read_bytes()) == WORKED_BOXES
 
 
 @pytest.mark.renderer
