@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -169,10 +170,8 @@ def test_renderer_names(monkeypatch):
         available_renderer()
 
 
-@pytest.mark.renderer
+@pytest.mark.skipif(not shutil.which("dot"), reason="no system Graphviz `dot` on PATH")
 def test_dot_renderer_when_installed(tmp_path):
-    if not __import__("shutil").which("dot"):
-        pytest.skip("no system Graphviz `dot` on PATH")
     L, _ = worked_example()
     L.backward()
     out = gradviz.render(L, tmp_path / "L.svg", renderer="dot")
