@@ -44,6 +44,16 @@ def test_hostile_labels_in_svg_text(renderer):
 
 
 @pytest.mark.renderer
+def test_two_nodes_labelled_w_are_two_boxes_in_the_svg(renderer):
+    w1, w2 = Value(1.0, label="w"), Value(2.0, label="w")
+    y = w1 * w2
+    y.label = "y"
+    svg = render_bytes(capture(y), "svg")
+    boxes = sorted(texts for texts in svg_node_texts(svg).values() if len(texts) == 3)
+    assert boxes == [["w", "data 1.0000", "grad 0.0000"], ["w", "data 2.0000", "grad 0.0000"], ["y", "data 2.0000", "grad 0.0000"]]
+
+
+@pytest.mark.renderer
 def test_two_uses_of_a_are_two_edges_in_the_svg(renderer):
     a = Value(3.0, label="a")
     b = a + a
