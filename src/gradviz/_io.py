@@ -22,21 +22,29 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         write: writes the content to the binary file object it is given.
 
     Raises:
-        OSError: if the folder is not writable; the temporary file is removed
-            and ``path`` is untouched.
+        OSError: if the folder is not writable or a write fails (its
+            ``filename`` is ``path``); the temporary file is removed and
+            ``path`` is untouched. Any exception from ``write`` likewise
+            leaves ``path`` as it was.
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    except OSError as exc:
+        exc.filename = os.fspath(path)  # name the file asked for, not the temporary one
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            exc.filename, exc.filename2 = os.fspath(path), None
         raise
 
 

@@ -6,8 +6,8 @@ the exit status). To add a command, add a module and list it in
 :data:`COMMANDS`.
 
 Exit status: 0 success, 1 findings (a diff that differs, a check that
-failed), 2 bad input or environment (one line on stderr; ``--debug`` shows
-the traceback), 130 interrupted.
+failed), 2 bad input or environment (one line on stderr; ``--debug``, before
+or after the command name, adds the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+import traceback
+from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import GradvizError
@@ -40,27 +41,47 @@ exit status: 0 ok, 1 findings, 2 bad input or missing renderer.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a usage error is one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+
+
+_DEBUG_HELP = "show Python tracebacks instead of one-line errors"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``gradviz`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gradviz",
         description="See and debug reverse-mode autodiff graphs: every value and gradient on the picture.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gradviz {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f".{name}", __name__)
         module.add_parser(sub)
+    for command in sub.choices.values():  # `gradviz render --debug ...` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gradviz`` command line; return its exit status."""
+    """Run the ``gradviz`` command line; return its exit status.
+
+    Every failure is one line on stderr and status 2 (a usage error, a bad
+    input, a missing renderer); ``--debug``, before or after the command
+    name, prints the traceback as well.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
@@ -68,13 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (GradvizError, OSError, RecursionError, MemoryError) as exc:
         if args.debug:
-            raise
+            traceback.print_exc()
         return fail(exc)
     except Exception as exc:  # a bug of ours: still one line, and how to report it
         if args.debug:
-            raise
-        fail(exc, hint="this is a gradviz bug; rerun with --debug and report the traceback")
-        return EXIT_ERROR
+            traceback.print_exc()
+        return fail(exc, hint="this is a gradviz bug; rerun with --debug and report the traceback")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-__all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "check_output_path", "add_input_options"]
+__all__ = [
+    "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "check_output_path", "prepare_output", "add_input_options",
+]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -47,6 +49,35 @@ def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike
         raise UsageError(f"{output}: folder {str(parent)!r} does not exist")
     if out.is_dir():
         raise UsageError(f"{output}: is a folder; give a file name such as {Path(output) / 'graph.svg'}")
+
+
+def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[str], renderer: str | None = None) -> str:
+    """Check everything about an output file that can be checked before any work.
+
+    Call it before reading the input (a script input is run, which may take
+    long or have side effects): the format from the suffix, a folder that
+    exists, not one of ``inputs``, and a working Graphviz renderer if the
+    format is an image.
+
+    Args:
+        output: the output file.
+        *inputs: the command's input files, never to be overwritten.
+        renderer: the ``--renderer`` choice (None: ``$GRADVIZ_RENDERER`` or auto).
+
+    Returns:
+        str: the output format, e.g. ``'svg'``.
+
+    Raises:
+        UsageError: unknown format, missing folder, output is an input.
+        RendererNotFound: an image format and no renderer; says what to install.
+    """
+    from ..exporters.render import IMAGE_FORMATS, available_renderer, format_for
+
+    fmt = format_for(output)
+    check_output_path(output, *inputs)
+    if fmt in IMAGE_FORMATS:
+        available_renderer(renderer)
+    return fmt
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..exporters.dot import RANKDIRS
-from ..exporters.render import FORMATS, IMAGE_FORMATS, available_renderer, format_for, render
+from ..exporters.render import FORMATS, render
 from ..graph.sources import open_input
-from ._common import EXIT_OK, add_input_options, check_output_path, say
+from ._common import EXIT_OK, add_input_options, prepare_output, say
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
@@ -41,10 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.input).with_suffix(".svg"))
-    fmt = format_for(output)  # refuse an unknown format before any work
-    check_output_path(output, args.input)
-    if fmt in IMAGE_FORMATS:
-        available_renderer(args.renderer)
+    fmt = prepare_output(output, args.input, renderer=args.renderer)  # before the script runs
     graph = open_input(args.input, root=args.root, backward=args.backward)
     render(graph, output, format=fmt, renderer=args.renderer, rankdir=args.rankdir, title=args.title)
     say(f"wrote {output} ({len(graph)} nodes)")

@@ -6,12 +6,13 @@ its operands and its result, left to right. An operand used twice (``a + a``)
 has two edges into the op. Leaves are shaded, the root has a heavy border.
 
 Every label is HTML-escaped inside an HTML-like label (never a ``record``
-label), and its backslashes doubled (Graphviz expands ``\\N`` even there),
-so ``| { } < > " \\ :`` and any script show literally and cannot break DOT
-syntax, ports or the SVG. DOT node names are ``v<i>`` (values) and
-``o<i>`` (ops), ``i`` the node's position in topological order: never
-derived from labels or foreign ids, so the output is byte-identical for the
-same graph.
+label), with backslashes doubled so that Graphviz expands no ``\\N`` or
+``\\G``, so ``| { } < > " \\ :`` and any script show literally and cannot
+break DOT syntax, ports or the SVG. Text longer than :data:`MAX_TEXT`
+characters is cut, and the picture says how much was cut. DOT node names
+are ``v<i>`` (values) and ``o<i>`` (ops), ``i`` the node's position in
+topological order: never derived from labels or foreign ids, so the output
+is byte-identical for the same graph.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import graphviz
 from ..graph.model import Graph, Node
 from ._format import format_number, printable
 
-__all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS"]
+__all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS", "MAX_TEXT"]
 
 #: Layout directions Graphviz understands.
 RANKDIRS = ("LR", "RL", "TB", "BT")
@@ -38,16 +39,23 @@ ROLE_COLORS: dict[str, str] = {
     "only-here": "#c9b6f0",  # violet: in one snapshot only
     "focus": "#b6e3b6",  # green: the node a view is centred on
 }
+#: Longest text (label, op name, note, title) a picture shows in full; the
+#: rest is cut and counted. Graphviz refuses an HTML label over 16384
+#: characters, and a wider box is unreadable anyway.
+MAX_TEXT = 1000
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _LEAF_FILL = "#eef3f8"
 _VALUE_FILL = "#ffffff"
 
 
 def _esc(text: str) -> str:
-    # HTML entities for markup; and Graphviz expands \N, \G, \E ... (node,
-    # graph, edge names) even inside HTML-like labels, where "\\" stands for
-    # one backslash, so every backslash is doubled to stay literal.
-    return html.escape(printable(text), quote=True).replace("\\", "\\\\")
+    """Text as the content of an HTML-like label that Graphviz shows literally."""
+    shown = printable(text)
+    if len(shown) > MAX_TEXT:
+        shown = f"{shown[:MAX_TEXT]}… ({len(shown) - MAX_TEXT} more characters)"
+    # Graphviz expands \N, \G, \L, \E, \T, \H in label text (HTML labels too)
+    # and reads a doubled backslash as one: double each so none is expanded.
+    return html.escape(shown, quote=True).replace("\\", "\\\\")
 
 
 def _value_label(node: Node, extra: str | None, border: int) -> str:

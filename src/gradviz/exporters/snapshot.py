@@ -24,15 +24,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from functools import lru_cache
 from importlib import resources
-from typing import IO, Any, Iterator, Mapping
+from itertools import accumulate
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 from .._io import atomic_write
 from ..errors import SnapshotError
+from ..engine.ops import OPS
 from ..graph.model import MOMENTS, Graph, Node
 
-__all__ = ["FORMAT", "VERSION", "MAX_NODES", "save", "dumps", "load", "loads", "to_dict", "from_dict", "schema"]
+__all__ = ["FORMAT", "VERSION", "MAX_NODES", "MAX_DEPTH", "save", "dumps", "load", "loads", "to_dict", "from_dict", "schema"]
 
 FORMAT = "gradviz-snapshot"
 VERSION = 1
@@ -153,13 +156,151 @@ def _validator() -> Any:
     return cls(schema())
 
 
-def _where(error: Any) -> str:
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"${path}" if path else "$"
+def _show(value: Any, limit: int = 60) -> str:
+    """``value`` as JSON on one line, cut to ``limit`` characters, for messages."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _where(path: Iterable[Any]) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "a number")
+
+
+def _describe(error: Any) -> str:
+    """One short line for a jsonschema error; never quotes a long value whole."""
+    kind, expected, got = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        missing = [k for k in expected if isinstance(got, dict) and k not in got]
+        return f"missing field {missing[0]!r}" if missing else "missing field"
+    if kind == "type":
+        names = expected if isinstance(expected, list) else [expected]
+        return f"expected {' or '.join(names)}, got {_json_type(got)} {_show(got, 30)}"
+    if kind in ("const", "enum"):
+        allowed = [expected] if kind == "const" else expected
+        return f"expected {' or '.join(json.dumps(a) for a in allowed)}, got {_show(got, 30)}"
+    if kind == "oneOf":  # only numbers use oneOf
+        return f'expected a number or "NaN", "Infinity", "-Infinity", got {_json_type(got)} {_show(got, 30)}'
+    if kind == "maxLength":
+        return f"text of {len(got)} characters is longer than the limit of {expected}"
+    if kind == "minLength":
+        return "empty text where an id is needed"
+    if kind == "minItems":
+        return "a snapshot needs at least one node"
+    if kind == "additionalProperties":
+        extra = sorted(k for k in got if k not in error.schema.get("properties", {}))
+        return f"unknown field {_show(extra[0]) if extra else ''}".rstrip()
+    return _show(error.message, 160)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} characters)"
+
+
+class _Reject(ValueError):
+    """Raised inside the JSON parser's hooks; becomes a SnapshotError."""
+
+
+def _parse_constant(name: str) -> float:
+    raise _Reject(f'bare {name} is not JSON; write the string "{name}" instead')
+
+
+def _parse_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise _Reject(f'the number {_cut(text)} is out of range for a 64-bit float (write "Infinity" if that is meant)')
+    return x
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > 310 or not math.isfinite(float(text)):  # float(str) never raises on size
+        raise _Reject(f"the integer {_cut(text)} is out of range for a 64-bit float")
+    return int(text)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Reject(f"duplicate key {_show(key)} in one JSON object (readers disagree on which one counts)")
+    return obj
+
+
+#: Deepest nesting of arrays and objects accepted; the format itself needs 4
+#: (document, node list, node, operand list). Checked before parsing, so a
+#: hostile file can neither exhaust the stack nor take long.
+MAX_DEPTH = 64
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.S)  # linear, even unterminated
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (brackets in strings ignored)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _check_node(nd: Mapping[str, Any], i: int, engine: str, source: str) -> None:
+    """Refuse a known op whose operand count or parameters do not fit the op table."""
+    spec = OPS.get(nd["op"])
+    if spec is None:  # a leaf, or another engine's op: anything goes
+        return
+    n, where = len(nd["operands"]), f"node {_show(nd['id'])} at $.nodes[{i}]"
+    # An engine that keeps operands in a set (micrograd) records `a + a` with one operand.
+    fewer_ok = engine != "gradviz" and n >= 1
+    if n > spec.arity or (n < spec.arity and not fewer_ok):
+        raise SnapshotError(f"{source}: {where}: op {spec.name!r} takes {spec.arity} operand(s), got {n}")
+    params = nd.get("params", {})
+    if set(params) != set(spec.params):
+        want = ", ".join(spec.params) or "none"
+        raise SnapshotError(
+            f"{source}: {where}: op {spec.name!r} has parameters {want}, got {', '.join(map(repr, sorted(params))) or 'none'}"
+        )
+
+
+def _later_operand(nodes_doc: list[Any], i: int, operand: str, source: str) -> SnapshotError:
+    """The error for an operand that is not an earlier node: missing, a cycle, or out of order."""
+    nid = nodes_doc[i]["id"]
+    where = f"node {_show(nid)} at $.nodes[{i}] has operand {_show(operand)}"
+    later = [j for j in range(i, len(nodes_doc)) if nodes_doc[j]["id"] == operand]
+    if not later:
+        return SnapshotError(f"{source}: {where}, which is no node of the snapshot")
+    import networkx as nx
+
+    g = nx.DiGraph()  # consumer -> operand, over the whole document
+    for nd in nodes_doc:
+        g.add_edges_from((nd["id"], o) for o in nd["operands"])
+    try:
+        path = nx.shortest_path(g, operand, nid)
+    except nx.NetworkXNoPath:
+        return SnapshotError(
+            f"{source}: {where}, which comes later (at $.nodes[{later[0]}]); "
+            "snapshot nodes must be in topological order, operands first"
+        )
+    shown = [nid] + path if len(path) < 8 else [nid] + path[:3] + ["..."] + path[-2:]
+    return SnapshotError(f"{source}: {where}: a cycle {' -> '.join(map(str, shown))}; a computation graph has none")
 
 
 def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES) -> Graph:
     """Build a :class:`Graph` from a parsed snapshot document, validating it.
+
+    Checks, in order: the format name; the version (an integer, not newer
+    than :data:`VERSION`); the node count against ``max_nodes``; the shipped
+    JSON Schema (field names and types); then the graph itself: unique ids;
+    every operand an earlier node (so cycles are impossible); a known op
+    with as many operands as the op table says (fewer only from another
+    engine that keeps operands in a set, as micrograd does) and exactly its
+    parameters (``'**'`` needs ``exponent``); the root a node of the
+    snapshot, and every node an operand of the root, directly or not (the
+    root comes last). Nothing in the document is executed.
 
     Args:
         doc: the parsed JSON.
@@ -170,39 +311,37 @@ def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES)
         Graph: with ``objects`` empty.
 
     Raises:
-        SnapshotError: one line naming ``source`` and what is wrong: another
-            format, a newer version, a schema violation (with its JSON path),
-            duplicate ids, an operand that names a missing or later node (which
-            includes every cycle), a root not in the graph, too many nodes.
+        SnapshotError: one line naming ``source``, what is wrong and, where
+            it helps, the JSON path (``$.nodes[3].op``).
     """
     if not isinstance(doc, Mapping):
-        raise SnapshotError(f"{source}: not a gradviz snapshot (the top level is not a JSON object)")
+        raise SnapshotError(f"{source}: not a gradviz snapshot (the top level is {_json_type(doc)}, not a JSON object)")
     if doc.get("format") != FORMAT:
-        raise SnapshotError(f"{source}: not a gradviz snapshot (format is {doc.get('format')!r}, expected {FORMAT!r})")
+        raise SnapshotError(f"{source}: not a gradviz snapshot ($.format is {_show(doc.get('format'))}, expected \"{FORMAT}\")")
     version = doc.get("version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SnapshotError(f"{source}: $.version must be a positive integer such as {VERSION}, got {_show(version)}")
+    if version > VERSION:
         raise SnapshotError(
             f"{source}: snapshot format version {version} is newer than this gradviz reads ({VERSION}); upgrade gradviz"
         )
     nodes_doc = doc.get("nodes")
     if isinstance(nodes_doc, list) and len(nodes_doc) > max_nodes:
-        raise SnapshotError(f"{source}: {len(nodes_doc)} nodes is more than the limit of {max_nodes}")
+        raise SnapshotError(f"{source}: {len(nodes_doc)} nodes is more than the limit of {max_nodes} (see max_nodes)")
     error = next(iter(_validator().iter_errors(doc)), None)
     if error is not None:
-        raise SnapshotError(f"{source}: invalid snapshot at {_where(error)}: {error.message}")
+        raise SnapshotError(f"{source}: invalid snapshot at {_where(error.absolute_path)}: {_describe(error)}")
 
+    engine = doc.get("engine", "unknown")
     nodes: dict[str, Node] = {}
     for i, nd in enumerate(nodes_doc):
         nid = nd["id"]
         if nid in nodes:
-            raise SnapshotError(f"{source}: duplicate node id {nid!r} at $.nodes[{i}]")
+            raise SnapshotError(f"{source}: duplicate node id {_show(nid)} at $.nodes[{i}]")
         for operand in nd["operands"]:
             if operand not in nodes:
-                where = "a later node (snapshot nodes must be in topological order; a cycle is never valid)" if any(
-                    n.get("id") == operand for n in nodes_doc[i:]
-                ) else "no node"
-                raise SnapshotError(f"{source}: node {nid!r} at $.nodes[{i}] has operand {operand!r}, which is {where}")
-        params = {k: _decode_number(v) for k, v in nd.get("params", {}).items()}
+                raise _later_operand(nodes_doc, i, operand, source)
+        _check_node(nd, i, engine, source)
         nodes[nid] = Node(
             nid,
             nd["op"],
@@ -210,35 +349,64 @@ def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES)
             _decode_number(nd["data"]),
             _decode_number(nd["grad"]),
             tuple(nd["operands"]),
-            params,
+            {k: _decode_number(v) for k, v in nd.get("params", {}).items()},
         )
     root = doc["root"]
     if root not in nodes:
-        raise SnapshotError(f"{source}: the root {root!r} is not a node of the snapshot")
+        raise SnapshotError(f"{source}: the root {_show(root)} ($.root) is not a node of the snapshot")
+    _check_reaches_root(nodes, root, source)
     moment = doc.get("moment")
-    return Graph(nodes, root, moment if moment in MOMENTS else None, doc.get("engine", "unknown"))
+    return Graph(nodes, root, moment if moment in MOMENTS else None, engine)
 
 
-def _reject_constant(name: str) -> float:
-    raise json.JSONDecodeError(
-        f"bare {name} is not JSON; write the string \"{name}\" instead", name, 0
-    )
+def _check_reaches_root(nodes: dict[str, Node], root: str, source: str) -> None:
+    """Refuse nodes that are not the root or an operand of it, directly or not."""
+    needed = {root}
+    for node in reversed(nodes.values()):  # consumers before operands
+        if node.id in needed:
+            needed.update(node.operands)
+    if len(needed) != len(nodes):
+        i, nid = next((i, nid) for i, nid in enumerate(nodes) if nid not in needed)
+        raise SnapshotError(
+            f"{source}: node {_show(nid)} at $.nodes[{i}] does not lead to the root {_show(root)}; "
+            "a snapshot holds the root's graph only"
+        )
 
 
 def loads(text: str | bytes, *, source: str = "snapshot", max_nodes: int = MAX_NODES) -> Graph:
     """Parse snapshot JSON text; see :func:`from_dict` for what is checked.
 
+    The text must be UTF-8 (a leading byte order mark is allowed), nest no
+    deeper than :data:`MAX_DEPTH`, and be strict JSON: no bare ``NaN`` or
+    ``Infinity``, no number beyond the range of a 64-bit float, no key twice
+    in one object.
+
     Raises:
         SnapshotError: if the text is not valid JSON or not a valid snapshot.
     """
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    text = text.removeprefix("\ufeff")
+    depth = _nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise SnapshotError(f"{source}: JSON nested {depth} deep, more than the limit of {MAX_DEPTH}; not a snapshot")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(
+            text,
+            parse_constant=_parse_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=_object,
+        )
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
-    except RecursionError:
+    except _Reject as exc:
+        raise SnapshotError(f"{source}: not valid snapshot JSON: {exc}") from None
+    except RecursionError:  # unreachable after the depth check; kept as a guard
         raise SnapshotError(f"{source}: JSON nested too deeply") from None
-    except UnicodeDecodeError as exc:
-        raise SnapshotError(f"{source}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     return from_dict(doc, source=source, max_nodes=max_nodes)
 
 
