@@ -7,6 +7,10 @@
 * ``torch``: compares with PyTorch (double precision); skipped when torch is
   not installed (the default test install leaves it out: PyPI serves a
   multi-GB CUDA build).
+
+Hypothesis profiles: ``fast``, the default (a modest number of examples, so
+the suite stays fast), and ``long`` (thousands per property, for a soak
+run): ``pytest --hypothesis-profile long`` or ``GRADVIZ_HYPOTHESIS=long``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gradviz.errors import RendererNotFound
 from gradviz.exporters.render import available_renderer
+
+settings.register_profile("fast", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("GRADVIZ_HYPOTHESIS", "fast"))
 
 
 def _renderer() -> str | None:

@@ -173,20 +173,25 @@ def _json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), "a number")
 
 
+def _got(value: Any) -> str:
+    """'a string "abc"', 'an array [1, 2]', or just 'null' / 'true'."""
+    return _show(value, 30) if value is None or isinstance(value, bool) else f"{_json_type(value)} {_show(value, 30)}"
+
+
 def _describe(error: Any) -> str:
     """One short line for a jsonschema error; never quotes a long value whole."""
     kind, expected, got = error.validator, error.validator_value, error.instance
     if kind == "required":
         missing = [k for k in expected if isinstance(got, dict) and k not in got]
-        return f"missing field {missing[0]!r}" if missing else "missing field"
+        return f"missing field {_show(missing[0])}" if missing else "missing field"
     if kind == "type":
         names = expected if isinstance(expected, list) else [expected]
-        return f"expected {' or '.join(names)}, got {_json_type(got)} {_show(got, 30)}"
+        return f"expected {' or '.join(names)}, got {_got(got)}"
     if kind in ("const", "enum"):
         allowed = [expected] if kind == "const" else expected
         return f"expected {' or '.join(json.dumps(a) for a in allowed)}, got {_show(got, 30)}"
     if kind == "oneOf":  # only numbers use oneOf
-        return f'expected a number or "NaN", "Infinity", "-Infinity", got {_json_type(got)} {_show(got, 30)}'
+        return f'expected a number or "NaN", "Infinity", "-Infinity", got {_got(got)}'
     if kind == "maxLength":
         return f"text of {len(got)} characters is longer than the limit of {expected}"
     if kind == "minLength":
@@ -257,12 +262,12 @@ def _check_node(nd: Mapping[str, Any], i: int, engine: str, source: str) -> None
     # An engine that keeps operands in a set (micrograd) records `a + a` with one operand.
     fewer_ok = engine != "gradviz" and n >= 1
     if n > spec.arity or (n < spec.arity and not fewer_ok):
-        raise SnapshotError(f"{source}: {where}: op {spec.name!r} takes {spec.arity} operand(s), got {n}")
+        raise SnapshotError(f"{source}: {where}: op {_show(spec.name)} takes {spec.arity} operand(s), got {n}")
     params = nd.get("params", {})
     if set(params) != set(spec.params):
         want = ", ".join(spec.params) or "none"
         raise SnapshotError(
-            f"{source}: {where}: op {spec.name!r} has parameters {want}, got {', '.join(map(repr, sorted(params))) or 'none'}"
+            f"{source}: {where}: op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, sorted(params))) or 'none'}"
         )
 
 
