@@ -1,0 +1,263 @@
+"""The CLI's honest errors: one line on stderr, exit status 2, nothing lost.
+
+Every bad input or environment problem gives exactly one line on stderr and
+status 2, with no traceback unless ``--debug``; a failure never leaves a
+partial output file or touches the input; an output that cannot be produced
+is refused before the input script runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradviz import Value, snapshot
+from gradviz.cli import main
+from gradviz.errors import RenderError
+
+render_mod = importlib.import_module("gradviz.exporters.render")  # the package exports a function of that name
+
+EXAMPLE = """\
+from gradviz import Value
+a = Value(2.0, label="a"); b = Value(-3.0, label="b")
+L = a * b
+"""
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """A folder with a script (which leaves a marker file when it runs) and a snapshot."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ex.py").write_text(EXAMPLE + "open('ran.marker', 'w').close()\n")
+    a = Value(2.0, label="a")
+    snapshot(a * a).save(tmp_path / "g.json")
+    (tmp_path / "pics.dot").mkdir()
+    return tmp_path
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(("gradviz: error: ", "gradviz render: error: ")), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _hide_renderers(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(render_mod, "_has_pygraphviz", lambda: False)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("GRADVIZ_RENDERER", raising=False)
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+BAD = [
+    ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: cannot read: No such file"),
+    ("missing script", ["render", "nope.py", "-o", "o.dot"], "nope.py: no such file"),
+    ("unknown input kind", ["render", "g.txt", "-o", "o.dot"], "g.txt: give a snapshot (.json) or a Python script (.py)"),
+    ("unknown output format", ["render", "g.json", "-o", "o.jpeg"], "cannot tell the output format: format 'jpeg'"),
+    ("output without suffix", ["render", "g.json", "-o", "out"], "no suffix on 'out'"),
+    ("output folder missing", ["render", "g.json", "-o", "no/such/o.dot"], "folder 'no/such' does not exist"),
+    ("output is a folder", ["render", "g.json", "-o", "pics.dot"], "pics.dot: is a folder"),
+    ("--root for a snapshot", ["render", "g.json", "--root", "L", "-o", "o.dot"], "--root and --backward apply to scripts"),
+    ("--root not in the script", ["render", "ex.py", "--root", "nothing", "-o", "o.dot"], "no variable 'nothing' in the script"),
+    ("unknown option", ["render", "g.json", "--colour", "red"], "unrecognized arguments: --colour red"),
+    ("no input", ["render"], "the following arguments are required: INPUT"),
+    ("bad rankdir", ["render", "g.json", "--rankdir", "UP"], "argument --rankdir: invalid choice: 'UP'"),
+    ("no command", [], "the following arguments are required: COMMAND"),
+    ("unknown command", ["paint"], "invalid choice: 'paint'"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_usage_is_one_line_and_status_2(work, capsys, argv, fragment):
+    assert main(argv) == 2
+    assert fragment in _error_line(capsys)
+    assert not (work / "o.dot").exists()
+
+
+SCRIPTS = [
+    ("raises", "raise ValueError('boom')\n", "ex2.py: the script raised ValueError: boom"),
+    ("syntax error", "x = (\n", "ex2.py:1: syntax error"),
+    ("exits", "import sys; sys.exit(3)\n", "the script called exit(3)"),
+    ("no Value", "x = 1\n", "the script leaves no Value in a top-level variable"),
+    ("two roots", "from gradviz import Value\na = Value(1.0) * 2\nb = Value(2.0) + 1\n", "several Values are used by no other Value (a, b)"),
+    ("deep recursion", "def f(n): return f(n + 1)\nf(0)\n", "the script raised RecursionError"),
+]
+
+
+@pytest.mark.parametrize("source, fragment", [c[1:] for c in SCRIPTS], ids=[c[0] for c in SCRIPTS])
+def test_a_failing_script_is_one_line_and_status_2(work, capsys, source, fragment):
+    (work / "ex2.py").write_text(source)
+    assert main(["render", "ex2.py", "-o", "o.dot"]) == 2
+    assert fragment in _error_line(capsys)
+
+
+def test_a_bad_snapshot_is_one_line_naming_the_file(work, capsys):
+    (work / "bad.json").write_text(json.dumps({"format": "gradviz-snapshot", "version": 9}))
+    assert main(["render", "bad.json", "-o", "o.svg"]) == 2
+    assert _error_line(capsys) == "gradviz: error: bad.json: snapshot format version 9 is newer than this gradviz reads (1); upgrade gradviz"
+
+
+def test_a_missing_renderer_is_one_line_saying_what_to_install(work, capsys, monkeypatch):
+    _hide_renderers(monkeypatch, work)
+    assert main(["render", "g.json", "-o", "o.svg"]) == 2
+    line = _error_line(capsys)
+    assert "no Graphviz renderer found" in line and "pip install pygraphviz" in line
+    monkeypatch.setenv("GRADVIZ_RENDERER", "dot")
+    assert main(["render", "g.json", "-o", "o.png"]) == 2
+    assert "renderer 'dot' not found on PATH" in _error_line(capsys)
+    monkeypatch.setenv("GRADVIZ_RENDERER", "cairo")
+    assert main(["render", "g.json", "-o", "o.png"]) == 2
+    assert "unknown renderer 'cairo'" in _error_line(capsys)
+    # DOT and JSON need no renderer
+    monkeypatch.delenv("GRADVIZ_RENDERER")
+    assert main(["render", "g.json", "-o", "o.dot"]) == 0
+    assert (work / "o.dot").read_text().startswith("digraph gradviz {")
+
+
+@pytest.mark.parametrize("output", ["o.xyz", "o.svg", "o"])
+def test_an_output_that_cannot_be_made_is_refused_before_the_script_runs(work, capsys, monkeypatch, output):
+    _hide_renderers(monkeypatch, work)  # so .svg cannot be made either
+    assert main(["render", "ex.py", "-o", output]) == 2
+    _error_line(capsys)
+    assert not (work / "ran.marker").exists()
+    assert main(["render", "ex.py", "-o", "o.dot"]) == 0  # the marker works
+    assert (work / "ran.marker").exists()
+
+
+@pytest.mark.parametrize("debug_first", [True, False])
+def test_debug_before_or_after_the_command_adds_the_traceback(work, capsys, debug_first):
+    argv = ["--debug", "render", "nope.json", "-o", "o.dot"] if debug_first else ["render", "nope.json", "--debug", "-o", "o.dot"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "SnapshotError" in err
+    assert err.splitlines()[-1] == "gradviz: error: nope.json: cannot read: No such file or directory"
+
+
+def test_a_bug_of_ours_is_still_one_line_with_how_to_report_it(work, capsys, monkeypatch):
+    monkeypatch.setattr("gradviz.cli.render.render", lambda *a, **k: {}["boom"])
+    assert main(["render", "g.json", "-o", "o.dot"]) == 2
+    line = _error_line(capsys)
+    assert "KeyError: 'boom'" in line and "rerun with --debug" in line
+
+
+def test_a_render_that_fails_midway_leaves_no_file_and_keeps_the_old_one(work, capsys, monkeypatch):
+    (work / "o.svg").write_text("the old picture")
+    before = _files(work)
+
+    def half_drawn(source, fmt, *, renderer=None):
+        raise RenderError("Graphviz (test) failed to draw svg: out of memory")
+
+    monkeypatch.setattr(render_mod, "render_dot", half_drawn)
+    monkeypatch.setattr(render_mod, "available_renderer", lambda renderer=None: "pygraphviz")
+    assert main(["render", "g.json", "-o", "o.svg"]) == 2
+    assert "out of memory" in _error_line(capsys)
+    assert _files(work) == before and (work / "o.svg").read_text() == "the old picture"
+
+
+def test_a_write_that_fails_midway_leaves_no_file_and_names_the_output(work, capsys, monkeypatch):
+    (work / "o.dot").write_text("the old source")
+    before = _files(work)
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])  # half the bytes reach the temporary file
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gradviz._io.os.fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    assert main(["render", "g.json", "-o", "o.dot"]) == 2
+    assert _error_line(capsys) == "gradviz: error: o.dot: No space left on device"
+    assert _files(work) == before and (work / "o.dot").read_text() == "the old source"
+
+
+def test_an_interrupt_midway_leaves_no_file(work, monkeypatch):
+    from gradviz._io import atomic_write
+
+    def write(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    before = _files(work)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(work / "o.svg", write)
+    assert _files(work) == before
+
+
+@pytest.mark.parametrize("how", ["same path", "other spelling", "symlink", "hardlink", "symlinked folder"])
+def test_the_input_is_never_overwritten(work, capsys, how):
+    original = (work / "g.json").read_bytes()
+    output = {"same path": "g.json", "other spelling": "./sub/../g.json", "symlink": "link.json",
+              "hardlink": "hard.json", "symlinked folder": "dir-link/g.json"}[how]
+    (work / "sub").mkdir()
+    (work / "link.json").symlink_to(work / "g.json")
+    os.link(work / "g.json", work / "hard.json")
+    (work / "dir-link").symlink_to(work, target_is_directory=True)
+    assert main(["render", "g.json", "-o", output]) == 2
+    assert "refusing to overwrite the input" in _error_line(capsys)
+    assert (work / "g.json").read_bytes() == original
+    assert (work / "link.json").is_symlink()
+
+
+def test_a_script_input_is_never_overwritten(work, capsys):
+    (work / "ex.json").symlink_to(work / "ex.py")  # a .json output that is the script
+    assert main(["render", "ex.py", "-o", "ex.json"]) == 2
+    assert "refusing to overwrite the input" in _error_line(capsys)
+    assert not (work / "ran.marker").exists()
+
+
+def test_a_real_process_without_any_renderer(tmp_path):
+    """Out of process: pygraphviz cannot import and no dot is on PATH."""
+    shim = tmp_path / "shim" / "pygraphviz"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    (tmp_path / "ex.py").write_text(EXAMPLE)
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADVIZ_RENDERER", "PYTHONPATH")}
+    env.update(PATH=str(tmp_path / "shim"), PYTHONPATH=str(tmp_path / "shim"))
+    code = "import sys; from gradviz.cli import main; sys.exit(main())"
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    done = run("render", "ex.py", "-o", "L.svg")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "gradviz: error: no Graphviz renderer found: run `pip install pygraphviz` (its wheels bundle Graphviz), "
+        "or install Graphviz so that `dot` is on PATH (e.g. `apt-get install graphviz`); "
+        "DOT (.dot) and JSON (.json) output need neither"
+    ]
+    done = run("render", "ex.py", "-o", "L.json", "--backward")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "L.json").read_text())["nodes"][0]["grad"] == -3.0
+    done = run("render", "--debug", "L.json", "-o", "L.pdf")
+    assert done.returncode == 2 and "Traceback" in done.stderr and "RendererNotFound" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["L.json", "ex.py", "shim"]
+
+
+def test_help_and_version_exit_0(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("gradviz ")
+    assert main(["render", "--help"]) == 0
+    assert "output formats" in capsys.readouterr().out
+
