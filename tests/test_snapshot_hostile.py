@@ -70,6 +70,7 @@ DOC_CASES = [
     ("directed false", lambda d: d.update(directed=False), ["at $.directed", "expected true, got false"]),
     ("unknown moment", lambda d: d.update(moment="later"), ["at $.moment", '"after-backward"', 'got "later"']),
     ("params not numbers", lambda d: d["nodes"][2].update(op="**", operands=["n0"], params={"exponent": "2"}), ["at $.nodes[2].params.exponent"]),
+    ("odd key in a path", lambda d: d["nodes"][2].update(op="f", params={"a\nb": "2"}), ['at $.nodes[2].params["a\\nb"]: expected a number']),
     ("duplicate ids", lambda d: d["nodes"].insert(1, dict(d["nodes"][0])), ['duplicate node id "n0" at $.nodes[1]']),
     ("operand that is no node", lambda d: d["nodes"][2].update(operands=["n0", "ghost"]), ['node "n2" at $.nodes[2] has operand "ghost"', "no node"]),
     ("self loop", lambda d: d["nodes"][2].update(operands=["n0", "n2"]), ["cycle n2 -> n2"]),

@@ -162,8 +162,14 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+
+
 def _where(path: Iterable[Any]) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    """A JSON path such as ``$.nodes[3].op``; odd keys are quoted: ``$.params["a b"]``."""
+    return "$" + "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}" if _NAME.fullmatch(p) else f"[{_show(p, 40)}]" for p in path
+    )
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
