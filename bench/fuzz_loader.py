@@ -17,9 +17,11 @@ to ``--out`` and the run exits with status 1.
 Usage::
 
     python bench/fuzz_loader.py --count 200000 --seed 1
+    python bench/fuzz_loader.py --count 200000 --atheris /tmp/corpus  # coverage-guided, needs atheris
 
 The test suite runs a few thousand inputs of the same generator
-(``tests/test_fuzz_loader.py``); atheris is not needed.
+(``tests/test_fuzz_loader.py``); atheris is optional and only for
+``--atheris``.
 """
 
 from __future__ import annotations
@@ -252,12 +254,29 @@ def run(count: int, seed: int = 0, *, out: Path | None = None, report: Callable[
     return tally
 
 
+def _atheris(count: int, corpus: Path) -> int:
+    """Coverage-guided run with atheris (libFuzzer) on raw bytes, seeded with :func:`seeds`."""
+    import atheris
+
+    corpus.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(seeds()):
+        (corpus / f"seed{i}.json").write_text(text, encoding="utf-8")
+    atheris.instrument_all()
+    atheris.Setup([sys.argv[0], f"-runs={count}", "-max_len=20000", str(corpus)], check_one)
+    atheris.Fuzz()  # exits the process; a failing input is saved by libFuzzer as crash-*
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20000, help="how many mutated inputs to try (default 20000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("fuzz-failure.json"), help="where a failing input is written")
+    parser.add_argument("--atheris", metavar="CORPUS", type=Path,
+                        help="instead, run atheris (pip install atheris) coverage-guided on raw bytes, keeping its corpus here")
     args = parser.parse_args(argv)
+    if args.atheris:
+        return _atheris(args.count, args.atheris)
     start = time.perf_counter()
     try:
         tally = run(args.count, args.seed, out=args.out, report=lambda m: print(m, file=sys.stderr))
