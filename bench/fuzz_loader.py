@@ -40,7 +40,7 @@ from gradviz.engine.ops import OPS
 from gradviz.exporters.snapshot import dumps, loads
 from gradviz.graph.model import Graph
 
-__all__ = ["seeds", "mutate", "invariant_errors", "check_one", "run"]
+__all__ = ["seeds", "places", "mutate", "invariant_errors", "check_one", "run"]
 
 HOSTILE_TEXT = [
     "", "<script>alert(1)</script>", "]]>", "&amp;", "\\N\\G\\l", '"', "\n", "\x00", "\ud800", "\u202e",
@@ -99,7 +99,7 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     return {rng.choice(["id", "op", "data", "x", "params", "exponent"]): _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
 
 
-def _paths(doc: Any) -> list[tuple[Any, Any]]:
+def places(doc: Any) -> list[tuple[Any, Any]]:
     """Every (container, key) pair in ``doc``, iteratively."""
     out: list[tuple[Any, Any]] = []
     stack = [doc]
@@ -114,7 +114,7 @@ def _paths(doc: Any) -> list[tuple[Any, Any]]:
 
 def _mutate_structure(doc: dict[str, Any], rng: random.Random) -> str:
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        paths = _paths(doc)
+        paths = places(doc)
         container, key = rng.choice(paths)
         action = rng.randrange(8)
         if action == 0:  # delete

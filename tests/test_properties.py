@@ -117,22 +117,11 @@ JSON_VALUES = st.recursive(
 )
 
 
-def _places(doc) -> list[tuple[object, object]]:
-    out, stack = [], [doc]
-    while stack:
-        node = stack.pop()
-        keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else ()
-        for k in keys:
-            out.append((node, k))
-            stack.append(node[k])
-    return out
-
-
 @st.composite
 def mutated_snapshots(draw) -> bytes:
     doc = to_dict(draw(graphs()))
     for _ in range(draw(st.integers(1, 3))):
-        places = _places(doc)
+        places = fuzz_loader().places(doc)
         container, key = places[draw(st.integers(0, len(places) - 1))]
         action = draw(st.sampled_from(["delete", "replace", "copy", "duplicate", "swap"]))
         if action == "delete":
