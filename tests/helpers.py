@@ -16,7 +16,8 @@ from pathlib import Path
 
 __all__ = [
     "REPO", "EXAMPLES", "SVG_NS", "WORKED_BOXES", "svg_node_texts", "value_boxes", "png_size",
-    "dot_label_text", "graphviz_unescape", "read_dot_file", "run_gradviz", "same_float", "worked_example",
+    "dot_label_text", "dot_label_cells", "graphviz_unescape", "read_dot_file", "run_gradviz", "same_float", "worked_example",
+    "fuzz_loader",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,6 +106,13 @@ def dot_label_text(label: str) -> str:
     return graphviz_unescape("".join(root.itertext()))
 
 
+def dot_label_cells(label: str) -> list[str]:
+    """The text of each cell of a value box's HTML-like DOT label (label, data, grad, note)."""
+    assert label.startswith("<<") and label.endswith(">>"), label
+    table = ET.fromstring(label[1:-1])
+    return [graphviz_unescape("".join(td.itertext())) for td in table.iter("TD")]
+
+
 def read_dot_file(path: str | os.PathLike[str]):
     """Parse a DOT file with pydot (through gradviz's reader)."""
     from gradviz.exporters import read_dot
@@ -142,3 +150,16 @@ def worked_example():
     L = d * f
     L.label = "L"
     return L, {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "L": L}
+
+
+def fuzz_loader():
+    """The snapshot-loader fuzzer ``bench/fuzz_loader.py``, imported by path (``bench`` is no package)."""
+    import importlib.util
+
+    name = "gradviz_bench_fuzz_loader"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / "fuzz_loader.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -11,11 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_gradviz
 
 from gradviz import Value, snapshot
 from gradviz.cli import main
@@ -235,10 +234,9 @@ def test_a_real_process_without_any_renderer(tmp_path):
     (tmp_path / "ex.py").write_text(EXAMPLE)
     env = {k: v for k, v in os.environ.items() if k not in ("GRADVIZ_RENDERER", "PYTHONPATH")}
     env.update(PATH=str(tmp_path / "shim"), PYTHONPATH=str(tmp_path / "shim"))
-    code = "import sys; from gradviz.cli import main; sys.exit(main())"
 
     def run(*argv):
-        return subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, env=env, capture_output=True, text=True)
+        return run_gradviz(*argv, cwd=tmp_path, env=env)
 
     done = run("render", "ex.py", "-o", "L.svg")
     assert done.returncode == 2 and done.stdout == ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from _readback import fuzz_loader
+from helpers import fuzz_loader
 
 from gradviz import SnapshotError
 

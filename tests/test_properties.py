@@ -18,7 +18,7 @@ import math
 import struct
 from collections import Counter
 
-from _readback import fuzz_loader, label_cells, op_text
+from helpers import dot_label_cells, dot_label_text, fuzz_loader
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -97,12 +97,12 @@ def test_graph_to_dot_to_pydot_is_exact(g):
     expected_names = set()
     for i, node in enumerate(g):
         expected_names.add(f"v{i}")
-        cells = label_cells(found[f"v{i}"].get_label())
+        cells = dot_label_cells(found[f"v{i}"].get_label())
         shown = ([printable(node.label)] if node.label else []) + [f"data {format_number(node.data)}", f"grad {format_number(node.grad)}"]
         assert cells == shown
         if node.operands:
             expected_names.add(f"o{i}")
-            assert op_text(found[f"o{i}"].get_label()) == (printable(node.op_display()) or "?")
+            assert dot_label_text(found[f"o{i}"].get_label()) == (printable(node.op_display()) or "?")
             expected_edges.update((f"v{index[o]}", f"o{i}") for o in node.operands)
             expected_edges[(f"o{i}", f"v{i}")] += 1
     assert set(found) == expected_names

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import networkx as nx
 import pytest
-from _readback import label_cells, op_text
+from helpers import dot_label_cells, dot_label_text
 
 from gradviz import Graph, Node
 from gradviz.exporters._format import printable
@@ -74,10 +74,10 @@ def test_dot_labels_read_back_literally():
     nodes = {n.get_name(): n for n in dot.get_nodes() if n.get_name() not in ("node", "edge", "graph")}
     assert sorted(nodes) == sorted([f"v{i}" for i in range(len(g))] + [f"o{len(g) - 1}"])
     for i, node in enumerate(g):
-        cells = label_cells(nodes[f"v{i}"].get_label())
+        cells = dot_label_cells(nodes[f"v{i}"].get_label())
         assert cells[0] == printable(node.label)
         assert cells[1:] == [f"data {node.data:.4f}", f"grad {node.grad:.4f}"]
-    assert op_text(nodes[f"o{len(g) - 1}"].get_label()) == printable(g.root_node.op)
+    assert dot_label_text(nodes[f"o{len(g) - 1}"].get_label()) == printable(g.root_node.op)
     # two nodes labelled "w" stay two nodes; the op has one edge per operand slot
     assert [printable(n.label) for n in g].count("w") == 2
     edges = [(e.get_source(), e.get_destination()) for e in dot.get_edges()]
@@ -102,13 +102,13 @@ def test_ids_never_reach_the_dot_source_except_safe_tooltips():
 
 def test_a_title_reads_back_literally():
     dot = read_dot(dot_source(hostile_graph(), title="<b>\\G</b> & \n"))
-    assert op_text(dot.get_attributes()["label"]) == printable("<b>\\G</b> & \n")
+    assert dot_label_text(dot.get_attributes()["label"]) == printable("<b>\\G</b> & \n")
 
 
 def test_long_text_is_cut_and_says_how_much():
     g = Graph({"n0": Node("n0", "", "é" * 50_000, 1.0, 0.0)}, "n0")
     dot = read_dot(dot_source(g))
-    (cell, *_) = label_cells(dot.get_node("v0")[0].get_label())
+    (cell, *_) = dot_label_cells(dot.get_node("v0")[0].get_label())
     assert cell == "é" * MAX_TEXT + f"… ({50_000 - MAX_TEXT} more characters)"
 
 
