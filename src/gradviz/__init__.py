@@ -10,10 +10,22 @@ Quick start::
     gradviz.render(L, 'L.svg')          # the picture, data and grad on every node
     gradviz.snapshot(L).save('L.json')  # a file anyone can render or check
     g = gradviz.load('L.json')
+
+Finding a wrong gradient::
+
+    report = gradviz.check(L)           # names the culprit node and the kind of fault
+    before, after = gradviz.snapshot_backward(L)
+    print(gradviz.diff(before, after))  # which data and grads one backward() changed
+    print(gradviz.trace(L))             # every _backward call and what it added
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+from .analysis.around import snapshot_backward
+from .analysis.check import CheckReport, Finding, check
+from .analysis.diff import DiffResult, diff
+from .analysis.gradcheck import GradcheckResult, gradcheck
+from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
 from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
 from .exporters import from_networkx, load, render, to_dot, to_networkx
@@ -28,6 +40,8 @@ __all__ = [
     "Value", "Op", "OPS",
     "Graph", "Node", "capture", "snapshot", "load",
     "to_networkx", "from_networkx", "to_dot", "render",
+    "snapshot_backward", "diff", "check", "gradcheck", "trace",
+    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace",
     "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
     "__version__",
 ]

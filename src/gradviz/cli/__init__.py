@@ -25,7 +25,7 @@ from ._common import EXIT_ERROR, fail
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("render",)
+COMMANDS = ("render", "snapshot", "diff", "check", "trace")
 
 _EPILOG = """\
 examples:
@@ -35,6 +35,11 @@ examples:
       save a snapshot instead: a file anyone can render, diff or check
   gradviz render L.json -o L.png
       draw a snapshot (for example one attached to a bug report)
+  gradviz check examples/buggy_accumulation.py --backward -o check.svg
+      recompute every gradient; name the node and the kind of a wrong one
+  gradviz snapshot examples/worked_example.py --pair -o L.json
+  gradviz diff L.before.json L.after.json
+      what one backward() changed, node by node
 
 Run `gradviz COMMAND --help` for a command's options.
 exit status: 0 ok, 1 findings, 2 bad input or missing renderer.

@@ -11,6 +11,7 @@ from ..errors import UsageError
 
 __all__ = [
     "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "check_output_path", "prepare_output", "add_input_options",
+    "write_output", "add_tolerance_options",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -88,3 +89,34 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="for a script: the variable holding the root Value (default: the one Value no other Value uses)",
     )
+
+
+def write_output(output: str | os.PathLike[str], fmt: str, report_json: str, graph: object, **dot_options: object) -> None:
+    """Write an analysis command's ``-o OUTPUT`` atomically.
+
+    ``.json`` means the command's report as JSON; every other format of
+    :data:`gradviz.exporters.render.FORMATS` means the graph drawn with
+    ``dot_options`` (roles, notes, title, renderer).
+    """
+    from .._io import write_bytes
+    from ..exporters.render import render_bytes
+
+    data = report_json.encode("utf-8") if fmt == "json" else render_bytes(graph, fmt, **dot_options)  # type: ignore[arg-type]
+    write_bytes(output, data)
+
+
+def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
+    """Add --rtol and --atol, shared by check and diff."""
+    from ..analysis.replay import ATOL, RTOL
+
+    def tolerance(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+        return value
+
+    parser.add_argument("--rtol", type=tolerance, default=RTOL, metavar="R", help=f"relative tolerance (default {RTOL:g})")
+    parser.add_argument("--atol", type=tolerance, default=ATOL, metavar="A", help=f"absolute tolerance (default {ATOL:g})")

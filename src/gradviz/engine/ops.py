@@ -106,6 +106,12 @@ class Op:
         symbol: the display text of the op node; may use ``{exponent}``.
         params: the names of the op's number parameters (e.g. ``exponent``).
         doc: one line, for ``--help`` and tables.
+        kinks: for an op that is not differentiable everywhere,
+            ``kinks(out, *operand_data, **params) -> tuple``: per operand,
+            None where the op is differentiable, else the ``(low, high)``
+            interval of valid one-sided derivatives (the subgradients) at the
+            kink. An engine may pick any value in it; the checker says so
+            instead of calling it wrong. None for smooth ops.
     """
 
     name: str
@@ -115,6 +121,7 @@ class Op:
     symbol: str
     params: tuple[str, ...] = ()
     doc: str = ""
+    kinks: Callable[..., tuple[tuple[float, float] | None, ...]] | None = None
 
     def display(self, params: Mapping[str, float] | None = None) -> str:
         """Return the op's display text, e.g. ``'+'`` or ``'**2'``.
@@ -139,6 +146,14 @@ class Op:
     ) -> tuple[float, ...]:
         """Local derivatives d out / d operand_i, one float per operand slot."""
         return self.local_grads(out, *operand_data, **(params or _NO_PARAMS))
+
+    def kink_intervals(
+        self, out: float, operand_data: tuple[float, ...], params: Mapping[str, float] | None = None
+    ) -> tuple[tuple[float, float] | None, ...]:
+        """Per operand slot, the interval of valid derivatives at a kink, or None (see ``kinks``)."""
+        if self.kinks is None:
+            return (None,) * len(operand_data)
+        return self.kinks(out, *operand_data, **(params or _NO_PARAMS))
 
 
 def format_exponent(k: float) -> str:
@@ -174,7 +189,15 @@ OPS: dict[str, Op] = {
         Op("exp", 1, _exp, lambda out, a: (out,), "exp", doc="e ** a"),
         Op("log", 1, _log, lambda out, a: (_div(1.0, a),), "log", doc="natural logarithm"),
         Op("tanh", 1, math.tanh, lambda out, a: (1.0 - out * out,), "tanh", doc="hyperbolic tangent"),
-        Op("relu", 1, lambda a: a if a > 0 else 0.0, lambda out, a: (1.0 if a > 0 else 0.0,), "relu", doc="max(0, a)"),
+        Op(
+            "relu",
+            1,
+            lambda a: a if a > 0 else 0.0,
+            lambda out, a: (1.0 if a > 0 else 0.0,),
+            "relu",
+            doc="max(0, a)",
+            kinks=lambda out, a: ((0.0, 1.0) if a == 0 else None,),
+        ),
         Op("sigmoid", 1, _sigmoid, lambda out, a: (out * (1.0 - out),), "sigmoid", doc="1 / (1 + e ** -a)"),
     )
 }

@@ -1,0 +1,13 @@
+"""Analysis: what a captured graph says about its gradients.
+
+One module per analysis, each reading the graph model only (plus, for live
+captures, the objects it was captured from):
+
+* :mod:`.around`: snapshots before and after one ``backward()`` call;
+* :mod:`.diff`: node-by-node differences between two graphs;
+* :mod:`.check`: the checker that names the node and the fault of a wrong gradient;
+* :mod:`.gradcheck`: gradients of a function against central finite differences;
+* :mod:`.trace`: each ``_backward`` call of a backward pass and what it added;
+* :mod:`.replay`: the reference forward values and gradients from the op table,
+  shared by the others; :mod:`.probe`: calling a live node's own ``_backward``.
+"""

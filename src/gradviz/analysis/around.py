@@ -1,0 +1,103 @@
+"""Snapshots around one ``backward()`` call: the graph just before and just after.
+
+The two snapshots have the same nodes and ids (``backward()`` does not change
+the graph's structure), so :func:`gradviz.diff` matches them by id and shows
+exactly which grads the call changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+from ..errors import CaptureError, GradvizError
+from ..graph.capture import _number, capture
+from ..graph.model import Graph
+
+__all__ = ["snapshot_backward", "refresh"]
+
+
+def _frozen(graph: Graph, moment: str | None) -> Graph:
+    nodes = {nid: replace(node, params=dict(node.params)) for nid, node in graph.nodes.items()}
+    return Graph(nodes, graph.root, moment, graph.engine)
+
+
+def refresh(graph: Graph, *, moment: str | None = None) -> Graph:
+    """A copy of a live graph with ``data`` and ``grad`` read again from its objects.
+
+    Labels and ids stay as they were (also labels given after capture, such
+    as the variable names ``gradviz snapshot`` adds).
+
+    Args:
+        graph: a capture with live objects (``keep_objects=True``).
+        moment: the moment the copy records.
+
+    Returns:
+        Graph: a snapshot (no live objects).
+
+    Raises:
+        CaptureError: if ``graph`` has no live objects, or a value is no longer a number.
+    """
+    if not graph.objects:
+        raise CaptureError("this graph has no live objects to read again; capture it with keep_objects=True")
+    out = _frozen(graph, moment)
+    for nid, node in out.nodes.items():
+        obj = graph.objects[nid]
+        node.data = _number(obj, "data")
+        node.grad = _number(obj, "grad")
+    return out
+
+
+def snapshot_backward(
+    root_or_graph: Any,
+    *,
+    backward: Callable[[], Any] | None = None,
+    children_attr: str | None = None,
+) -> tuple[Graph, Graph]:
+    """Capture a graph, call ``backward()`` once, capture it again.
+
+    Args:
+        root_or_graph: a root ``Value`` (gradviz's or another engine's), or a
+            live :class:`Graph` (captured with ``keep_objects=True``).
+        backward: what to call instead of ``root.backward()`` (e.g.
+            ``lambda: loss.backward(accumulate=True)``).
+        children_attr: the operand attribute of a foreign engine, if not
+            ``_prev`` or ``_children``.
+
+    Returns:
+        tuple: ``(before, after)``, two snapshots with the same ids and moments
+        'before-backward' and 'after-backward'.
+
+    Raises:
+        CaptureError: if the root cannot be captured or has no ``backward()``.
+        GradvizError: if ``backward()`` raises (the message names the error).
+
+    Example:
+        >>> from gradviz import Value, diff
+        >>> a = Value(3.0, label='a'); b = a * a; b.label = 'b'
+        >>> before, after = snapshot_backward(b)
+        >>> before.nodes['n0'].grad, after.nodes['n0'].grad
+        (0.0, 6.0)
+    """
+    if isinstance(root_or_graph, Graph):
+        graph = root_or_graph
+        if not graph.objects:
+            raise CaptureError("snapshot_backward needs a live graph (capture(root, keep_objects=True)), not a loaded snapshot")
+    else:
+        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+    root = graph.objects[graph.root]
+    if backward is None:
+        backward = getattr(root, "backward", None)
+        if not callable(backward):
+            raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+    before = refresh(graph, moment="before-backward")  # the values now, not at capture time
+    try:
+        backward()
+    except RecursionError:
+        raise GradvizError(
+            "backward() hit Python's recursion limit: that engine's backward is recursive; "
+            "raise sys.setrecursionlimit or use gradviz.Value"
+        ) from None
+    except Exception as exc:
+        raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
+    return before, refresh(graph, moment="after-backward")

@@ -1,0 +1,872 @@
+"""The checker: recompute every gradient, and name the node and the fault.
+
+:func:`check` takes a root (gradviz's ``Value`` or a look-alike of another
+engine) or a captured :class:`~gradviz.graph.model.Graph` (a live capture or
+a loaded snapshot) and returns a :class:`CheckReport` of :class:`Finding`\\ s.
+
+How it works (DESIGN.md, "The checker, in short"):
+
+1. **Replay** (:mod:`gradviz.analysis.replay`): every node's forward value
+   from its operands, every op's local derivative per operand slot, and the
+   reference gradient of every node by reverse accumulation over the op table.
+2. **Probe** (:mod:`gradviz.analysis.probe`, live objects only): call each op
+   node's own ``_backward`` in isolation to read its local derivatives and
+   whether it adds (``+=``) or overwrites (``=``); every grad is restored.
+   This also covers ops gradviz does not know.
+3. **Local consistency**: a node's recorded grad should equal the sum, over
+   each use, of the consumer's local derivative times the consumer's
+   *recorded* grad. A node where that fails is where something went wrong;
+   a node that passes but differs from the reference is only *downstream*
+   (in the backward direction) of a culprit.
+4. **Explain** each inconsistent node, first match wins: a consumer whose
+   forward value is inconsistent; a consumer whose probed ``_backward`` is
+   wrong; the grad equals only some of its contributions (missing
+   accumulation); the leftover is a whole multiple of the reference (stale
+   gradient); all operands of one op got the op's local derivatives times
+   the same wrong grad (the op's ``_backward`` ran at the wrong time: wrong
+   order, or merged nodes); one consumer's local derivative is wrong (wrong
+   local derivative, or a kink); otherwise a plain wrong gradient.
+5. **Downstream**: every other node whose grad differs from the reference is
+   reported with ``culprit=False`` and the culprits it descends from.
+
+Separately, forward values inconsistent with their op, a root grad that is
+not 1, and the first non-finite value (data or grad) whose inputs were
+finite are reported.
+
+The report is printable (:meth:`CheckReport.table`), drawable
+(:meth:`CheckReport.roles` with :func:`gradviz.to_dot`) and serialisable
+(:meth:`CheckReport.to_dict`, format ``gradviz-check`` version 1, schema
+``gradviz/schemas/check-v1.schema.json``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+from ..engine.ops import OPS
+from ..graph.capture import capture
+from ..graph.model import Graph
+from ._table import fmt, table
+from .probe import Probe, probe_graph
+from .replay import ATOL, RTOL, Replay, close, replay
+
+__all__ = [
+    "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "FORWARD", "NONFINITE", "WRONG",
+]
+
+FORMAT = "gradviz-check"
+VERSION = 1
+
+NOT_SEEDED = "not-seeded"
+STALE = "stale-gradient"
+MISSING = "missing-accumulation"
+LOCAL = "wrong-local-derivative"
+KINK = "kink"
+ORDER = "wrong-order"
+MERGED = "merged-nodes"
+FORWARD = "forward-inconsistent"
+NONFINITE = "non-finite"
+WRONG = "wrong-gradient"
+
+#: Every kind of finding, with what it means.
+KINDS: dict[str, str] = {
+    NOT_SEEDED: "the root's grad is not 1: backward() did not seed it",
+    STALE: "the grad holds whole multiples of its reference, left over from an earlier backward()",
+    MISSING: "an operand used several times kept only some of its contributions (= written where += belongs)",
+    LOCAL: "an op's local derivative with respect to one operand is wrong",
+    KINK: "at a kink (relu at 0) the engine chose another valid derivative than gradviz and PyTorch",
+    ORDER: "a node passed on its grad before it was complete, or more than once: backward() is not in reverse topological order",
+    MERGED: "a node's _backward never ran because a value-based __eq__/__hash__ merged it with another node",
+    FORWARD: "the data is not what the op gives from its operands' data",
+    NONFINITE: "the first nan or infinity, born from finite inputs",
+    WRONG: "the grad differs from its contributions in no pattern gradviz knows",
+}
+
+_CAUSE_CAP = 8  # culprits listed per downstream finding; keeps the pass linear
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the checker found wrong at one node.
+
+    Attributes:
+        node: the node's id.
+        label: its label ('' if none).
+        op: its op as displayed ('' for a leaf).
+        kind: one of :data:`KINDS`.
+        culprit: True if the fault is at this node; False if the node is
+            only downstream of a culprit (its value is wrong because of it).
+        quantity: what ``got`` and ``expected`` measure: 'grad', 'data',
+            'local-derivative' (d node / d operand) or 'passed-grad' (the
+            grad a node's ``_backward`` passed on to its operands).
+        got: the value found (None if there is none).
+        expected: the value it should be (None if gradviz cannot tell).
+        operand: for per-operand kinds, the operand's id.
+        slots: the operand slots concerned (two for ``a + a``).
+        cause: for a downstream finding, the culprit ids it descends from.
+        related: other nodes the explanation names (the consumers that
+            overwrote, the node merged with, ...).
+        message: one line saying what happened and what to do.
+    """
+
+    node: str
+    label: str
+    op: str
+    kind: str
+    culprit: bool
+    quantity: str
+    got: float | None
+    expected: float | None
+    operand: str | None = None
+    slots: tuple[int, ...] = ()
+    cause: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        """The node as a report names it: ``'a (n0)'``."""
+        return f"{self.label} ({self.node})" if self.label else self.node
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready data (non-finite numbers as strings)."""
+        return {
+            "node": self.node,
+            "label": self.label,
+            "op": self.op,
+            "kind": self.kind,
+            "culprit": self.culprit,
+            "quantity": self.quantity,
+            "got": _json_number(self.got),
+            "expected": _json_number(self.expected),
+            "operand": self.operand,
+            "slots": list(self.slots),
+            "cause": list(self.cause),
+            "related": list(self.related),
+            "message": self.message,
+        }
+
+
+def _json_number(x: float | None) -> float | str | None:
+    if x is None or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+@dataclass
+class CheckReport:
+    """The result of :func:`check`.
+
+    Attributes:
+        graph: the graph checked.
+        findings: culprits first, then downstream nodes, each group in
+            topological order.
+        notes: remarks that are not findings (latent bugs a probe saw that
+            did no harm here, what could not be checked and why).
+        unverified: ids of nodes whose grad could not be checked (an op
+            gradviz cannot replay lies between them and the root, and there
+            was no live object to probe).
+        probed: number of live nodes whose ``_backward`` was probed.
+        reference: node id -> reference gradient (None where unknown).
+        rtol: relative tolerance used.
+        atol: absolute tolerance used.
+    """
+
+    graph: Graph
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    probed: int = 0
+    reference: dict[str, float | None] = field(default_factory=dict)
+    rtol: float = RTOL
+    atol: float = ATOL
+
+    @property
+    def ok(self) -> bool:
+        """True if there are no findings."""
+        return not self.findings
+
+    @property
+    def culprits(self) -> list[Finding]:
+        """The findings at fault (``culprit=True``)."""
+        return [f for f in self.findings if f.culprit]
+
+    @property
+    def downstream(self) -> list[Finding]:
+        """The findings that are only consequences of a culprit."""
+        return [f for f in self.findings if not f.culprit]
+
+    def roles(self) -> dict[str, str]:
+        """Node id -> 'culprit' or 'downstream', for :func:`gradviz.to_dot`'s ``roles``."""
+        out: dict[str, str] = {}
+        for f in self.findings:
+            if f.culprit or f.node not in out:
+                out[f.node] = "culprit" if f.culprit else "downstream"
+        return out
+
+    def dot_notes(self) -> dict[str, str]:
+        """Node id -> short text for the picture, e.g. ``'missing-accumulation: grad 3, expected -3'``.
+
+        A node with several findings shows its first (culprits come first).
+        """
+        out: dict[str, str] = {}
+        for f in self.findings:
+            if f.node in out:
+                continue
+            what = {"local-derivative": "d/d" + self._short(f.operand), "passed-grad": "passed"}.get(f.quantity, f.quantity)
+            if f.culprit:
+                out[f.node] = f"{f.kind}: {what} {fmt(f.got)}, expected {fmt(f.expected)}"
+            else:
+                out[f.node] = f"{what} {fmt(f.got)}, expected {fmt(f.expected)}, because of {', '.join(self._short(c) for c in f.cause)}"
+        return out
+
+    def title(self) -> str:
+        """A caption for the picture: counts and the colour legend."""
+        if self.ok:
+            return f"gradviz check: no findings ({len(self.graph)} nodes)"
+        n_c = len({f.node for f in self.culprits})
+        n_d = len({f.node for f in self.downstream} - {f.node for f in self.culprits})
+        return (
+            f"gradviz check: {n_c} culprit node{'s' * (n_c != 1)} (red), "
+            f"{n_d} downstream node{'s' * (n_d != 1)} (amber)"
+        )
+
+    def _short(self, node_id: str | None) -> str:
+        if node_id is None:
+            return "?"
+        node = self.graph.nodes[node_id]
+        return node.label or node.id
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data: format ``gradviz-check``, version 1.
+
+        Keys: ``format``, ``version``, ``ok``, ``engine``, ``root``,
+        ``moment``, ``nodes`` (count), ``probed``, ``tolerance`` (``rtol``,
+        ``atol``), ``summary`` (``culprits``, ``downstream``: finding counts),
+        ``findings`` (see :meth:`Finding.to_dict`), ``notes``, ``unverified``.
+        """
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "ok": self.ok,
+            "engine": self.graph.engine,
+            "root": self.graph.root,
+            "moment": self.graph.moment,
+            "nodes": len(self.graph),
+            "probed": self.probed,
+            "tolerance": {"rtol": self.rtol, "atol": self.atol},
+            "summary": {"culprits": len(self.culprits), "downstream": len(self.downstream)},
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+            "unverified": list(self.unverified),
+        }
+
+    def dumps(self) -> str:
+        """The report as JSON text (deterministic)."""
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def table(self, *, max_rows: int | None = 40) -> str:
+        """The report as text: a summary line, a table of findings, why each culprit is one.
+
+        Args:
+            max_rows: show at most this many downstream rows (culprits are
+                always all shown); None shows every row.
+        """
+        g = self.graph
+        head = (
+            f"gradviz check: {len(g)} nodes, root {g.root_node.name()}, engine {g.engine}"
+            + (f", {self.probed} live nodes probed" if self.probed else "")
+        )
+        if self.ok:
+            lines = [head, "no findings: every data and grad agrees with the replay over the op table"]
+            return "\n".join(lines + [f"note: {n}" for n in self.notes]) + "\n"
+        rows = self.culprits
+        downstream = self.downstream
+        hidden = 0
+        if max_rows is not None and len(downstream) > max_rows:
+            hidden = len(downstream) - max_rows
+            downstream = downstream[:max_rows]
+        rows = rows + downstream
+        body = table(
+            ["node", "op", "kind", "role", "quantity", "got", "expected"],
+            [
+                [
+                    f.name,
+                    f.op or "leaf",
+                    f.kind,
+                    "culprit" if f.culprit else "downstream of " + ", ".join(self._short(c) for c in f.cause),
+                    f.quantity + (f" d/d{self._short(f.operand)}" if f.operand else ""),
+                    fmt(f.got),
+                    fmt(f.expected),
+                ]
+                for f in rows
+            ],
+        )
+        lines = [head, f"{len(self.culprits)} culprit finding(s), {len(self.downstream)} downstream", "", body]
+        if hidden:
+            lines.append(f"... and {hidden} more downstream rows (use --json to see all)")
+        lines.append("")
+        lines += [f"{f.name}: {f.message}" for f in self.culprits]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the check report, version 1 (draft 2020-12)."""
+    return json.loads(resources.files("gradviz").joinpath("schemas/check-v1.schema.json").read_text("utf-8"))
+
+
+def check(
+    root_or_graph: Any,
+    *,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    probe: bool = True,
+    children_attr: str | None = None,
+) -> CheckReport:
+    """Check every forward value and gradient of a graph; name culprits.
+
+    Args:
+        root_or_graph: a root ``Value`` (gradviz's or a look-alike of another
+            engine, after its ``backward()``), or a :class:`Graph` (a live
+            capture, whose objects are probed, or a loaded snapshot).
+        rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`).
+        atol: absolute tolerance.
+        probe: call live nodes' ``_backward`` in isolation (grads are restored).
+        children_attr: the operand attribute of a foreign engine, if not
+            ``_prev`` or ``_children``.
+
+    Returns:
+        CheckReport: ``report.ok`` is True when nothing is wrong.
+
+    Raises:
+        CaptureError: if ``root_or_graph`` is not a graph.
+
+    Example:
+        >>> from gradviz import Value
+        >>> a = Value(3.0, label='a'); b = a + a; b.backward()
+        >>> check(b).ok
+        True
+        >>> a.grad = 1.0      # as if '=' had been written where '+=' belongs
+        >>> [(f.name, f.kind, f.expected) for f in check(b).culprits]
+        [('a (n0)', 'missing-accumulation', 2.0)]
+    """
+    if isinstance(root_or_graph, Graph):
+        graph = root_or_graph
+    else:
+        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+    return _Checker(graph, rtol, atol, probe).run()
+
+
+# -- the checker ------------------------------------------------------------------
+
+
+def _subset_sums(terms: Sequence[float]) -> Iterable[tuple[int, ...]]:
+    """Proper nonempty subsets of indices, fewest first; all of them up to 12 terms.
+
+    Above 12 terms (2**12 subsets), only single terms, all-but-one, prefixes
+    and suffixes: linear, and they cover ``=`` in one consumer (the last
+    writer's term kept) and in a run of consumers.
+    """
+    n = len(terms)
+    if n <= 12:
+        for size in range(1, n):
+            yield from itertools.combinations(range(n), size)
+        return
+    idx = list(range(n))
+    for i in idx:
+        yield (i,)
+    for i in idx:
+        yield tuple(j for j in idx if j != i)
+    for k in range(2, n - 1):
+        yield tuple(idx[:k])
+        yield tuple(idx[n - k :])
+
+
+class _Checker:
+    def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
+        self.g = graph
+        self.rtol, self.atol = rtol, atol
+        self.index = {nid: i for i, nid in enumerate(graph.nodes)}
+        self.probes: dict[str, Probe] = probe_graph(graph) if probe else {}
+        override = {}
+        for nid, p in self.probes.items():
+            if p.error is None:
+                ops = graph.nodes[nid].operands
+                seen: set[str] = set()
+                per_slot = []
+                for o in ops:  # the whole measured derivative on an operand's first slot
+                    per_slot.append(0.0 if o in seen else p.local.get(o, math.nan))
+                    seen.add(o)
+                override[nid] = tuple(per_slot)
+        self.rp: Replay = replay(graph, local_override=override)
+        self.findings: list[Finding] = []
+        self.notes: list[str] = []
+        self.unverified: list[str] = []
+        self.kind_of: dict[str, str] = {}  # culprit id -> kind of its first finding
+        self.grad_kind: dict[str, str] = {}  # id -> kind, for nodes whose own grad is a culprit
+        self.forward_bad: set[str] = set()
+        self.probe_fault: dict[tuple[str, str], str] = {}  # (consumer, operand) -> kind
+        self.lost_in_op: dict[str, list[str]] = {}  # operand -> consumers that dropped a repeated slot
+        self.overwriting: dict[str, list[str]] = {}  # operand -> consumers that write = instead of +=
+
+    # -- helpers -------------------------------------------------------------------
+    def close(self, got: float, expected: float, scale: float = 0.0) -> bool:
+        return close(got, expected, scale, rtol=self.rtol, atol=self.atol)
+
+    def name(self, nid: str) -> str:
+        return self.g.nodes[nid].name()
+
+    def names(self, ids: Iterable[str]) -> str:
+        return ", ".join(self.name(i) for i in ids)
+
+    def add(self, nid: str, kind: str, culprit: bool, quantity: str, got: float | None, expected: float | None, message: str, **extra: Any) -> None:
+        node = self.g.nodes[nid]
+        self.findings.append(Finding(nid, node.label, node.op_display(), kind, culprit, quantity, got, expected, message=message, **extra))
+        if culprit:
+            self.kind_of.setdefault(nid, kind)
+            if quantity == "grad":
+                self.grad_kind.setdefault(nid, kind)
+
+    def local_sum(self, consumer: str, operand: str) -> float:
+        local = self.rp.local[consumer]
+        return math.fsum(local[s] for s in self.rp.slots(consumer, operand))
+
+    # -- the passes -----------------------------------------------------------------
+    def run(self) -> CheckReport:
+        self.check_forward()
+        self.check_nonfinite_data()
+        if self.g.moment == "before-backward":
+            self.notes.append("this graph was captured before backward(): its grads were not checked")
+        else:
+            self.check_probes()
+            self.check_grads()
+            self.check_nonfinite_grads()
+        for nid, why in self.rp.unknown.items():
+            if nid not in self.rp.local:
+                self.notes.append(
+                    f"{self.name(nid)}: {why}; the grads behind it are not checked against a reference"
+                    + ("" if self.g.objects else " (check the script instead of a snapshot to probe it live)")
+                )
+            else:
+                self.notes.append(f"{self.name(nid)}: {why}; its local derivatives were measured by probing its _backward")
+        order = {k: i for i, k in enumerate(KINDS)}
+        self.findings.sort(key=lambda f: (not f.culprit, self.index[f.node], order[f.kind], f.operand or ""))
+        return CheckReport(
+            self.g, self.findings, self.notes, self.unverified, len(self.probes), self.rp.grad, self.rtol, self.atol
+        )
+
+    def check_forward(self) -> None:
+        for nid, expected in self.rp.data.items():
+            got = self.g.nodes[nid].data
+            if not self.close(got, expected):
+                self.forward_bad.add(nid)
+                node = self.g.nodes[nid]
+                self.add(
+                    nid, FORWARD, True, "data", got, expected,
+                    f"data is {fmt(got)} but {node.op_display()} of its operands' data "
+                    f"({', '.join(fmt(self.g.nodes[o].data) for o in self.rp.operands[nid])}) is {fmt(expected)}: "
+                    "a bug in the op's forward, or an operand's data changed after the graph was built (an optimizer step?)",
+                )
+
+    def check_nonfinite_data(self) -> None:
+        cause: dict[str, tuple[str, ...]] = {}
+        for nid, node in self.g.nodes.items():
+            if math.isfinite(node.data):
+                continue
+            bad = [o for o in dict.fromkeys(node.operands) if o in cause]
+            if not bad:
+                cause[nid] = (nid,)
+                if nid in self.forward_bad:
+                    continue  # reported as a forward bug already
+                born = (
+                    f"{node.op_display()} of finite operands ({', '.join(fmt(self.g.nodes[o].data) for o in node.operands)})"
+                    if node.operands
+                    else "a leaf (an input or parameter)"
+                )
+                self.add(nid, NONFINITE, True, "data", node.data, None, f"data {fmt(node.data)} is born here: {born}")
+            else:
+                cause[nid] = _merge(cause[o] for o in bad)
+                self.add(
+                    nid, NONFINITE, False, "data", node.data, None,
+                    f"data {fmt(node.data)} only because an operand's data is non-finite", cause=cause[nid],
+                )
+        self.nonfinite_data = cause
+
+    def check_probes(self) -> None:
+        for nid, p in self.probes.items():
+            node = self.g.nodes[nid]
+            if p.error is not None:
+                self.notes.append(f"{self.name(nid)}: its _backward raised {p.error} when probed; not probed")
+                continue
+            if p.touches_own_grad:
+                self.notes.append(f"{self.name(nid)}: its _backward changes its own grad, which only its consumers should")
+            for o in dict.fromkeys(node.operands):
+                slots = self.rp.slots(nid, o)
+                obs = p.local[o]
+                if nid not in self.rp.unknown:
+                    self.check_probed_local(nid, o, slots, obs, p)
+                if p.mode[o] == "overwrite":
+                    self.overwriting.setdefault(o, []).append(nid)
+                if not p.scales[o] and (nid, o) not in self.probe_fault:
+                    self.probe_fault[(nid, o)] = LOCAL
+                    self.add(
+                        nid, LOCAL, True, "local-derivative", obs, self.local_sum(nid, o) if nid in self.rp.local else None,
+                        f"its _backward adds to {self.name(o)} an amount that does not scale with its own grad: "
+                        "the chain rule multiplies the local derivative by out.grad (forgot `* out.grad`?)",
+                        operand=o, slots=tuple(slots),
+                    )
+
+    def check_probed_local(self, nid: str, o: str, slots: list[int], obs: float, p: Probe) -> None:
+        node = self.g.nodes[nid]
+        local = self.rp.local[nid]
+        expected = math.fsum(local[s] for s in slots)
+        if self.close(obs, expected, abs(expected)):
+            return
+        if len(slots) >= 2:
+            terms = [local[s] for s in slots]
+            for kept in _subset_sums(terms):
+                if self.close(obs, math.fsum(terms[i] for i in kept), abs(expected)):
+                    self.lost_in_op.setdefault(o, []).append(nid)
+                    return
+        kind = LOCAL
+        op = OPS[node.op]
+        if len(slots) == 1:
+            xs = tuple(self.g.nodes[x].data for x in self.rp.operands[nid])
+            interval = op.kink_intervals(node.data, xs, node.params)[slots[0]]
+            if interval is not None and interval[0] - self.atol <= obs <= interval[1] + self.atol:
+                kind = KINK
+        self.probe_fault[(nid, o)] = kind
+        self.add(nid, kind, True, "local-derivative", obs, expected, self.local_message(nid, o, obs, expected, kind), operand=o, slots=tuple(slots))
+
+    def local_message(self, nid: str, o: str, got: float, expected: float, kind: str) -> str:
+        node = self.g.nodes[nid]
+        op = OPS.get(node.op)
+        wrt = f"d {node.label or nid} / d {self.g.nodes[o].label or o}"
+        if kind == KINK:
+            assert op is not None
+            xs = ", ".join(fmt(self.g.nodes[x].data) for x in self.rp.operands[nid])
+            return (
+                f"{op.display(node.params)} at its kink ({xs}): the engine takes {wrt} = {fmt(got)}, gradviz and PyTorch take "
+                f"{fmt(expected)}; both are valid subgradients, so grads downstream differ from PyTorch's"
+            )
+        doc = f" ({op.doc})" if op is not None and op.doc else ""
+        return f"{wrt} is {fmt(got)}, expected {fmt(expected)} for {node.op_display()}{doc}: the op's _backward uses a wrong local derivative"
+
+    def check_grads(self) -> None:
+        g, rp, nodes = self.g, self.rp, self.g.nodes
+        rec = {nid: n.grad for nid, n in nodes.items()}
+        root = g.root
+        if not self.close(rec[root], 1.0):
+            why = (
+                "backward() was not called, or did not set the root's grad to 1 before the chain rule"
+                if rec[root] == 0
+                else "backward() must set the root's grad to exactly 1 before running the chain rule"
+            )
+            self.add(root, NOT_SEEDED, True, "grad", rec[root], 1.0, f"root grad is {fmt(rec[root])}, not 1: {why}")
+
+        # local expectation: what each node's consumers' recorded grads imply
+        expected_local: dict[str, float] = {}
+        terms_of: dict[str, list[float]] = {}
+        residual: dict[str, float] = {}
+        for nid in nodes:
+            if nid == root:
+                continue
+            terms = []
+            for c, slot in rp.uses[nid]:
+                local = rp.local.get(c)
+                if local is None:
+                    break
+                terms.append(local[slot] * rec[c])
+            else:
+                terms_of[nid] = terms
+                expected_local[nid] = math.fsum(terms) if all(math.isfinite(t) for t in terms) else sum(terms)
+                scale = math.fsum(abs(t) for t in terms if math.isfinite(t))
+                finite = math.isfinite(rec[nid]) and math.isfinite(expected_local[nid])
+                if finite and not self.close(rec[nid], expected_local[nid], scale):
+                    # (non-finite grads are the non-finite pass's: where they were born)
+                    residual[nid] = rec[nid] - expected_local[nid]
+                continue
+            self.unverified.append(nid)
+
+        explained: dict[str, tuple[str, tuple[str, ...]]] = {}
+        pending: list[str] = []
+        for nid in nodes:
+            if nid in residual:
+                how = self.explain(nid, residual[nid], terms_of[nid], rec)
+                if how is None:
+                    pending.append(nid)
+                elif how[1]:
+                    explained[nid] = how
+        self.explain_order(pending, residual, explained, rec)
+        for nid in pending:
+            if nid not in explained and nid not in self.kind_of:
+                how = self.explain_local(nid, rec)
+                if how is not None:
+                    explained[nid] = how
+        self.downstream(explained, expected_local, rec)
+        harmless: dict[str, list[str]] = {}
+        for o, writers in self.overwriting.items():
+            if self.grad_kind.get(o) != MISSING:
+                for w in writers:
+                    harmless.setdefault(w, []).append(o)
+        for w in sorted(harmless, key=self.index.__getitem__):
+            self.notes.append(
+                f"the _backward of {self.name(w)} overwrites (=) the grad of {self.names(harmless[w])} instead of adding (+=); "
+                "no grad here is wrong because of it, but a value used twice will lose a contribution"
+            )
+
+    def explain(self, nid: str, r: float, terms: list[float], rec: dict[str, float]) -> tuple[str, tuple[str, ...]] | None:
+        """Explain node ``nid``'s residual; record a culprit finding, or return (kind, causes).
+
+        Returns None when the residual needs the per-op order test.
+        """
+        rp = self.rp
+        consumers = rp.consumers(nid)
+        fwd = [c for c in consumers if c in self.forward_bad]
+        if fwd:
+            return FORWARD, tuple(fwd)
+        faulty = [c for c in consumers if (c, nid) in self.probe_fault]
+        if faulty:
+            return self.probe_fault[(faulty[0], nid)], tuple(faulty)
+        ref = rp.grad[nid]
+        expected = ref if ref is not None else math.fsum(terms)
+        uses = rp.uses[nid]
+        got = rec[nid]
+        overwriters = self.overwriting.get(nid, []) + self.lost_in_op.get(nid, [])
+        if len(uses) >= 2:
+            scale = math.fsum(abs(t) for t in terms)
+            kept = None
+            for subset in _subset_sums(terms):
+                if self.close(got, math.fsum(terms[i] for i in subset), scale):
+                    kept = subset
+                    break
+            all_probed_adding = all(c in self.probes and self.probes[c].error is None for c in consumers) and not overwriters
+            if overwriters or (kept is not None and not all_probed_adding):
+                self.add(nid, MISSING, True, "grad", got, expected, self.missing_message(nid, kept, terms, overwriters), related=tuple(dict.fromkeys(overwriters)))
+                return MISSING, ()
+        if ref is not None and ref != 0 and math.isfinite(ref) and math.isfinite(r):
+            m, total = round(r / ref), round(got / ref)
+            if m >= 1 and total >= 2 and self.close(r, m * ref, abs(ref)) and self.close(got, total * ref, abs(ref)):
+                self.add(
+                    nid, STALE, True, "grad", got, ref,
+                    f"grad {fmt(got)} is {total} times its reference {fmt(ref)}: it kept {fmt(r)} from an earlier backward() "
+                    "(and got inflated grads from its consumers, if they kept some too); set every grad to 0 "
+                    "(zero_grad()) before calling backward() again",
+                )
+                return STALE, ()
+        return None
+
+    def missing_message(self, nid: str, kept: tuple[int, ...] | None, terms: list[float], overwriters: list[str]) -> str:
+        uses = self.rp.uses[nid]
+        n = len(uses)
+        text = f"grad {fmt(self.g.nodes[nid].grad)} holds only some of the {n} contributions of its {n} uses"
+        if kept is not None:
+            lost = [i for i in range(n) if i not in kept]
+            text += (
+                f" (kept {' + '.join(fmt(terms[i]) for i in kept)}, lost "
+                f"{' + '.join(fmt(terms[i]) + ' from ' + self.name(uses[i][0]) for i in lost)})"
+            )
+        text += "; every use must add (+=) its contribution"
+        lost_ops = self.lost_in_op.get(nid, [])
+        writers = self.overwriting.get(nid, [])
+        if writers:
+            text += f": the _backward of {self.names(dict.fromkeys(writers))} writes = instead"
+        lost_ops = [c for c in lost_ops if c not in writers]
+        if lost_ops:
+            set_ops = [c for c in lost_ops if c in self.rp.rebuilt]
+            text += f"; {self.names(dict.fromkeys(lost_ops))} uses it more than once but its _backward counts it once"
+            if set_ops:
+                text += " (the engine keeps operands in a set, which holds a repeated operand once)"
+        elif any(c in self.rp.rebuilt for c, _ in uses) and not writers:
+            text += " (the engine keeps operands in a set, which holds a repeated operand once: iterate over an ordered list of operands)"
+        return text
+
+    def explain_order(
+        self, pending: list[str], residual: dict[str, float], explained: dict[str, tuple[str, tuple[str, ...]]], rec: dict[str, float]
+    ) -> None:
+        """Find op nodes whose operands all got the right local derivatives times one wrong grad."""
+        rp = self.rp
+        waiting = set(pending)
+        candidates = sorted({c for nid in pending for c in rp.consumers(nid)}, key=self.index.__getitem__, reverse=True)
+        for c in candidates:
+            if c not in rp.local or c in self.forward_bad or any(k[0] == c for k in self.probe_fault):
+                continue
+            deltas: list[float] = []
+            mine: list[str] = []
+            mixed = False
+            for o in dict.fromkeys(rp.operands[c]):
+                lsum = self.local_sum(c, o)
+                if not math.isfinite(lsum) or abs(lsum) <= self.atol:
+                    continue
+                if o in waiting and rp.consumers(o) == [c]:
+                    deltas.append(residual[o] / lsum)
+                    mine.append(o)
+                elif o in residual:
+                    mixed = True
+                else:
+                    deltas.append(0.0)
+            if mixed or not mine or not all(math.isfinite(d) for d in deltas):
+                continue
+            scale = abs(rec[c]) + max(abs(d) for d in deltas)
+            if not all(self.close(d, deltas[0], scale) for d in deltas) or self.close(deltas[0], 0.0, scale):
+                continue
+            passed = rec[c] + deltas[0]
+            incoming = [rp.local[u][s] * rec[u] for u, s in rp.uses[c] if u in rp.local]
+            probed_ok = c in self.probes and self.probes[c].error is None
+            partial = self.close(passed, 0.0, abs(rec[c])) or any(
+                self.close(passed, math.fsum(incoming[i] for i in subset), abs(rec[c])) for subset in _subset_sums(incoming)
+            )
+            if not (len(deltas) >= 2 or probed_ok or partial):
+                continue
+            kind, message, related = ORDER, self.order_message(c, passed, rec[c]), ()
+            twin = self.merged_with(c) if self.close(passed, 0.0, abs(rec[c])) else None
+            if twin is not None:
+                kind, related = MERGED, (twin,)
+                message = (
+                    f"its _backward never ran (it passed on 0, its grad is {fmt(rec[c])}): it compares equal to {self.name(twin)} "
+                    "(same data), and the engine's value-based __eq__/__hash__ merged the two in backward's visited set; "
+                    "tell nodes apart by identity (keep the default __eq__ and __hash__)"
+                )
+            self.add(c, kind, True, "passed-grad", passed, rec[c], message, related=related)
+            for o in mine:
+                explained[o] = (kind, (c,))
+                waiting.discard(o)
+        pending[:] = [p for p in pending if p in waiting]
+
+    def order_message(self, c: str, passed: float, grad: float) -> str:
+        if self.close(passed, 0.0, abs(grad)):
+            when = "its _backward ran before any consumer had added to its grad (or never ran)"
+        elif abs(passed) < abs(grad) and math.copysign(1, passed) == math.copysign(1, grad):
+            when = "its _backward ran before all its consumers had added to its grad"
+        else:
+            when = "its _backward ran more than once, or before its grad was complete"
+        return (
+            f"passed on grad {fmt(passed)} to its operands but its grad is {fmt(grad)}: {when}; backward() must call "
+            "each node's _backward once, in reverse topological order (after every consumer's)"
+        )
+
+    def merged_with(self, c: str) -> str | None:
+        """The node a value-based ``__eq__`` makes ``c`` equal to, if any (live graphs only)."""
+        objects = self.g.objects
+        if c not in objects:
+            return None
+        me = objects[c]
+        if type(me).__eq__ is object.__eq__:
+            return None
+        for nid, other in objects.items():
+            if nid == c or other is me:
+                continue
+            try:
+                if bool(other == me) and (type(me).__hash__ is None or hash(other) == hash(me)):
+                    return nid
+            except Exception:  # foreign __eq__ may raise
+                continue
+        return None
+
+    def explain_local(self, nid: str, rec: dict[str, float]) -> tuple[str, tuple[str, ...]] | None:
+        """A residual left: blame the one consumer's local derivative, else the node itself."""
+        rp = self.rp
+        consumers = rp.consumers(nid)
+        got = rec[nid]
+        ref = rp.grad[nid]
+        if len(consumers) == 1:
+            c = consumers[0]
+            gc = rec[c]
+            probed_ok = c in self.probes and self.probes[c].error is None
+            if not probed_ok and math.isfinite(gc) and gc != 0 and c in rp.local:
+                expected = self.local_sum(c, nid)
+                implied = got / gc
+                slots = tuple(rp.slots(c, nid))
+                kind = LOCAL
+                node = self.g.nodes[c]
+                op = OPS.get(node.op)
+                if op is not None and len(slots) == 1:
+                    xs = tuple(self.g.nodes[x].data for x in rp.operands[c])
+                    interval = op.kink_intervals(node.data, xs, node.params)[slots[0]]
+                    if interval is not None and interval[0] - self.atol <= implied <= interval[1] + self.atol:
+                        kind = KINK
+                self.add(c, kind, True, "local-derivative", implied, expected, self.local_message(c, nid, implied, expected, kind), operand=nid, slots=slots)
+                return kind, (c,)
+        expected = ref if ref is not None else None
+        self.add(
+            nid, WRONG, True, "grad", got, expected,
+            f"grad {fmt(got)} is not the sum of its contributions from {self.names(consumers)}, and fits no known fault",
+        )
+        return None
+
+    def downstream(self, explained: dict[str, tuple[str, tuple[str, ...]]], expected_local: dict[str, float], rec: dict[str, float]) -> None:
+        rp, nodes = self.rp, self.g.nodes
+        cause: dict[str, tuple[str, ...]] = {}
+        for nid in reversed(nodes):
+            if nid in self.grad_kind:
+                cause[nid] = (nid,)
+                continue
+            ref = rp.grad[nid]
+            via = explained.get(nid)
+            upstream = [cause[c] for c in rp.consumers(nid) if cause.get(c)]
+            if via is not None:
+                causes = _merge([via[1], *upstream])
+                kind = via[0]
+            elif ref is not None and not self.close(rec[nid], ref, rp.scale[nid]) and upstream:
+                causes = _merge(upstream)
+                kind = self.grad_kind.get(causes[0]) or self.kind_of[causes[0]]
+            else:
+                continue
+            cause[nid] = causes
+            expected = ref if ref is not None else expected_local.get(nid)
+            self.add(
+                nid, kind, False, "grad", rec[nid], expected,
+                f"grad {fmt(rec[nid])}, reference {fmt(expected)}: wrong only because of {self.names(causes)}",
+                cause=causes,
+            )
+
+    def check_nonfinite_grads(self) -> None:
+        rp, nodes = self.rp, self.g.nodes
+        cause: dict[str, tuple[str, ...]] = {}
+        data_cause = self.nonfinite_data
+        for nid in reversed(nodes):
+            got = nodes[nid].grad
+            if math.isfinite(got):
+                continue
+            consumers = rp.consumers(nid)
+            bad = [c for c in consumers if c in cause]
+            if bad:
+                cause[nid] = _merge(cause[c] for c in bad)
+                self.add(nid, NONFINITE, False, "grad", got, None, f"grad {fmt(got)} only because a consumer's grad is non-finite", cause=cause[nid])
+                continue
+            # born here: from a non-finite data (then downstream of it) or a singular local derivative
+            from_data = [data_cause[x] for c in consumers for x in (c, *rp.operands[c]) if x in data_cause]
+            if from_data:
+                cause[nid] = _merge(from_data)
+                self.add(nid, NONFINITE, False, "grad", got, None, f"grad {fmt(got)} because of non-finite data at {self.names(cause[nid])}", cause=cause[nid])
+                continue
+            cause[nid] = (nid,)
+            singular = [c for c in consumers if c in rp.local and not all(math.isfinite(x) for x in rp.local[c])]
+            why = (
+                f"the local derivative of {self.names(singular)} is not finite there (e.g. log or x**-1 at 0, x**0.5 at 0)"
+                if singular
+                else ("it was seeded so" if nid == self.g.root else "a product of finite numbers overflowed, or the engine wrote it")
+            )
+            self.add(nid, NONFINITE, True, "grad", got, None, f"grad {fmt(got)} is born here from finite grads: {why}")
+
+
+def _merge(groups: Iterable[Iterable[str]]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for group in groups:
+        for x in group:
+            out[x] = None
+            if len(out) >= _CAUSE_CAP:
+                return tuple(out)
+    return tuple(out)

@@ -1,0 +1,223 @@
+"""Function-level gradient check by central finite differences.
+
+For what the checker cannot replay (an op gradviz does not know, a whole
+engine under suspicion), :func:`gradcheck` checks a function the way
+``torch.autograd.gradcheck`` does, and reports per input:
+
+* the analytic gradient: build the inputs as Values, call ``f``, run the
+  engine's ``backward()``, read each input's ``grad``;
+* the numeric gradient by central differences,
+  ``(F(x + h) - F(x - h)) / 2h`` with ``h = eps * max(1, |x|)``, whose error
+  is O(h^2) for smooth ``F``;
+* input ``i`` passes when ``|analytic - numeric| <= atol + rtol * |numeric|``
+  (torch's test, with its defaults ``eps=1e-6``, ``atol=1e-5``, ``rtol=1e-3``).
+
+``F`` is evaluated, in this order of preference, on plain floats (``f`` called
+with floats, which works for arithmetic-only functions), by replaying the
+captured graph over the op table with new input values (for functions that
+call methods such as ``.tanh()``; exact as long as ``f`` has no branches on
+data), or with the engine itself. The forward value is compared too: the
+engine's ``out.data`` against the plain-float (or replayed) value, which finds
+a forward bug that the gradients alone would hide.
+
+At a kink (relu at 0) the central difference averages the two one-sided
+derivatives, so it disagrees with any single choice; that is reported as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from ..engine.value import Value
+from ..errors import UsageError
+from ..graph.capture import capture, is_value_like
+from ._table import fmt, table
+from .replay import close, forward_values
+
+__all__ = ["gradcheck", "GradcheckResult", "InputCheck"]
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """The gradient of ``f`` with respect to one input.
+
+    Attributes:
+        index: the input's position.
+        label: its name (the mapping key, or ``'x0'``, ``'x1'``, ...).
+        value: its value.
+        analytic: the engine's gradient.
+        numeric: the central-difference estimate.
+        abs_err: ``|analytic - numeric|``.
+        ok: within tolerance.
+    """
+
+    index: int
+    label: str
+    value: float
+    analytic: float
+    numeric: float
+    abs_err: float
+    ok: bool
+
+
+@dataclass
+class GradcheckResult:
+    """The result of :func:`gradcheck`.
+
+    Attributes:
+        inputs: one :class:`InputCheck` per input.
+        output: the engine's forward value, ``f(inputs).data``.
+        reference: the same value evaluated with plain floats or the replay
+            (None if neither could evaluate ``f``).
+        forward_ok: whether ``output`` equals ``reference`` (None if unknown).
+        method: how ``F`` was evaluated for the differences: 'float',
+            'replay' or 'engine'.
+        eps, rtol, atol: the parameters used.
+        notes: remarks (why a method was not available, ...).
+    """
+
+    inputs: list[InputCheck]
+    output: float
+    reference: float | None
+    forward_ok: bool | None
+    method: str
+    eps: float
+    rtol: float
+    atol: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True if every input's gradient and the forward value pass."""
+        return all(i.ok for i in self.inputs) and self.forward_ok is not False
+
+    def table(self) -> str:
+        """The result as text: the forward comparison, then one row per input."""
+        fwd = (
+            "not compared (f works only on the engine's values and the graph cannot be replayed)"
+            if self.forward_ok is None
+            else f"{fmt(self.output)} vs {fmt(self.reference)} from {'plain floats' if self.method == 'float' else 'the op table'}: "
+            + ("ok" if self.forward_ok else "DIFFERENT")
+        )
+        rows = [
+            [i.label, fmt(i.value), fmt(i.analytic), fmt(i.numeric), fmt(i.abs_err), "ok" if i.ok else "WRONG"]
+            for i in self.inputs
+        ]
+        lines = [
+            f"gradviz gradcheck: central differences (eps {self.eps:g}, evaluated with {self.method}), "
+            f"pass if |analytic - numeric| <= {self.atol:g} + {self.rtol:g} * |numeric|",
+            f"forward: {fwd}",
+            "",
+            table(["input", "value", "analytic", "numeric", "|error|", ""], rows),
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _as_float(x: Any) -> float | None:
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
+
+
+def gradcheck(
+    f: Callable[..., Any],
+    inputs: Sequence[float] | Mapping[str, float],
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-3,
+    atol: float = 1e-5,
+    value: Callable[[float], Any] = Value,
+    forward_rtol: float = 1e-9,
+) -> GradcheckResult:
+    """Check the gradients of ``f`` at ``inputs`` against central finite differences.
+
+    Args:
+        f: a function of scalars returning one scalar value; it is called
+            with the inputs as positional arguments (a sequence) or keyword
+            arguments (a mapping).
+        inputs: the point to check at.
+        eps: relative step: ``h = eps * max(1, |x|)``.
+        rtol: relative tolerance of a gradient.
+        atol: absolute tolerance of a gradient.
+        value: the engine's value constructor (default gradviz's ``Value``;
+            e.g. ``micrograd.engine.Value``).
+        forward_rtol: relative tolerance of the forward comparison.
+
+    Returns:
+        GradcheckResult: ``result.ok`` is True when everything passes.
+
+    Raises:
+        UsageError: if ``f`` does not return a value of the engine, or ``eps``
+            is not positive.
+
+    Example:
+        >>> r = gradcheck(lambda a, b: a * b + a, [2.0, -3.0])
+        >>> r.ok, [round(i.numeric, 6) for i in r.inputs]
+        (True, [-2.0, 2.0])
+    """
+    if not eps > 0:
+        raise UsageError(f"eps must be positive, not {eps!r}")
+    names = list(inputs) if isinstance(inputs, Mapping) else [f"x{i}" for i in range(len(inputs))]
+    point = [float(inputs[k]) for k in names] if isinstance(inputs, Mapping) else [float(x) for x in inputs]
+
+    def call(args: Sequence[Any]) -> Any:
+        return f(**dict(zip(names, args))) if isinstance(inputs, Mapping) else f(*args)
+
+    xs = [value(x) for x in point]
+    for x, name in zip(xs, names):
+        try:
+            x.label = name
+        except AttributeError:
+            pass
+    out = call(xs)
+    if not is_value_like(out) or not callable(getattr(out, "backward", None)):
+        raise UsageError(f"f returned a {type(out).__name__}, not a value of the engine with backward(); return the output Value")
+    graph = capture(out, keep_objects=True)
+    output = float(out.data)
+    out.backward()
+    analytic = [float(x.grad) for x in xs]
+
+    notes: list[str] = []
+    evaluate: Callable[[list[float]], float]
+    try:
+        plain = _as_float(call(point))
+    except Exception as exc:  # f may need the engine's methods
+        plain = None
+        notes.append(f"f cannot run on plain floats ({type(exc).__name__}: {exc})")
+    if plain is not None:
+        method, reference = "float", plain
+        evaluate = lambda p: float(call(p))  # noqa: E731
+    else:
+        leaf_of = {id(obj): nid for nid, obj in graph.objects.items()}
+        leaves = [leaf_of.get(id(x)) for x in xs]
+        try:
+            reference = forward_values(graph, {})[graph.root]
+            method = "replay"
+
+            def evaluate(p: list[float]) -> float:
+                return forward_values(graph, {nid: v for nid, v in zip(leaves, p) if nid is not None})[graph.root]
+        except UsageError as exc:
+            notes.append(f"the graph cannot be replayed ({exc})")
+            method, reference = "engine", None
+
+            def evaluate(p: list[float]) -> float:
+                return float(call([value(v) for v in p]).data)
+
+    checks = []
+    for i, (x, a) in enumerate(zip(point, analytic)):
+        h = eps * max(1.0, abs(x))
+        up, down = list(point), list(point)
+        up[i], down[i] = x + h, x - h
+        numeric = (evaluate(up) - evaluate(down)) / (2 * h)
+        err = abs(a - numeric)
+        ok = err <= atol + rtol * abs(numeric) if math.isfinite(err) else (a == numeric or (math.isnan(a) and math.isnan(numeric)))
+        checks.append(InputCheck(i, names[i], x, a, numeric, err, ok))
+    forward_ok = None if reference is None else close(output, reference, rtol=forward_rtol, atol=1e-12)
+    return GradcheckResult(checks, output, reference, forward_ok, method, eps, rtol, atol, notes)

@@ -1,0 +1,327 @@
+"""Trace: every ``_backward`` call of one backward pass, and what it added.
+
+:func:`trace` wraps the ``_backward`` of every op node of a live graph, calls
+``root.backward()`` once, and records, call by call in the order the engine
+made them: the node, its grad at that moment, and for each operand its grad
+before, the amount added and its grad after. Every ``_backward`` is put back
+afterwards. Leaves' ``_backward`` (a no-op) is not recorded.
+
+When an operand fills several slots of one op (``a + a``), the amount a
+call added is split per slot with the op table's local derivatives, so the
+two additions to ``a`` show as two rows (when the split adds up to what the
+engine really added; otherwise one row names both slots).
+
+A snapshot has no ``_backward`` to call: its trace is the reference backward
+pass replayed over the op table (:attr:`Trace.replayed`), which shows what a
+correct engine adds, step by step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..engine.value import Value
+from ..errors import CaptureError, GradvizError
+from ..graph.capture import _number, capture
+from ..graph.model import Graph
+from ._table import fmt, table
+from .around import refresh
+from .replay import Replay, close, replay
+
+__all__ = ["trace", "Trace", "TraceStep", "Addition", "FORMAT", "VERSION"]
+
+FORMAT = "gradviz-trace"
+VERSION = 1
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Addition:
+    """What one ``_backward`` call added to one operand (one slot, or several).
+
+    Attributes:
+        operand: the operand's id.
+        slots: the operand slots this addition is for.
+        before: the operand's grad before it.
+        added: the amount added (after - before).
+        after: the operand's grad after it.
+        overwrote: True if the call replaced the grad by its contribution
+            (``=`` where ``+=`` belongs) instead of adding to it; known only
+            for ops in gradviz's op table, False otherwise.
+    """
+
+    operand: str
+    slots: tuple[int, ...]
+    before: float
+    added: float
+    after: float
+    overwrote: bool = False
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One ``_backward`` call.
+
+    Attributes:
+        step: 1 for the first call, in the order the engine made them.
+        node: the id of the node whose ``_backward`` ran.
+        out_grad: that node's grad when it ran.
+        additions: per operand (per slot where the split is exact).
+    """
+
+    step: int
+    node: str
+    out_grad: float
+    additions: tuple[Addition, ...]
+
+
+@dataclass
+class Trace:
+    """The result of :func:`trace`.
+
+    Attributes:
+        graph: the graph after the pass (a snapshot, moment 'after-backward').
+        steps: the calls, in order.
+        replayed: True if the steps are the op table's reference pass (for a
+            snapshot), not calls recorded from an engine.
+        seed: the root's grad when the first ``_backward`` ran.
+        notes: remarks (grads that were not zero before the pass, ...).
+    """
+
+    graph: Graph
+    steps: list[TraceStep]
+    replayed: bool = False
+    seed: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def additions_to(self, node_id: str) -> list[tuple[int, Addition]]:
+        """Every addition to ``node_id``'s grad, as ``(step, addition)``."""
+        return [(s.step, a) for s in self.steps for a in s.additions if a.operand == node_id]
+
+    def table(self) -> str:
+        """The trace as text: one row per addition."""
+        g = self.graph
+        how = "replayed over the op table (a snapshot has no _backward to call)" if self.replayed else f"engine {g.engine}"
+        lines = [f"gradviz trace: {len(self.steps)} _backward calls, {how}; root {g.root_node.name()} grad {fmt(self.seed)} when the first ran"]
+        rows = []
+        for s in self.steps:
+            node = g.nodes[s.node]
+            for a in s.additions or (None,):
+                rows.append([
+                    str(s.step), node.name(), node.op_display(), fmt(s.out_grad),
+                    *(("-",) * 5 if a is None else (
+                        g.nodes[a.operand].name(), ",".join(map(str, a.slots)), fmt(a.before),
+                        fmt(a.added) + (" (overwrote: =)" if a.overwrote else ""), fmt(a.after),
+                    )),
+                ])
+        if rows:
+            lines += ["", table(["step", "node", "op", "its grad", "operand", "slot", "before", "added", "after"], rows)]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trace as JSON-ready data: format ``gradviz-trace``, version 1."""
+        def num(x: float | None) -> float | str | None:
+            if x is None or math.isfinite(x):
+                return x
+            return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+        g = self.graph
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "replayed": self.replayed,
+            "engine": g.engine,
+            "root": g.root,
+            "seed": num(self.seed),
+            "steps": [
+                {
+                    "step": s.step, "node": s.node, "label": g.nodes[s.node].label, "op": g.nodes[s.node].op_display(),
+                    "out_grad": num(s.out_grad),
+                    "additions": [
+                        {
+                            "operand": a.operand, "slots": list(a.slots), "before": num(a.before), "added": num(a.added),
+                            "after": num(a.after), "overwrote": a.overwrote,
+                        }
+                        for a in s.additions
+                    ],
+                }
+                for s in self.steps
+            ],
+            "notes": list(self.notes),
+        }
+
+    def dumps(self) -> str:
+        """The trace as JSON text."""
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _split(rp: Replay, node_id: str, operand: str, out_grad: float, before: float, after: float) -> list[Addition]:
+    """One addition per slot when the op table's per-slot amounts add up to what happened."""
+    slots = rp.slots(node_id, operand) if node_id in rp.operands else []
+    added = after - before
+    local = rp.local.get(node_id)
+    if local is None or node_id in rp.unknown:
+        return [Addition(operand, tuple(slots) or (0,), before, added, after)]
+    parts = [local[s] * out_grad for s in slots]
+    total, scale = math.fsum(parts), sum(map(abs, parts))
+    if len(slots) >= 2 and close(total, added, scale, rtol=1e-9, atol=1e-12):
+        out, grad = [], before
+        for s, part in zip(slots, parts):
+            out.append(Addition(operand, (s,), grad, part, grad + part))
+            grad += part
+        return out
+    overwrote = before != 0 and not close(total, added, scale, rtol=1e-9, atol=1e-12) and any(
+        close(after, p, abs(p), rtol=1e-9, atol=1e-12) for p in (total, *parts)
+    )
+    return [Addition(operand, tuple(slots), before, added, after, overwrote)]
+
+
+def _replayed(graph: Graph) -> Trace:
+    rp = replay(graph)
+    acc = {nid: 0.0 for nid in graph.nodes}
+    acc[graph.root] = 1.0
+    steps: list[TraceStep] = []
+    notes: list[str] = []
+    for nid in reversed(graph.nodes):
+        if not rp.operands[nid]:
+            continue
+        local = rp.local.get(nid)
+        if local is None:
+            notes.append(f"{graph.nodes[nid].name()}: {rp.unknown[nid]}; the replay stops passing grads there")
+            continue
+        g = acc[nid]
+        additions = []
+        for slot, o in enumerate(rp.operands[nid]):
+            before = acc[o]
+            acc[o] = before + local[slot] * g
+            additions.append(Addition(o, (slot,), before, acc[o] - before, acc[o]))
+        steps.append(TraceStep(len(steps) + 1, nid, g, tuple(additions)))
+    return Trace(graph, steps, replayed=True, seed=1.0, notes=notes)
+
+
+class _Wrapped:
+    """Install recording wrappers on live ``_backward`` attributes; restore them."""
+
+    def __init__(self, graph: Graph, record: Callable[[str, float, list[float], list[float] | None], None]) -> None:
+        self.graph = graph
+        self.record = record
+        self.saved: list[tuple[Any, Any]] = []
+        self.calls = 0
+
+    def install(self) -> None:
+        for nid, node in self.graph.nodes.items():
+            if node.operands:
+                self._wrap(nid, self.graph.objects[nid], [self.graph.objects[o] for o in dict.fromkeys(node.operands)])
+
+    def _wrap(self, nid: str, obj: Any, operands: list[Any]) -> None:
+        if isinstance(obj, Value):
+            saved: Any = obj._backward_fn
+        else:
+            saved = vars(obj).get("_backward", _MISSING) if hasattr(obj, "__dict__") else getattr(obj, "_backward", _MISSING)
+        original = getattr(obj, "_backward", None)
+        if not callable(original):
+            return
+        record = self.record
+
+        def wrapper() -> None:
+            out_grad = float(obj.grad)
+            before = [float(o.grad) for o in operands]
+            if not self.calls:
+                record(nid, out_grad, before, None)
+            self.calls += 1
+            original()
+            record(nid, out_grad, before, [float(o.grad) for o in operands])
+
+        try:
+            obj._backward = wrapper
+        except (AttributeError, TypeError) as exc:
+            raise CaptureError(f"cannot trace {type(obj).__name__}: its _backward cannot be replaced ({exc})") from None
+        self.saved.append((obj, saved))
+
+    def restore(self) -> None:
+        for obj, saved in reversed(self.saved):
+            if isinstance(obj, Value):
+                obj._backward_fn = saved
+            elif saved is _MISSING:
+                del obj._backward
+            else:
+                obj._backward = saved
+        self.saved.clear()
+
+
+def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, children_attr: str | None = None) -> Trace:
+    """Record every ``_backward`` call of one ``backward()`` pass.
+
+    Args:
+        root_or_graph: a root value (gradviz's or another engine's; its
+            ``backward()`` is called once), a live :class:`Graph`, or a
+            loaded snapshot (then the reference pass is replayed instead).
+        backward: what to call instead of ``root.backward()``.
+        children_attr: the operand attribute of a foreign engine, if not
+            ``_prev`` or ``_children``.
+
+    Returns:
+        Trace
+
+    Raises:
+        CaptureError: if the graph cannot be captured, or a ``_backward``
+            cannot be wrapped.
+        GradvizError: if ``backward()`` raises.
+
+    Example:
+        >>> from gradviz import Value
+        >>> a = Value(3.0, label='a'); b = a + a; b.label = 'b'
+        >>> [(x.slots, x.before, x.added, x.after) for _, x in trace(b).additions_to('n0')]
+        [((0,), 0.0, 1.0, 1.0), ((1,), 1.0, 1.0, 2.0)]
+    """
+    if isinstance(root_or_graph, Graph):
+        graph = root_or_graph
+        if not graph.objects:
+            return _replayed(graph)
+    else:
+        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+    root = graph.objects[graph.root]
+    if backward is None:
+        backward = getattr(root, "backward", None)
+        if not callable(backward):
+            raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+    rp = replay(graph)
+    raw: list[tuple[str, float, list[float], list[float]]] = []
+    seed: list[float] = []
+    notes: list[str] = []
+
+    def record(nid: str, out_grad: float, before: list[float], after: list[float] | None) -> None:
+        if after is None:  # called before the first _backward runs: what did backward() start from?
+            seed.append(_number(root, "grad"))
+            left = sum(1 for k, obj in graph.objects.items() if k != graph.root and _number(obj, "grad") != 0)
+            if left:
+                notes.append(f"{left} grads were not 0 when the first _backward ran (left by an earlier backward()?); this pass adds to them")
+            return
+        raw.append((nid, out_grad, before, after))
+
+    wrapped = _Wrapped(graph, record)
+    try:
+        wrapped.install()
+        try:
+            backward()
+        except RecursionError:
+            raise GradvizError("backward() hit Python's recursion limit: that engine's backward is recursive") from None
+        except Exception as exc:
+            raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        wrapped.restore()
+    steps = []
+    for i, (nid, out_grad, before, after) in enumerate(raw, 1):
+        additions: list[Addition] = []
+        for oid, b, a in zip(dict.fromkeys(graph.nodes[nid].operands), before, after):
+            additions += _split(rp, nid, oid, out_grad, b, a)
+        steps.append(TraceStep(i, nid, out_grad, tuple(additions)))
+    after_graph = refresh(graph, moment="after-backward")
+    return Trace(after_graph, steps, seed=seed[0] if seed else _number(root, "grad"), notes=notes)
