@@ -515,18 +515,20 @@ class _Checker:
             for o in dict.fromkeys(node.operands):
                 slots = self.rp.slots(nid, o)
                 obs = p.local[o]
-                if nid not in self.rp.unknown:
-                    self.check_probed_local(nid, o, slots, obs, p)
                 if p.mode[o] == "overwrite":
                     self.overwriting.setdefault(o, []).append(nid)
-                if not p.scales[o] and (nid, o) not in self.probe_fault:
+                if not p.scales[o]:
                     self.probe_fault[(nid, o)] = LOCAL
+                    expected = self.local_sum(nid, o) if nid not in self.rp.unknown else None
                     self.add(
-                        nid, LOCAL, True, "local-derivative", obs, self.local_sum(nid, o) if nid in self.rp.local else None,
-                        f"its _backward adds to {self.name(o)} an amount that does not scale with its own grad: "
+                        nid, LOCAL, True, "local-derivative", obs, expected,
+                        f"its _backward adds to {self.name(o)} an amount that does not scale with its own grad "
+                        f"(d {node.label or nid} / d {self.g.nodes[o].label or o} looks like {fmt(obs)} at grad {fmt(p.out_grad)}): "
                         "the chain rule multiplies the local derivative by out.grad (forgot `* out.grad`?)",
                         operand=o, slots=tuple(slots),
                     )
+                elif nid not in self.rp.unknown:
+                    self.check_probed_local(nid, o, slots, obs, p)
 
     def check_probed_local(self, nid: str, o: str, slots: list[int], obs: float, p: Probe) -> None:
         node = self.g.nodes[nid]
@@ -846,8 +848,9 @@ class _Checker:
                 cause[nid] = _merge(cause[c] for c in bad)
                 self.add(nid, NONFINITE, False, "grad", got, None, f"grad {fmt(got)} only because a consumer's grad is non-finite", cause=cause[nid])
                 continue
-            # born here: from a non-finite data (then downstream of it) or a singular local derivative
-            from_data = [data_cause[x] for c in consumers for x in (c, *rp.operands[c]) if x in data_cause]
+            # born here: from an operand's non-finite data (then downstream of it), or from a local
+            # derivative that is not finite at finite operands (log or x**-1 at 0)
+            from_data = [data_cause[x] for c in consumers for x in rp.operands[c] if x in data_cause]
             if from_data:
                 cause[nid] = _merge(from_data)
                 self.add(nid, NONFINITE, False, "grad", got, None, f"grad {fmt(got)} because of non-finite data at {self.names(cause[nid])}", cause=cause[nid])
