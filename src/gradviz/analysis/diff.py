@@ -12,8 +12,9 @@ thing. Nodes are matched in this order, and each row says how:
    are matched by label.
 3. **structure**: the remaining nodes are matched by a structural digest
    computed bottom-up from op, parameters, label and the operands' digests
-   (a label-matched operand counts by its label); nodes with equal digests
-   are paired in topological order. A graph built differently (``a - b`` as
+   (a label-matched operand counts by its label; operands count as a
+   multiset, since an engine that keeps them in a set has no order); nodes
+   with equal digests are paired in topological order. A graph built differently (``a - b`` as
    one op in one engine and ``a + (-1 * b)`` in another) leaves some nodes
    on one side only; they are listed.
 
@@ -292,8 +293,8 @@ def _digests(graph: Graph, anchored: dict[str, str]) -> dict[str, bytes]:
             h.update(b"L\0" + anchored[node.id].encode("utf-8", "surrogatepass"))
         else:
             h.update(b"S\0" + _node_key(node))
-            for o in node.operands:
-                h.update(out[o])
+            for d in sorted(out[o] for o in node.operands):
+                h.update(d)
         out[node.id] = h.digest()
     return out
 
