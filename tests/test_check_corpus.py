@@ -89,7 +89,7 @@ def test_overwrite_with_one_use_is_a_note_not_a_finding():
     c.backward()
     report = gradviz.check(c)
     assert report.ok
-    assert any("overwrites (=)" in n for n in report.notes)
+    assert any("assigns (=)" in n for n in report.notes)
 
 
 # -- wrong local derivatives ------------------------------------------------------------
@@ -191,6 +191,23 @@ def test_recursive_backward_without_topological_sort():
     for report in (gradviz.check(z), gradviz.check(as_snapshot(z))):
         assert culprits(report) == [("n2", C.ORDER, None, 2.0, -2.0)]
         assert downstream(report) == [("n0", C.ORDER, -6.0, 6.0, ("n2",)), ("n1", C.ORDER, 4.0, -4.0, ("n2",))]
+
+
+def test_recursive_backward_runs_a_unary_op_twice():
+    V = recursive.Value
+    a, c = V(0.5, label="a"), V(2.0, label="c")
+    t = a.tanh()
+    t.label = "t"
+    y = t + c
+    y.label = "y"
+    z = t * y  # t's consumers: z gives y = t + 2, y gives 1 * y.grad = t
+    z.label = "z"
+    z.backward()
+    tv = math.tanh(0.5)
+    # t's _backward runs with grad t + 2 (after z), then again with (t + 2) + t (after y)
+    for report in (gradviz.check(z), gradviz.check(as_snapshot(z))):
+        assert culprits(report) == approx([("n1", C.ORDER, None, 2 * (tv + 2) + tv, (tv + 2) + tv)])
+        assert [f.node for f in report.downstream] == ["n0"]
 
 
 # -- operands in a set, value-based equality ---------------------------------------------------------

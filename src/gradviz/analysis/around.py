@@ -7,18 +7,21 @@ exactly which grads the call changed.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable
 
+from ..engine.value import Value
 from ..errors import CaptureError, GradvizError
 from ..graph.capture import _number, capture
-from ..graph.model import Graph
+from ..graph.model import Graph, Node
 
 __all__ = ["snapshot_backward", "refresh"]
 
 
-def _frozen(graph: Graph, moment: str | None) -> Graph:
-    nodes = {nid: replace(node, params=dict(node.params)) for nid, node in graph.nodes.items()}
+def _copy(graph: Graph, moment: str | None, values: Callable[[str, Node], tuple[float, float]]) -> Graph:
+    nodes = {}
+    for nid, n in graph.nodes.items():
+        data, grad = values(nid, n)
+        nodes[nid] = Node(nid, n.op, n.label, data, grad, n.operands, dict(n.params) if n.params else {})
     return Graph(nodes, graph.root, moment, graph.engine)
 
 
@@ -40,12 +43,15 @@ def refresh(graph: Graph, *, moment: str | None = None) -> Graph:
     """
     if not graph.objects:
         raise CaptureError("this graph has no live objects to read again; capture it with keep_objects=True")
-    out = _frozen(graph, moment)
-    for nid, node in out.nodes.items():
-        obj = graph.objects[nid]
-        node.data = _number(obj, "data")
-        node.grad = _number(obj, "grad")
-    return out
+    objects = graph.objects
+
+    def values(nid: str, node: Node) -> tuple[float, float]:
+        obj = objects[nid]
+        if type(obj) is Value:  # floats already
+            return obj.data, obj.grad
+        return _number(obj, "data"), _number(obj, "grad")
+
+    return _copy(graph, moment, values)
 
 
 def snapshot_backward(

@@ -309,7 +309,8 @@ class CheckReport:
                 for f in rows
             ],
         )
-        lines = [head, f"{len(self.culprits)} culprit finding(s), {len(self.downstream)} downstream", "", body]
+        n_c, n_d = len(self.culprits), len(self.downstream)
+        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream", "", body]
         if hidden:
             lines.append(f"... and {hidden} more downstream rows (use --json to see all)")
         lines.append("")
@@ -636,8 +637,8 @@ class _Checker:
                     harmless.setdefault(w, []).append(o)
         for w in sorted(harmless, key=self.index.__getitem__):
             self.notes.append(
-                f"the _backward of {self.name(w)} overwrites (=) the grad of {self.names(harmless[w])} instead of adding (+=); "
-                "no grad here is wrong because of it, but a value used twice will lose a contribution"
+                f"the _backward of {self.name(w)} assigns (=) the grad of {self.names(harmless[w])} instead of adding (+=); "
+                "harmless here (each has one use), but a value used twice would lose a contribution"
             )
 
     def explain(self, nid: str, r: float, terms: list[float], rec: dict[str, float]) -> tuple[str, tuple[str, ...]] | None:
@@ -684,26 +685,27 @@ class _Checker:
     def missing_message(self, nid: str, kept: tuple[int, ...] | None, terms: list[float], overwriters: list[str]) -> str:
         uses = self.rp.uses[nid]
         n = len(uses)
-        text = f"grad {fmt(self.g.nodes[nid].grad)} holds only some of the {n} contributions of its {n} uses"
+
+        def part(i: int) -> str:
+            return f"{fmt(terms[i])} from {self.name(uses[i][0])}"
+
         if kept is not None:
             lost = [i for i in range(n) if i not in kept]
-            text += (
-                f" (kept {' + '.join(fmt(terms[i]) for i in kept)}, lost "
-                f"{' + '.join(fmt(terms[i]) + ' from ' + self.name(uses[i][0]) for i in lost)})"
+            text = (
+                f"grad {fmt(self.g.nodes[nid].grad)} keeps {len(kept)} of its {n} contributions "
+                f"(kept {' + '.join(map(part, kept))}; lost {' + '.join(map(part, lost))})"
             )
-        text += "; every use must add (+=) its contribution"
-        lost_ops = self.lost_in_op.get(nid, [])
-        writers = self.overwriting.get(nid, [])
+        else:
+            text = f"grad {fmt(self.g.nodes[nid].grad)} is not the sum of its {n} contributions ({' + '.join(map(part, range(n)))})"
+        text += ": each use must add (+=) its contribution"
+        writers = list(dict.fromkeys(self.overwriting.get(nid, [])))
         if writers:
-            text += f": the _backward of {self.names(dict.fromkeys(writers))} writes = instead"
-        lost_ops = [c for c in lost_ops if c not in writers]
+            text += f"; the _backward of {' and '.join(self.name(w) for w in writers)} assigns (=) instead"
+        lost_ops = [c for c in dict.fromkeys(self.lost_in_op.get(nid, [])) if c not in writers]
         if lost_ops:
-            set_ops = [c for c in lost_ops if c in self.rp.rebuilt]
-            text += f"; {self.names(dict.fromkeys(lost_ops))} uses it more than once but its _backward counts it once"
-            if set_ops:
-                text += " (the engine keeps operands in a set, which holds a repeated operand once)"
-        elif any(c in self.rp.rebuilt for c, _ in uses) and not writers:
-            text += " (the engine keeps operands in a set, which holds a repeated operand once: iterate over an ordered list of operands)"
+            text += f"; {self.names(lost_ops)} uses it more than once but its _backward counts it once"
+        if any(c in self.rp.rebuilt for c, _ in uses) and not writers:
+            text += " (the engine keeps operands in a set, which holds a repeated operand once; keep them in a tuple)"
         return text
 
     def explain_order(

@@ -66,6 +66,8 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
         >>> close(1.0 + 1e-12, 1.0, rtol=1e-9, atol=0.0), close(float('nan'), float('nan'), rtol=0, atol=0)
         (True, True)
     """
+    if got == expected:  # the common case, and equal infinities
+        return True
     if math.isnan(got) or math.isnan(expected):
         return math.isnan(got) and math.isnan(expected)
     if math.isinf(got) or math.isinf(expected):
@@ -115,7 +117,10 @@ class Replay:
 
     def consumers(self, node_id: str) -> list[str]:
         """The distinct consumers of a node, in topological order."""
-        return list(dict.fromkeys(c for c, _ in self.uses[node_id]))
+        uses = self.uses[node_id]
+        if len(uses) == 1:
+            return [uses[0][0]]
+        return list(dict.fromkeys(c for c, _ in uses))
 
 
 def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:

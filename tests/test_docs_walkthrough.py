@@ -1,0 +1,55 @@
+"""docs/finding-a-wrong-gradient.md shows real output: every command in it is run and compared."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from gradviz.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "finding-a-wrong-gradient.md"
+BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.S)
+
+
+def sessions():
+    """(command, expected output) for every `$ gradviz ...` line of the console blocks, in order."""
+    out = []
+    for kind, body in BLOCK.findall(DOC.read_text("utf-8")):
+        if kind != "console":
+            continue
+        for chunk in re.split(r"^\$ ", body, flags=re.M)[1:]:
+            command, _, expected = chunk.partition("\n")
+            out.append((command, expected))
+    return out
+
+
+@pytest.mark.renderer
+def test_every_command_prints_what_the_walkthrough_shows(tmp_path, monkeypatch, capsys):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    commands = sessions()
+    assert len(commands) == 7
+    for command, expected in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "gradviz"
+        main(argv[1:])
+        out, err = capsys.readouterr()
+        assert out + err == expected, command
+
+
+def test_python_example_runs():
+    (code,) = [body for kind, body in BLOCK.findall(DOC.read_text("utf-8")) if kind == "python"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(compile(code, str(DOC), "exec"), {})
+    assert "no findings" in printed.getvalue()
+
+
+def test_pictures_it_links_exist():
+    for name in re.findall(r"\]\(([^)]+\.svg)\)", DOC.read_text("utf-8")):
+        assert (DOC.parent / name).is_file(), name
