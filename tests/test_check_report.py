@@ -59,7 +59,7 @@ def test_table_lists_culprits_then_why():
     assert lines[header].split() == ["node", "op", "kind", "role", "quantity", "got", "expected"]
     assert lines[header + 1].split() == ["a", "(n0)", "leaf", "missing-accumulation", "culprit", "grad", "3", "-3"]
     assert lines[header + 2].split() == ["b", "(n1)", "leaf", "missing-accumulation", "culprit", "grad", "-2", "-8"]
-    assert any(ln.startswith("a (n0): grad 3 holds only some of the 2 contributions") for ln in lines)
+    assert "a (n0): grad 3 keeps 1 of its 2 contributions (kept 3 from d (n2); lost -6 from e (n3))" in text
 
 
 def test_roles_and_notes_for_the_picture():

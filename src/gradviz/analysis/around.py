@@ -14,7 +14,7 @@ from ..errors import CaptureError, GradvizError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph, Node
 
-__all__ = ["snapshot_backward", "refresh"]
+__all__ = ["snapshot_backward", "refresh", "backward_of", "run_backward"]
 
 
 def _copy(graph: Graph, moment: str | None, values: Callable[[str, Node], tuple[float, float]]) -> Graph:
@@ -54,6 +54,39 @@ def refresh(graph: Graph, *, moment: str | None = None) -> Graph:
     return _copy(graph, moment, values)
 
 
+def backward_of(graph: Graph, backward: Callable[[], Any] | None = None) -> Callable[[], Any]:
+    """``backward`` if given, else the ``backward`` method of the live graph's root.
+
+    Raises:
+        CaptureError: if the root has no ``backward()`` method.
+    """
+    if backward is not None:
+        return backward
+    root = graph.objects[graph.root]
+    fn = getattr(root, "backward", None)
+    if not callable(fn):
+        raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+    return fn
+
+
+def run_backward(backward: Callable[[], Any]) -> None:
+    """Call an engine's ``backward()``; its failures become one-line :class:`GradvizError` errors.
+
+    Raises:
+        GradvizError: if it raises, naming the exception (a recursive
+            backward that hits the recursion limit says so).
+    """
+    try:
+        backward()
+    except RecursionError:
+        raise GradvizError(
+            "backward() hit Python's recursion limit: that engine's backward is recursive; "
+            "raise sys.setrecursionlimit or use gradviz.Value"
+        ) from None
+    except Exception as exc:
+        raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
+
+
 def snapshot_backward(
     root_or_graph: Any,
     *,
@@ -91,19 +124,7 @@ def snapshot_backward(
             raise CaptureError("snapshot_backward needs a live graph (capture(root, keep_objects=True)), not a loaded snapshot")
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
-    root = graph.objects[graph.root]
-    if backward is None:
-        backward = getattr(root, "backward", None)
-        if not callable(backward):
-            raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+    backward = backward_of(graph, backward)
     before = refresh(graph, moment="before-backward")  # the values now, not at capture time
-    try:
-        backward()
-    except RecursionError:
-        raise GradvizError(
-            "backward() hit Python's recursion limit: that engine's backward is recursive; "
-            "raise sys.setrecursionlimit or use gradviz.Value"
-        ) from None
-    except Exception as exc:
-        raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
+    run_backward(backward)
     return before, refresh(graph, moment="after-backward")

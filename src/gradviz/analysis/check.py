@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 from ..engine.ops import OPS
 from ..graph.capture import capture
 from ..graph.model import Graph
-from ._table import fmt, table
+from ._report import fmt, json_number, table
 from .probe import Probe, probe_graph
 from .replay import ATOL, RTOL, Replay, close, replay
 
@@ -144,20 +144,14 @@ class Finding:
             "kind": self.kind,
             "culprit": self.culprit,
             "quantity": self.quantity,
-            "got": _json_number(self.got),
-            "expected": _json_number(self.expected),
+            "got": json_number(self.got),
+            "expected": json_number(self.expected),
             "operand": self.operand,
             "slots": list(self.slots),
             "cause": list(self.cause),
             "related": list(self.related),
             "message": self.message,
         }
-
-
-def _json_number(x: float | None) -> float | str | None:
-    if x is None or math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 @dataclass

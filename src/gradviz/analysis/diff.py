@@ -35,7 +35,7 @@ from typing import Any
 
 from ..graph.capture import capture
 from ..graph.model import Graph, Node
-from ._table import fmt, table
+from ._report import fmt, json_number, table
 from .replay import ATOL, RTOL, close
 
 __all__ = ["diff", "DiffResult", "DiffRow", "FORMAT", "VERSION", "METHODS", "schema"]
@@ -106,7 +106,7 @@ class DiffRow:
 
     def to_dict(self) -> dict[str, Any]:
         """The row as JSON-ready data (non-finite numbers as strings)."""
-        num = _json_number
+        num = json_number
         return {
             "a": self.a, "b": self.b, "method": self.method, "label": self.label, "op_a": self.op_a, "op_b": self.op_b,
             "data_a": num(self.data_a), "data_b": num(self.data_b), "grad_a": num(self.grad_a), "grad_b": num(self.grad_b),
@@ -114,12 +114,6 @@ class DiffRow:
             "grad_abs": num(self.grad_abs), "grad_rel": num(self.grad_rel),
             "data_changed": self.data_changed, "grad_changed": self.grad_changed, "op_changed": self.op_changed,
         }
-
-
-def _json_number(x: float) -> float | str:
-    if math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 @dataclass

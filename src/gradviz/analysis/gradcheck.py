@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..engine.value import Value
 from ..errors import UsageError
 from ..graph.capture import capture, is_value_like
-from ._table import fmt, table
+from ._report import fmt, table
 from .replay import close, forward_values
 
 __all__ = ["gradcheck", "GradcheckResult", "InputCheck"]

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..engine.value import Value
-from ..errors import CaptureError, GradvizError
+from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph
-from ._table import fmt, table
-from .around import refresh
+from ._report import fmt, json_number, table
+from .around import backward_of, refresh, run_backward
 from .replay import Replay, close, replay
 
 __all__ = ["trace", "Trace", "TraceStep", "Addition", "FORMAT", "VERSION"]
@@ -124,11 +124,7 @@ class Trace:
 
     def to_dict(self) -> dict[str, Any]:
         """The trace as JSON-ready data: format ``gradviz-trace``, version 1."""
-        def num(x: float | None) -> float | str | None:
-            if x is None or math.isfinite(x):
-                return x
-            return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
-
+        num = json_number
         g = self.graph
         return {
             "format": FORMAT,
@@ -288,10 +284,7 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
     root = graph.objects[graph.root]
-    if backward is None:
-        backward = getattr(root, "backward", None)
-        if not callable(backward):
-            raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+    backward = backward_of(graph, backward)
     rp = replay(graph)
     raw: list[tuple[str, float, list[float], list[float]]] = []
     seed: list[float] = []
@@ -309,12 +302,7 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
     wrapped = _Wrapped(graph, record)
     try:
         wrapped.install()
-        try:
-            backward()
-        except RecursionError:
-            raise GradvizError("backward() hit Python's recursion limit: that engine's backward is recursive") from None
-        except Exception as exc:
-            raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
+        run_backward(backward)
     finally:
         wrapped.restore()
     steps = []

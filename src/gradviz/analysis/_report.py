@@ -1,4 +1,4 @@
-"""Plain-text tables for the analysis reports (check, diff, trace)."""
+"""What the analysis reports (check, diff, trace, gradcheck) share: number text, tables, JSON numbers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import math
 from typing import Sequence
 
 from ..exporters._format import printable
+from ..exporters.snapshot import _encode_number
 
-__all__ = ["fmt", "table"]
+__all__ = ["fmt", "table", "json_number"]
 
 
 def fmt(x: float | None) -> str:
@@ -36,3 +37,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     cells = [[printable(str(c)) for c in headers]] + [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def json_number(x: float | None) -> float | str | None:
+    """A number for a JSON report: nan and infinities as the strings the snapshot format uses.
+
+    >>> json_number(2.5), json_number(float('-inf')), json_number(None)
+    (2.5, '-Infinity', None)
+    """
+    return None if x is None else _encode_number(x)
