@@ -17,7 +17,7 @@ from pathlib import Path
 __all__ = [
     "REPO", "EXAMPLES", "SVG_NS", "WORKED_BOXES", "svg_node_texts", "value_boxes", "png_size",
     "dot_label_text", "dot_label_cells", "graphviz_unescape", "read_dot_file", "run_gradviz", "same_float", "worked_example",
-    "fuzz_loader",
+    "fuzz_loader", "lecture_twice", "fan_out", "TANH_HALF",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,14 +135,22 @@ def same_float(x: float, y: float) -> bool:
     return x == y and math.copysign(1.0, x) == math.copysign(1.0, y)
 
 
-def worked_example():
-    """The lecture's worked example, built afresh: returns (L, {label: Value})."""
-    from gradviz import Value
+def worked_example(V=None):
+    """The lecture's worked example, built afresh on engine ``V`` (default gradviz's Value).
 
-    a = Value(2.0, label="a")
-    b = Value(-3.0, label="b")
-    c = Value(10.0, label="c")
-    f = Value(-2.0, label="f")
+    After L.backward(): L 1, d -2, f 4, e -2, c -2, a 6, b -4. Ids (postorder):
+    a n0, b n1, e n2, c n3, d n4, f n5, L n6.
+
+    Returns:
+        tuple: ``(L, {label: Value})``.
+    """
+    if V is None:
+        from gradviz import Value as V
+
+    a = V(2.0, label="a")
+    b = V(-3.0, label="b")
+    c = V(10.0, label="c")
+    f = V(-2.0, label="f")
     e = a * b
     e.label = "e"
     d = e + c
@@ -163,3 +171,40 @@ def fuzz_loader():
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def lecture_twice(V):
+    """The lecture's d = a*b, e = a + b, f = d*e with a = -2, b = 3: a.grad -3, b.grad -8.
+
+    Ids: a n0, b n1, d n2, e n3, f n4. Returns f.
+    """
+    a = V(-2.0, label="a")
+    b = V(3.0, label="b")
+    d = a * b
+    d.label = "d"
+    e = a + b
+    e.label = "e"
+    f = d * e
+    f.label = "f"
+    return f
+
+
+def fan_out(V):
+    """z = x * (x + c) with x = a*b: x has two consumers. Returns z.
+
+    Ids: a n0, b n1, x n2, c n3, y n4, z n5. With a = 2, b = -3, c = 10:
+    x = -6, y = 4, z = -24; z.grad 1, y -6, x 4 + (-6) = -2, c -6, a 6, b -4.
+    """
+    a = V(2.0, label="a")
+    b = V(-3.0, label="b")
+    c = V(10.0, label="c")
+    x = a * b
+    x.label = "x"
+    y = x + c
+    y.label = "y"
+    z = x * y
+    z.label = "z"
+    return z
+
+
+TANH_HALF = 1 - math.tanh(0.5) ** 2  # d tanh(x)/dx at 0.5

@@ -15,7 +15,7 @@ import gradviz
 import gradviz.nn
 from gradviz.exporters.snapshot import dumps, loads
 
-from _graphs import fan_out, lecture_twice, worked_example
+from helpers import fan_out, lecture_twice, worked_example
 from buggy_engines import base
 
 micrograd_engine = pytest.importorskip("micrograd.engine")
@@ -71,7 +71,9 @@ def test_no_findings_on_correct_engines(program, engine):
 
 
 @pytest.mark.parametrize("V", [gradviz.Value, MV, base.Value], ids=["gradviz", "micrograd", "base"])
-@pytest.mark.parametrize("graph", [worked_example, lecture_twice, fan_out])
+@pytest.mark.parametrize(
+    "graph", [lambda V: worked_example(V)[0], lecture_twice, fan_out], ids=["worked_example", "lecture_twice", "fan_out"]
+)
 def test_no_findings_on_the_lecture_graphs(V, graph):
     if V is MV:  # micrograd's Value takes no label
         V = _labelled(MV)
@@ -159,7 +161,7 @@ def test_probing_restores_every_grad_and_data():
 
 
 def test_before_backward_snapshot_checks_data_only():
-    before, _ = gradviz.snapshot_backward(worked_example(gradviz.Value))
+    before, _ = gradviz.snapshot_backward(worked_example(gradviz.Value)[0])
     report = gradviz.check(before)
     assert report.ok
     assert any("before backward()" in n for n in report.notes)

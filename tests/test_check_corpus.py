@@ -16,7 +16,7 @@ import gradviz
 from gradviz.analysis import check as C
 from gradviz.exporters.snapshot import dumps, loads
 
-from _graphs import TANH_HALF, fan_out, lecture_twice, worked_example
+from helpers import TANH_HALF, fan_out, lecture_twice, worked_example
 from buggy_engines import (
     base, forward_bug, kink, not_seeded, overwrite, recursive, set_operands, value_eq, wrong_local, wrong_order,
 )
@@ -149,7 +149,7 @@ def test_a_backward_that_ignores_out_grad_is_a_wrong_local_derivative():
 
 
 def test_second_backward_without_zeroing():
-    L = worked_example(base.Value)
+    L = worked_example(base.Value)[0]
     L.backward()
     L.backward()  # micrograd-style: grads pile up; the root is set to 1 again
     expected = {"n0": 6.0, "n1": -4.0, "n2": -2.0, "n3": -2.0, "n4": -2.0, "n5": 4.0}
@@ -160,7 +160,7 @@ def test_second_backward_without_zeroing():
 
 
 def test_accumulate_twice_in_gradviz_leaves_stale_leaf_grads():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     L.backward(accumulate=True)
     L.backward(accumulate=True)  # leaves keep their grads, inner nodes are recomputed
     report = gradviz.check(L)
@@ -172,7 +172,7 @@ def test_accumulate_twice_in_gradviz_leaves_stale_leaf_grads():
 
 
 def test_backward_in_topological_instead_of_reverse_order():
-    L = worked_example(wrong_order.Value)
+    L = worked_example(wrong_order.Value)[0]
     L.backward()  # leaves first: only L's _backward runs after its grad is set
     for report in (gradviz.check(L), gradviz.check(as_snapshot(L))):
         assert culprits(report) == [("n4", C.ORDER, None, 0.0, -2.0)]  # d passed on 0, its grad is -2
@@ -271,7 +271,7 @@ def test_relu_derivative_at_zero_outside_the_subgradients_is_wrong():
 
 
 def test_root_not_seeded():
-    L = worked_example(not_seeded.Value)
+    L = worked_example(not_seeded.Value)[0]
     L.backward()
     for report in (gradviz.check(L), gradviz.check(as_snapshot(L))):
         assert culprits(report) == [("n6", C.NOT_SEEDED, None, 0.0, 1.0)]
@@ -292,7 +292,7 @@ def test_forward_bug():
 
 
 def test_data_changed_after_backward():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     L.backward()
     a = L._prev[0]._prev[0]._prev[0]
     a.data -= 0.5 * a.grad  # an optimizer step: a = 2 - 3 = -1, but e still holds a*b = -6

@@ -13,12 +13,12 @@ from gradviz.analysis import check as C
 from gradviz.exporters.dot import ROLE_COLORS
 from gradviz.exporters.snapshot import dumps, loads
 
-from _graphs import lecture_twice, worked_example
+from helpers import lecture_twice, worked_example
 from buggy_engines import overwrite, wrong_order
 
 
 def test_json_report_follows_the_schema():
-    L = worked_example(wrong_order.Value)
+    L = worked_example(wrong_order.Value)[0]
     L.backward()
     doc = json.loads(gradviz.check(L).dumps())
     jsonschema.validate(doc, C.schema())
@@ -40,7 +40,7 @@ def test_json_report_encodes_nonfinite_numbers_as_strings():
 
 
 def test_clean_report():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     L.backward()
     report = gradviz.check(L)
     assert report.ok and report.findings == [] and report.roles() == {}
@@ -63,7 +63,7 @@ def test_table_lists_culprits_then_why():
 
 
 def test_roles_and_notes_for_the_picture():
-    L = worked_example(wrong_order.Value)
+    L = worked_example(wrong_order.Value)[0]
     L.backward()
     report = gradviz.check(L)
     assert report.roles() == {"n4": "culprit", "n0": "downstream", "n1": "downstream", "n2": "downstream", "n3": "downstream"}
@@ -89,7 +89,7 @@ def test_downstream_rows_are_capped_in_the_table_but_not_in_json():
 
 
 def test_unknown_op_in_a_snapshot_is_not_checked_below_it():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     L.backward()
     doc = json.loads(dumps(gradviz.capture(L)))
     doc["nodes"][4]["op"] = "mystery"  # d = e + c, an op gradviz does not know

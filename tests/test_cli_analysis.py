@@ -223,14 +223,19 @@ def test_check_json_output_file(capsys, in_tmp):
 
 
 def test_trace_used_twice(capsys):
-    code, out, _ = run(capsys, "trace", EXAMPLES / "used_twice.py")
+    code, out, _ = run(capsys, "trace", EXAMPLES / "used_twice.py", "--root", "b")
     assert code == 0
     lines = out.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith("step"))
-    assert [ln.split() for ln in lines[start + 1 : start + 3]] == [
+    assert [ln.split() for ln in lines[start + 1 :]] == [
         ["1", "b", "(n1)", "+", "1", "a", "(n0)", "0", "0", "1", "1"],
         ["1", "b", "(n1)", "+", "1", "a", "(n0)", "1", "1", "1", "2"],
     ]
+    # f = a*b + a with b = a + a: a's grad is built from four additions, 1 + 6 + 3 + 3 = 13 (the docstring's sum)
+    code, out, _ = run(capsys, "trace", EXAMPLES / "used_twice.py", "--json")
+    doc = json.loads(out)
+    to_a = [(x["added"], x["after"]) for s in doc["steps"] for x in s["additions"] if x["operand"] == "n0"]
+    assert to_a == [(1.0, 1.0), (6.0, 7.0), (3.0, 10.0), (3.0, 13.0)]
 
 
 def test_trace_snapshot_json(capsys):

@@ -12,12 +12,12 @@ from gradviz.analysis.probe import PROBE_BASE, probe
 from gradviz.analysis.replay import close, forward_values, replay
 from gradviz.graph.model import Graph, Node
 
-from _graphs import worked_example
+from helpers import worked_example
 from buggy_engines import base, overwrite, wrong_local
 
 
 def test_reference_grads_of_the_worked_example():
-    rp = replay(gradviz.capture(worked_example(gradviz.Value)))  # no backward() needed
+    rp = replay(gradviz.capture(worked_example(gradviz.Value)[0]))  # no backward() needed
     assert rp.grad == {"n0": 6.0, "n1": -4.0, "n2": -2.0, "n3": -2.0, "n4": -2.0, "n5": 4.0, "n6": 1.0}
     assert rp.data == {"n2": -6.0, "n4": 4.0, "n6": -8.0}
     assert rp.local["n6"] == (-2.0, 4.0)  # d(d*f)/dd = f, d(d*f)/df = d
@@ -52,7 +52,7 @@ def test_unknown_ops_have_no_reference_below_them():
 
 
 def test_forward_values_with_new_leaves():
-    g = gradviz.capture(worked_example(gradviz.Value))
+    g = gradviz.capture(worked_example(gradviz.Value)[0])
     assert forward_values(g, {"n0": 3.0})["n6"] == (3.0 * -3.0 + 10.0) * -2.0
 
 

@@ -9,7 +9,7 @@ import pytest
 import gradviz
 from gradviz.exporters.snapshot import dumps, loads
 
-from _graphs import fan_out, lecture_twice, worked_example
+from helpers import fan_out, lecture_twice, worked_example
 from buggy_engines import base, overwrite, recursive
 
 micrograd_engine = pytest.importorskip("micrograd.engine")
@@ -34,7 +34,7 @@ def test_micrograd_a_plus_a_shows_two_additions_although_its_set_holds_one_opera
 
 
 def test_worked_example_calls_in_reverse_topological_order():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     t = gradviz.trace(L)
     assert [(s.step, s.node, s.out_grad) for s in t.steps] == [(1, "n6", 1.0), (2, "n4", -2.0), (3, "n2", -2.0)]
     assert rows(t)[-2:] == [(3, "n2", -2.0, "n0", (0,), 0.0, 6.0, 6.0), (3, "n2", -2.0, "n1", (1,), 0.0, -4.0, -4.0)]
@@ -56,7 +56,7 @@ def test_recursive_engine_runs_a_node_twice():
 
 
 def test_second_pass_of_a_non_zeroing_engine_starts_from_leftovers():
-    L = worked_example(base.Value)
+    L = worked_example(base.Value)[0]
     L.backward()
     t = gradviz.trace(L)
     assert t.steps[0].additions[0].before == -2.0  # d kept -2 from the first pass
@@ -80,7 +80,7 @@ def test_every_backward_is_restored(V):
 
 
 def test_snapshot_is_replayed_over_the_op_table():
-    L = worked_example(gradviz.Value)
+    L = worked_example(gradviz.Value)[0]
     snap = loads(dumps(gradviz.capture(L)))
     t = gradviz.trace(snap)
     assert t.replayed
