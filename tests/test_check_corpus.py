@@ -243,6 +243,24 @@ def test_value_based_eq_merges_nodes_in_the_visited_set():
     assert culprits(gradviz.check(as_snapshot(L))) == [("n5", C.ORDER, None, 0.0, 6.0)]
 
 
+def test_value_based_eq_merges_several_consumers_of_one_node():
+    V = value_eq.Value
+    a, b = V(2.0, label="a"), V(-3.0, label="b")
+    x = a * b  # -6
+    x.label = "x"
+    s = x * 1.0  # n4: -6, equal to x: merged
+    for k in (0.0, 1.0):
+        s = s + x * k  # n6: -0.0 (runs), n9: -6 (merged with x)
+    s = s + x * 2.0  # n12: -12, equal to n10 = n7 + n9: merged
+    s.backward()
+    report = gradviz.check(s)
+    assert culprits(report) == [("n12", C.MERGED, None, 0.0, 1.0), ("n4", C.MERGED, None, 0.0, 1.0), ("n9", C.MERGED, None, 0.0, 1.0)]
+    assert [report.graph.nodes[f.related[0]].label or f.related[0] for f in report.culprits] == ["x", "x", "n10"]
+    # x's grad lacks the three merged consumers' contributions: downstream of all three
+    (x_finding,) = [f for f in report.downstream if f.node == "n2"]
+    assert (x_finding.got, x_finding.expected, x_finding.cause) == (0.0, 4.0, ("n4", "n9", "n12"))
+
+
 # -- kinks, seeds, forward values -----------------------------------------------------------------------
 
 

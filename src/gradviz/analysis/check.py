@@ -392,10 +392,13 @@ def _subset_sums(terms: Sequence[float]) -> Iterable[tuple[int, ...]]:
 def _multiples(n: int) -> Iterable[tuple[int, ...]]:
     """How many times a node's _backward may have passed on each consumer's contribution.
 
-    0 or 1 each (ran before all consumers had added), and for up to 4
-    consumers also 2 or 3 (ran more than once, as a recursive backward without
-    a topological sort does); never all ones, which is the right grad.
+    For up to 4 consumers 0 to 3 times each (ran before all consumers had
+    added, or more than once, as a recursive backward without a topological
+    sort does); up to 12 consumers 0 or 1 each; beyond, one consumer's alone
+    (linear). Never all ones, which is the right grad.
     """
+    if n > 12:
+        return (tuple(int(i == j) for i in range(n)) for j in range(n))
     top = 4 if n <= 4 else 2
     return (ms for ms in itertools.product(range(top), repeat=n) if any(m != 1 for m in ms))
 
@@ -426,6 +429,7 @@ class _Checker:
         self.probe_fault: dict[tuple[str, str], str] = {}  # (consumer, operand) -> kind
         self.lost_in_op: dict[str, list[str]] = {}  # operand -> consumers that dropped a repeated slot
         self.overwriting: dict[str, list[str]] = {}  # operand -> consumers that write = instead of +=
+        self._by_hash: dict[int, list[str]] | None = None  # hash -> ids, for merged_with
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:
@@ -705,28 +709,31 @@ class _Checker:
     def explain_order(
         self, pending: list[str], residual: dict[str, float], explained: dict[str, tuple[str, tuple[str, ...]]], rec: dict[str, float]
     ) -> None:
-        """Find op nodes whose operands all got the right local derivatives times one wrong grad."""
+        """Find op nodes whose operands all got the right local derivatives times one wrong grad.
+
+        The evidence is the operands that only this op uses (their grads come
+        from it alone); an operand with other consumers is explained afterwards,
+        by what the culprits really passed on.
+        """
         rp = self.rp
         waiting = set(pending)
+        passed_of: dict[str, float] = {}
         candidates = sorted({c for nid in pending for c in rp.consumers(nid)}, key=self.index.__getitem__, reverse=True)
         for c in candidates:
             if c not in rp.local or c in self.forward_bad or any(k[0] == c for k in self.probe_fault):
                 continue
             deltas: list[float] = []
             mine: list[str] = []
-            mixed = False
             for o in dict.fromkeys(rp.operands[c]):
                 lsum = self.local_sum(c, o)
-                if not math.isfinite(lsum) or abs(lsum) <= self.atol:
+                if not math.isfinite(lsum) or abs(lsum) <= self.atol or rp.consumers(o) != [c]:
                     continue
-                if o in waiting and rp.consumers(o) == [c]:
+                if o in waiting:
                     deltas.append(residual[o] / lsum)
                     mine.append(o)
-                elif o in residual:
-                    mixed = True
-                else:
+                elif o not in residual:
                     deltas.append(0.0)
-            if mixed or not mine or not all(math.isfinite(d) for d in deltas):
+            if not mine or not all(math.isfinite(d) for d in deltas):
                 continue
             scale = abs(rec[c]) + max(abs(d) for d in deltas)
             if not all(self.close(d, deltas[0], scale) for d in deltas) or self.close(deltas[0], 0.0, scale):
@@ -750,8 +757,17 @@ class _Checker:
                     "tell nodes apart by identity (keep the default __eq__ and __hash__)"
                 )
             self.add(c, kind, True, "passed-grad", passed, rec[c], message, related=related)
+            passed_of[c] = passed
             for o in mine:
                 explained[o] = (kind, (c,))
+                waiting.discard(o)
+        for o in [p for p in pending if p in waiting]:  # operands of several culprits
+            culprits = [c for c in rp.consumers(o) if c in passed_of]
+            if not culprits:
+                continue
+            terms = [rp.local[u][s] * passed_of.get(u, rec[u]) for u, s in rp.uses[o]]
+            if self.close(rec[o], math.fsum(terms), math.fsum(map(abs, terms))):
+                explained[o] = (self.kind_of[culprits[0]], tuple(culprits))
                 waiting.discard(o)
         pending[:] = [p for p in pending if p in waiting]
 
@@ -770,16 +786,24 @@ class _Checker:
     def merged_with(self, c: str) -> str | None:
         """The node a value-based ``__eq__`` makes ``c`` equal to, if any (live graphs only)."""
         objects = self.g.objects
-        if c not in objects:
+        me = objects.get(c)
+        if me is None or type(me).__eq__ is object.__eq__ or type(me).__hash__ is None:
+            return None  # identity equality, or unhashable: no visited set can merge it
+        if self._by_hash is None:  # built once: linear however many culprits ask
+            self._by_hash = {}
+            for nid, obj in objects.items():
+                try:
+                    self._by_hash.setdefault(hash(obj), []).append(nid)
+                except Exception:  # foreign __hash__ may raise
+                    continue
+        try:
+            candidates = self._by_hash.get(hash(me), [])
+        except Exception:
             return None
-        me = objects[c]
-        if type(me).__eq__ is object.__eq__:
-            return None
-        for nid, other in objects.items():
-            if nid == c or other is me:
-                continue
+        for nid in candidates:
+            other = objects[nid]
             try:
-                if bool(other == me) and (type(me).__hash__ is None or hash(other) == hash(me)):
+                if other is not me and bool(other == me):
                     return nid
             except Exception:  # foreign __eq__ may raise
                 continue
