@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import runpy
 from pathlib import Path
 
 import pytest

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..engine.value import Value
-from ..errors import CaptureError, GradvizError
+from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph, Node
+from ..graph.sources import run_backward
 
 __all__ = ["snapshot_backward", "refresh", "backward_of", "run_backward"]
 
@@ -67,24 +68,6 @@ def backward_of(graph: Graph, backward: Callable[[], Any] | None = None) -> Call
     if not callable(fn):
         raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
     return fn
-
-
-def run_backward(backward: Callable[[], Any]) -> None:
-    """Call an engine's ``backward()``; its failures become one-line :class:`GradvizError` errors.
-
-    Raises:
-        GradvizError: if it raises, naming the exception (a recursive
-            backward that hits the recursion limit says so).
-    """
-    try:
-        backward()
-    except RecursionError:
-        raise GradvizError(
-            "backward() hit Python's recursion limit: that engine's backward is recursive; "
-            "raise sys.setrecursionlimit or use gradviz.Value"
-        ) from None
-    except Exception as exc:
-        raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
 
 
 def snapshot_backward(

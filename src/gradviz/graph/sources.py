@@ -17,7 +17,7 @@ from ..errors import CaptureError, GradvizError, UsageError
 from .capture import CHILD_ATTRIBUTES, capture, is_value_like
 from .model import Graph
 
-__all__ = ["run_script", "find_root", "open_input", "INPUT_SUFFIXES"]
+__all__ = ["run_script", "run_backward", "find_root", "open_input", "INPUT_SUFFIXES"]
 
 INPUT_SUFFIXES = (".json", ".py")
 
@@ -55,6 +55,24 @@ def run_script(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+def run_backward(backward: Callable[[], Any]) -> None:
+    """Call an engine's ``backward()``; its failures become one-line :class:`GradvizError` errors.
+
+    Raises:
+        GradvizError: if it raises, naming the exception (a recursive
+            backward that hits the recursion limit says so).
+    """
+    try:
+        backward()
+    except RecursionError:
+        raise GradvizError(
+            "backward() hit Python's recursion limit: that engine's backward is recursive; "
+            "raise sys.setrecursionlimit or use gradviz.Value"
+        ) from None
+    except Exception as exc:
+        raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
 
 
 def _children_of(obj: Any) -> Iterable[Any]:
@@ -168,13 +186,7 @@ def open_input(
         fn = getattr(obj, "backward", None)
         if not callable(fn):
             raise CaptureError(f"--backward: the root {name!r} ({type(obj).__name__}) has no backward() method")
-        try:
-            fn()
-        except RecursionError:
-            raise GradvizError(
-                f"{name}.backward() hit Python's recursion limit: that engine's backward is recursive; "
-                "raise sys.setrecursionlimit in the script or use gradviz.Value"
-            ) from None
+        run_backward(fn)
     graph = capture(obj, keep_objects=True, moment="after-backward" if backward else None)
     _name_unlabelled(graph, namespace, name, obj)
     if not keep_objects:
