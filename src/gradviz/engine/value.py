@@ -27,10 +27,6 @@ Number = Union[int, float]
 _NO_PARAMS: Mapping[str, float] = {}
 
 
-def _noop() -> None:
-    return None
-
-
 class Value:
     """A scalar in a computation graph, with its gradient.
 
@@ -88,11 +84,7 @@ class Value:
         Lecture-style code may assign its own function (``out._backward = f``);
         it then replaces the one built from the op table.
         """
-        if self._backward_fn is not None:
-            return self._backward_fn
-        if self._prev and self._op in OPS:
-            return self._chain_rule
-        return _noop
+        return self._backward_fn or self._chain_rule
 
     @_backward.setter
     def _backward(self, fn: Callable[[], None]) -> None:
@@ -101,11 +93,21 @@ class Value:
     def _chain_rule(self) -> None:
         # The only place where gradients are accumulated: one += per operand
         # slot, so an operand used twice receives both contributions.
-        op = OPS[self._op]
-        prev = self._prev
+        op, prev, grad = OPS.get(self._op), self._prev, self.grad
+        if op is None or not prev:  # a leaf, or an op only a hand-set _backward knows
+            return
+        if len(prev) == 2:  # most nodes: the same step, unrolled (backward's hot loop)
+            a, b = prev
+            if self._params:
+                da, db = op.local_grads(self.data, a.data, b.data, **self._params)
+            else:
+                da, db = op.local_grads(self.data, a.data, b.data)
+            a.grad += da * grad
+            b.grad += db * grad
+            return
         local = op.local_grads(self.data, *[p.data for p in prev], **self._params)
         for operand, d in zip(prev, local):
-            operand.grad += d * self.grad
+            operand.grad += d * grad
 
     @classmethod
     def _apply(cls, op: Op, operands: tuple["Value", ...], params: Mapping[str, float] | None = None) -> "Value":
@@ -183,9 +185,12 @@ class Value:
     def topological_order(self) -> list["Value"]:
         """Every node of this graph, operands before consumers, ``self`` last.
 
-        Iterative depth-first search: no recursion limit.
+        Iterative depth-first search: no recursion limit. Values compare by
+        identity (``Value`` defines no ``__eq__``), so the traversal keeps the
+        nodes themselves in its seen-set; a subclass that compares by value
+        is walked by ``id`` instead.
         """
-        return postorder(self, _operands)
+        return postorder(self, _operands, key=_identity_key(self))
 
     def backward(self, *, accumulate: bool = False) -> None:
         """Run reverse-mode autodiff from this node: fill ``grad`` on every node.
@@ -203,17 +208,19 @@ class Value:
         Args:
             accumulate: keep the leaves' existing grads and add to them.
         """
-        topo = postorder(self, _operands)
+        topo = self.topological_order()
         for v in topo:
             if not accumulate or v._prev:
                 v.grad = 0.0
         self.grad = 1.0
         for v in reversed(topo):
-            v._backward()
+            if v._prev:  # a leaf has no operand to pass its gradient to
+                # v._backward(), without building a bound method per node
+                (v._backward_fn or v._chain_rule)()
 
     def zero_grad(self) -> None:
         """Set the grad of every node in this graph (self and all it depends on) to 0."""
-        for v in postorder(self, _operands):
+        for v in self.topological_order():
             v.grad = 0.0
 
     def __repr__(self) -> str:
@@ -223,6 +230,11 @@ class Value:
 
 def _operands(v: Value) -> tuple[Value, ...]:
     return v._prev
+
+
+def _identity_key(v: Value) -> None | Callable[[object], int]:
+    cls = type(v)
+    return None if cls.__eq__ is object.__eq__ and cls.__hash__ is object.__hash__ else id
 
 
 def _is_number(x: object) -> bool:

@@ -24,11 +24,12 @@ import re
 import struct
 from typing import Any, Callable, Iterable, Sequence
 
+from .._gc import paused_gc
 from .._traversal import postorder
 from ..engine.ops import OPS
-from ..engine.value import Value
+from ..engine.value import Value, _identity_key
 from ..errors import CaptureError
-from .model import Graph, Node
+from .model import NO_PARAMS, Graph, Node
 
 __all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "CHILD_ATTRIBUTES"]
 
@@ -235,12 +236,46 @@ def capture(
             f"cannot capture a {type(root).__name__}: expected a gradviz Value or an object with "
             f"'data', 'grad' and '_prev' or '_children' attributes"
         )
-    own = isinstance(root, Value) and children_attr is None
+    # A Value subclass that compares by value takes the general road (by id).
+    own = isinstance(root, Value) and children_attr is None and _identity_key(root) is None
     children = _children_getter(root, children_attr)
-
-    def attrs(v: Any) -> tuple[str, str, float, float]:
+    with paused_gc():
         if own:
-            return v._op, v.label, v.data, v.grad
+            return _capture_own(root, moment, keep_objects)
+        return _capture_foreign(root, children, moment, keep_objects)
+
+
+def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
+    # gradviz's own Values: plain attribute reads, and the Values themselves
+    # as dictionary keys (they hash by identity); the hot path of a capture.
+    objects = postorder(root, _value_operands, key=None)
+    ids = [f"n{i}" for i in range(len(objects))]
+    position = dict(zip(objects, range(len(objects))))
+    for i, v in enumerate(objects):
+        for k in v._prev:
+            if position[k] >= i:  # postorder emits operands first, unless they depend on v
+                raise _cycle_error(f"{v.label or 'Value'} (n{i})", f" through its operand n{position[k]}")
+    operand_id = dict(zip(objects, ids)).__getitem__
+    nodes = {
+        nid: Node(
+            nid,
+            v._op,
+            v.label,
+            v.data,
+            v.grad,
+            tuple(map(operand_id, v._prev)),
+            dict(v._params) if v._params else NO_PARAMS,
+        )
+        for nid, v in zip(ids, objects)
+    }
+    graph = Graph(nodes, ids[-1], moment, "gradviz")
+    if keep_objects:
+        graph.objects = dict(zip(ids, objects))
+    return graph
+
+
+def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool) -> Graph:
+    def attrs(v: Any) -> tuple[str, str, float, float]:
         op = getattr(v, "_op", "")
         label = getattr(v, "label", "")
         return (
@@ -250,27 +285,22 @@ def capture(
             _number(v, "grad"),
         )
 
-    if not own:
-        children = _order_sets(root, children, attrs)
+    children = _order_sets(root, children, attrs)
     objects = postorder(root, children)
-    ids = {id(v): f"n{i}" for i, v in enumerate(objects)}
+    ids = [f"n{i}" for i in range(len(objects))]
+    index = dict(zip(map(id, objects), ids))
     nodes: dict[str, Node] = {}
-    for v in objects:
-        nid = ids[id(v)]
+    for nid, v in zip(ids, objects):
         op_raw, label, data, grad = attrs(v)
-        if own:
-            op, params = op_raw, dict(v._params)
-        else:
-            op, params = normalize_op(op_raw)
-        operands = tuple(ids[id(k)] for k in children(v))
+        op, params = normalize_op(op_raw)
+        operands = tuple(index[id(k)] for k in children(v))
         for operand in operands:
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        nodes[nid] = Node(nid, op, label, data, grad, operands, params)
-    engine = "gradviz" if own else f"{type(root).__module__}.{type(root).__qualname__}"
-    graph = Graph(nodes, ids[id(root)], moment, engine)
+        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS)
+    graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
-        graph.objects = {ids[id(v)]: v for v in objects}
+        graph.objects = dict(zip(ids, objects))
     return graph
 
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from ..engine.ops import OPS
 from ..errors import GradvizError
 
-__all__ = ["Node", "Graph", "MOMENTS"]
+__all__ = ["Node", "Graph", "MOMENTS", "NO_PARAMS"]
 
 #: What moment of a computation a graph records.
 MOMENTS = ("before-backward", "after-backward")
+
+#: The ``params`` of every node whose op has none: one shared, read-only
+#: empty mapping instead of an empty dict per node (a big graph has millions).
+NO_PARAMS: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -32,7 +37,8 @@ class Node:
         data: the forward value (float; may be nan or +-inf).
         grad: the gradient d root / d node as recorded (float).
         operands: ids of the operands, in order, duplicates kept.
-        params: the op's number parameters, e.g. ``{'exponent': 2.0}``.
+        params: the op's number parameters, e.g. ``{'exponent': 2.0}``;
+            for an op without any, the shared read-only :data:`NO_PARAMS`.
     """
 
     id: str
@@ -41,7 +47,7 @@ class Node:
     data: float = 0.0
     grad: float = 0.0
     operands: tuple[str, ...] = ()
-    params: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, float] = field(default_factory=lambda: NO_PARAMS)
 
     @property
     def is_leaf(self) -> bool:
