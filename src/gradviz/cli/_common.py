@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import UsageError
 
 __all__ = [
-    "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "check_output_path", "prepare_output", "add_input_options",
-    "write_output", "add_tolerance_options",
+    "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
+    "add_input_options", "write_output", "add_tolerance_options",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -33,6 +36,27 @@ def fail(exc: BaseException, *, hint: str | None = None) -> int:
 def say(message: str) -> None:
     """Print a status line on stderr (stdout stays for data)."""
     print(f"gradviz: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def stage(what: str) -> Iterator[None]:
+    """Show progress of a long step on stderr: ``gradviz: laying out ... done (2.1 s)``.
+
+    Only when stderr is a terminal; piped or redirected, nothing is printed,
+    so logs and scripts see only :func:`say`'s lines.
+    """
+    if not sys.stderr.isatty():
+        yield
+        return
+    print(f"gradviz: {what} ...", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        print(" failed", file=sys.stderr, flush=True)
+        raise
+    # \r and a clear: the line is replaced by the next one, not left behind
+    print(f"\r\x1b[Kgradviz: {what} ... done ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
 
 
 def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> None:

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..exporters.dot import RANKDIRS
-from ..exporters.render import FORMATS, render
+from ..exporters.render import FORMATS, IMAGE_FORMATS, render
 from ..graph.sources import open_input
-from ._common import EXIT_OK, add_input_options, prepare_output, say
+from ..graph.view import COLLAPSE_MODES, MAX_NODES, select
+from ._common import EXIT_OK, add_input_options, prepare_output, say, stage
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
@@ -18,7 +19,15 @@ examples:
   gradviz render examples/worked_example.py --backward -o L.svg
   gradviz render examples/mlp.py --root loss --backward -o mlp.pdf
   gradviz render L.json -o L.png --rankdir TB
-"""
+
+big graphs: a picture of more than --max-nodes nodes (default %d) shows the part
+nearest the root, with the neurons of a gradviz.nn network collapsed into one
+box each, and says on stderr what it left out. Graphviz's layout grows faster
+than linearly (about 35 s for 5,000 nodes), so --full can take hours.
+  gradviz render big.json -o big.svg                       # the readable default
+  gradviz render big.json -o part.svg --focus L0.N1.w2 --depth 4
+  gradviz render big.json -o more.svg --max-nodes 1000 --collapse none
+""" % MAX_NODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,13 +45,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default: LR, left to right)")
     p.add_argument("--title", help="a caption above the picture")
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer (default: $GRADVIZ_RENDERER or auto)")
+    big = p.add_argument_group("big graphs")
+    big.add_argument("--focus", metavar="NODE", help="show the nodes around NODE (an id such as n42, or a label)")
+    big.add_argument("--depth", type=int, default=3, metavar="N", help="with --focus: operand/consumer steps to include (default: 3)")
+    big.add_argument("--max-nodes", type=int, default=MAX_NODES, metavar="N", help=f"without --focus: show at most about N nodes (default: {MAX_NODES})")
+    big.add_argument("--collapse", choices=COLLAPSE_MODES, default="auto",
+                     help="one box per neuron of a gradviz.nn network: always, never, or auto (when the graph is too big; default)")
+    big.add_argument("--full", action="store_true", help="draw every node, however long Graphviz takes")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.input).with_suffix(".svg"))
     fmt = prepare_output(output, args.input, renderer=args.renderer)  # before the script runs
-    graph = open_input(args.input, root=args.root, backward=args.backward)
-    render(graph, output, format=fmt, renderer=args.renderer, rankdir=args.rankdir, title=args.title)
-    say(f"wrote {output} ({len(graph)} nodes)")
+    with stage(f"reading {args.input}"):
+        graph = open_input(args.input, root=args.root, backward=args.backward)
+    drawn, placeholders, roles = graph, None, None
+    if fmt != "json" and not args.full:
+        with stage(f"choosing what to show of {len(graph):,} nodes"):
+            view = select(graph, focus=args.focus, depth=args.depth, max_nodes=args.max_nodes, collapse=args.collapse)
+        if view.is_cut:
+            say(view.summary())
+            drawn, placeholders = view.graph, view.placeholders
+        roles = {view.focus: "focus"} if view.focus else None
+    work = "laying out and drawing" if fmt in IMAGE_FORMATS else "writing"
+    with stage(f"{work} {len(drawn):,} nodes"):
+        render(drawn, output, format=fmt, renderer=args.renderer, max_nodes=None,
+               rankdir=args.rankdir, title=args.title, roles=roles, **({"placeholders": placeholders} if placeholders else {}))
+    say(f"wrote {output} ({len(drawn):,} of {len(graph):,} nodes)" if drawn is not graph else f"wrote {output} ({len(graph):,} nodes)")
     return EXIT_OK

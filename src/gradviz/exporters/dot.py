@@ -46,6 +46,7 @@ MAX_TEXT = 1000
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _LEAF_FILL = "#eef3f8"
 _VALUE_FILL = "#ffffff"
+_HIDDEN_FILL = "#f7f7f7"
 
 
 def _esc(text: str) -> str:
@@ -76,6 +77,7 @@ def to_dot(
     roles: Mapping[str, str] | None = None,
     notes: Mapping[str, str] | None = None,
     title: str | None = None,
+    placeholders: Mapping[str, str] | None = None,
 ) -> graphviz.Digraph:
     """Build the DOT picture of ``graph``.
 
@@ -85,6 +87,10 @@ def to_dot(
         roles: node id -> role in :data:`ROLE_COLORS`, to colour it.
         notes: node id -> a short text shown in an extra cell of its box.
         title: a caption drawn above the picture.
+        placeholders: node id -> text, for nodes that stand for others (the
+            collapsed boxes and "… N nodes hidden" of
+            :func:`gradviz.graph.view.select`): drawn as a dashed box with
+            that text, no data or grad, and edges straight into it.
 
     Returns:
         graphviz.Digraph: call ``.source`` for DOT text.
@@ -114,8 +120,15 @@ def to_dot(
     dot.attr("node", fontname="Helvetica", fontsize="12")
     dot.attr("edge", color="#555555", arrowsize="0.7")
 
+    placeholders = placeholders or {}
     index = {nid: i for i, nid in enumerate(graph.nodes)}
     for i, node in enumerate(graph):
+        if node.id in placeholders:
+            dot.node(f"v{i}", label=f"<{_esc(placeholders[node.id])}>", shape="box", style="dashed,rounded,filled",
+                     fillcolor=ROLE_COLORS[roles[node.id]] if node.id in roles else _HIDDEN_FILL, color="#888888", fontcolor="#444444")
+            for operand in node.operands:
+                dot.edge(f"v{index[operand]}", f"v{i}", style="dashed")
+            continue
         fill = ROLE_COLORS[roles[node.id]] if node.id in roles else (_LEAF_FILL if node.is_leaf else _VALUE_FILL)
         attrs: dict[str, str] = {
             "shape": "plain",

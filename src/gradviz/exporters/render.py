@@ -33,6 +33,7 @@ import graphviz
 from .._io import write_bytes
 from ..errors import RenderError, RendererNotFound, UsageError
 from ..graph.model import Graph
+from ..graph.view import MAX_NODES, select
 from .dot import to_dot
 
 __all__ = ["FORMATS", "IMAGE_FORMATS", "RENDERERS", "format_for", "render", "render_bytes", "render_dot", "available_renderer"]
@@ -205,6 +206,7 @@ def render(
     *,
     format: str | None = None,
     renderer: str | None = None,
+    max_nodes: int | None = MAX_NODES,
     **dot_options: Any,
 ) -> Path:
     """Draw a computation graph to a file; the format follows the file's suffix.
@@ -215,8 +217,14 @@ def render(
             or ``.json`` (a snapshot). Written atomically.
         format: overrides the suffix.
         renderer: see :func:`available_renderer`.
-        **dot_options: ``rankdir``, ``roles``, ``notes``, ``title`` (see
-            :func:`gradviz.exporters.dot.to_dot`).
+        max_nodes: a picture of a bigger graph shows a readable part of it
+            (:func:`gradviz.graph.view.select`: neurons collapsed, the nodes
+            nearest the root, nodes with a ``roles`` entry always) and warns
+            what it left out; None draws every node, which Graphviz may take
+            hours to lay out. A ``.json`` snapshot is always complete. For
+            ``focus`` and ``depth``, call ``select`` and draw its graph.
+        **dot_options: ``rankdir``, ``roles``, ``notes``, ``title``,
+            ``placeholders`` (see :func:`gradviz.exporters.dot.to_dot`).
 
     Returns:
         pathlib.Path: the written file.
@@ -240,6 +248,11 @@ def render(
     if fmt in IMAGE_FORMATS:
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
+    if fmt != "json" and max_nodes is not None:
+        view = select(graph, max_nodes=max_nodes, keep=dot_options.get("roles") or ())
+        if view.is_cut:
+            warnings.warn(f"gradviz.render: {view.summary()}", stacklevel=2)
+            graph, dot_options = view.graph, {**dot_options, "placeholders": view.placeholders}
     data = render_bytes(graph, fmt, renderer=renderer, **dot_options)
     write_bytes(path, data)
     return Path(path)
