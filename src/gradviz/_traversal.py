@@ -46,29 +46,16 @@ def postorder(root: T, children: Callable[[T], Iterable[T]], *, key: Callable[[T
     stack = [(root, iter(children(root)))]
     push, pop = stack.append, stack.pop
     emit = order.append
-    # A leaf is emitted at once instead of being pushed and popped: in a
-    # typical graph a third of the nodes are leaves (inputs, constants).
-    if key is None:  # the engine's hot path: the same loop without a call per edge
-        while stack:
-            node, pending = stack[-1]
-            for child in pending:
-                if child not in seen:
-                    add(child)
-                    grandchildren = children(child)
-                    if grandchildren:
-                        push((child, iter(grandchildren)))
-                        break
-                    emit(child)
-            else:
-                pop()
-                emit(node)
-        return order
     while stack:
         node, pending = stack[-1]
         for child in pending:
-            if key(child) not in seen:
-                add(key(child))
+            # key None: the node itself (no call per edge: the engine's hot path)
+            mark = child if key is None else key(child)
+            if mark not in seen:
+                add(mark)
                 grandchildren = children(child)
+                # A leaf is emitted at once instead of being pushed and popped:
+                # in a typical graph a third of the nodes are leaves.
                 if grandchildren:
                     push((child, iter(grandchildren)))
                     break
