@@ -186,7 +186,7 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
     path.write_text("old", encoding="utf-8")
     L, _ = worked_example()
     g = snapshot(L)
-    real = snapshot_module._node_dict
+    real = snapshot_module._node_json
     calls = []
 
     def failing(node):
@@ -195,7 +195,7 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
             raise RuntimeError("disk full")
         return real(node)
 
-    monkeypatch.setattr(snapshot_module, "_node_dict", failing)
+    monkeypatch.setattr(snapshot_module, "_node_json", failing)
     with pytest.raises(RuntimeError):
         save(g, path)
     assert path.read_text(encoding="utf-8") == "old"
