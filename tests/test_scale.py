@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import pickle
 import random
 
 import pytest
 
 from gradviz import SnapshotError, Value, capture
 from gradviz._traversal import postorder
+from gradviz.engine import value as value_module
+from gradviz.engine.ops import OPS
 from gradviz.exporters import snapshot as snap
 from gradviz.graph.model import NO_PARAMS
 
@@ -141,3 +145,87 @@ def test_a_deep_chain_is_fine_everywhere(tmp_path):
     path = tmp_path / "deep.json"
     snap.save(g, path)
     assert snap.load(path) == g
+
+
+# -- backward's generated steps and creation order ---------------------------------------
+_SAMPLES = [-2.5, -1.0, -0.0, 0.0, 0.5, 3.0, math.inf, -math.inf, math.nan, 1e300]
+
+
+def _same_float(x: float, y: float) -> bool:
+    return (math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_each_generated_step_adds_local_grads_times_grad(name):
+    # The step compiled from the op table's expressions does exactly
+    # operand.grad += local_grads(...)[slot] * out.grad, slot by slot.
+    op = OPS[name]
+    rng = random.Random(name)
+    for _ in range(60):
+        data = [rng.choice(_SAMPLES) for _ in range(op.arity)]
+        params = {p: rng.choice([2.0, 0.5, -1.0, 0.0, 3.0]) for p in op.params}
+        operands = [Value(x) for x in data]
+        out = Value(op.forward(*data, **params), operands, name, _params=params)
+        start = [rng.choice([0.0, 1.5, -2.0]) for _ in operands]
+        for v, g in zip(operands, start):
+            v.grad = g
+        out.grad = rng.choice([1.0, -0.25, 3.0, math.inf])
+        local = op.local_grads(out.data, *data, **params)
+        out._backward()
+        for v, g, d in zip(operands, start, local):
+            assert _same_float(v.grad, g + d * out.grad), (name, data, params)
+
+
+def test_a_value_used_twice_in_one_op_gets_both_slots():
+    x = Value(3.0)
+    (x * x).backward()
+    assert x.grad == 6.0
+    y = Value(-2.0)
+    (y / y).backward()
+    assert y.grad == 1 / -2.0 + -(-2.0) / 4.0  # 0.0: both slots, added
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_backward_runs_consumers_before_operands(seed):
+    root = _random_graph(seed)
+    order = value_module._backward_order(root, False)
+    assert set(order) == {v for v in root.topological_order() if v._prev}
+    place = {v: i for i, v in enumerate(order)}
+    for v in order:
+        for operand in v._prev:
+            if operand._prev:
+                assert place[operand] > place[v]
+
+
+def test_an_unpickled_graph_takes_new_places_in_creation_order(monkeypatch):
+    # A graph pickled in a process that had made many Values (high _seq), then
+    # extended here: the new consumers must still come after its nodes.
+    monkeypatch.setattr(value_module, "_next_seq", itertools.count(10**9).__next__)
+    x = Value(2.0, label="x")
+    y = (x * x + x).tanh()
+    data = pickle.dumps(y)
+    monkeypatch.setattr(value_module, "_next_seq", itertools.count(0).__next__)
+    before = Value(0.0)
+    loaded = pickle.loads(data)
+    assert all(v._seq > before._seq for v in loaded.topological_order())
+    z = loaded * 3.0
+    z.backward()
+    leaf = loaded.topological_order()[0]
+    assert leaf.label == "x"
+    assert leaf.grad == pytest.approx(3.0 * (1 - math.tanh(6.0) ** 2) * (2 * 2.0 + 1))
+
+
+def test_a_hand_set_backward_replaces_the_table_step_of_a_known_op():
+    a, b = Value(2.0), Value(5.0)
+    out = Value(10.0, (a, b), "*")
+    out._backward = lambda: setattr(a, "grad", a.grad + 100.0)
+    out.backward()
+    assert (a.grad, b.grad) == (100.0, 0.0)
+
+
+def test_an_unknown_op_without_backward_passes_nothing_on():
+    a = Value(2.0)
+    mystery = Value(7.0, (a,), "mystery")
+    out = mystery * 2.0
+    out.backward()
+    assert (mystery.grad, a.grad) == (2.0, 0.0)

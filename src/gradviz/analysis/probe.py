@@ -66,9 +66,10 @@ class Probe:
 def needs_probe(obj: Any) -> bool:
     """False for gradviz's own Values whose ``_backward`` comes from the op table.
 
-    Those are correct by construction (the one accumulation in
-    ``Value._chain_rule``); a Value whose ``_backward`` was assigned by hand,
-    and every foreign object, is probed.
+    Those are correct by construction (their steps are generated from the op
+    table, with the one accumulation template of :mod:`gradviz.engine.value`);
+    a Value whose ``_backward`` was assigned by hand, and every foreign
+    object, is probed.
     """
     return not (isinstance(obj, Value) and obj._backward_fn is None)
 

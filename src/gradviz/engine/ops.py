@@ -1,10 +1,12 @@
 """The op table: every scalar operation of gradviz, defined once.
 
-Each :class:`Op` holds an operation's name, its arity, its forward function,
-its local derivatives (one per operand) and how it is displayed. The engine
-builds every ``Value._backward`` from this table, the checker recomputes
-reference gradients from it, and a snapshot is replayed with it. To add an op,
-add one entry to :data:`OPS` and one method to :class:`gradviz.Value`.
+Each :class:`Op` holds an operation's name, its arity, its forward formula,
+its local derivatives (one per operand) and how it is displayed. Formula and
+derivatives are Python expressions, written once here and compiled at import
+into plain functions (``Op.forward``, ``Op.local_grads``) for the checker and
+the replay, and into the engine's chain-rule steps (see
+:mod:`gradviz.engine.value`). To add an op, add one entry to :data:`OPS` and
+one method to :class:`gradviz.Value`.
 
 Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
 ``inf``, ``log(0)`` is ``-inf``, ``log(-1)`` and ``0/0`` are ``nan`` and
@@ -20,11 +22,12 @@ derivative of ``a**b`` with respect to ``b`` is 0 where ``a == 0`` and
 
 from __future__ import annotations
 
+import linecache
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
-__all__ = ["Op", "OPS", "get_op", "format_exponent"]
+__all__ = ["Op", "OPS", "OPERAND_NAMES", "get_op", "format_exponent", "compile_function", "expression_names"]
 
 _NO_PARAMS: Mapping[str, float] = {}
 
@@ -92,17 +95,59 @@ def _pow_exponent_grad(out: float, a: float, b: float) -> float:
     return _mul(out, _log(a))
 
 
+#: What the expressions call the data of the first and second operand.
+OPERAND_NAMES = ("a", "b")
+
+
+def compile_function(name: str, args: str, body: str, *, where: str) -> Callable[..., Any]:
+    """Compile ``def name(args): body`` in this module's namespace (``math``, the IEEE helpers).
+
+    Used at import for the functions of the op table and the engine's steps;
+    never for text from outside the package. The source is registered with
+    :mod:`linecache`, so a traceback through a compiled function shows its lines.
+
+    Args:
+        name: the function's name, e.g. ``"local_grads"``.
+        args: its parameter list, e.g. ``"out, a, b"``.
+        body: its body; the lines after the first carry their own indentation.
+        where: what it is for, shown as its file name: ``<gradviz where>``.
+
+    Returns:
+        The function.
+    """
+    filename = f"<gradviz {where}>"
+    source = f"def {name}({args}):\n    {body}\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), globals(), namespace)  # our own op table only, at import
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return namespace[name]
+
+
+def expression_names(expression: str) -> set[str]:
+    """The names an op-table expression reads (variables, functions, attributes).
+
+    Example:
+        >>> sorted(expression_names("_div(1.0, b) * out"))
+        ['_div', 'b', 'out']
+    """
+    return set(compile(expression, "<expression>", "eval").co_names)
+
+
 @dataclass(frozen=True)
 class Op:
     """One scalar operation of the engine.
 
+    The forward formula and the local derivatives are Python expressions over
+    the operand data ``a`` and ``b``, the op's parameters by name and, for the
+    derivatives, ``out`` (the forward result); they may use :mod:`math` and
+    this module's IEEE helpers (``_div``, ``_pow``, ``_exp``, ``_log``, ...).
+
     Attributes:
         name: the canonical name, stored in ``Value._op`` and in snapshots.
         arity: how many operands it takes (1 or 2).
-        forward: ``forward(*operand_data, **params) -> float``.
-        local_grads: ``local_grads(out, *operand_data, **params) -> tuple``,
-            the partial derivative of the output with respect to each operand,
-            in operand order; ``out`` is the forward result.
+        formula: the forward value, e.g. ``"a * b"``.
+        derivatives: the local derivative with respect to each operand, in
+            operand order, e.g. ``("b", "a")`` for ``*``.
         symbol: the display text of the op node; may use ``{exponent}``.
         params: the names of the op's number parameters (e.g. ``exponent``).
         doc: one line, for ``--help`` and tables.
@@ -112,16 +157,33 @@ class Op:
             interval of valid one-sided derivatives (the subgradients) at the
             kink. An engine may pick any value in it; the checker says so
             instead of calling it wrong. None for smooth ops.
+        forward: ``forward(*operand_data, **params) -> float``, compiled
+            from ``formula``.
+        local_grads: ``local_grads(out, *operand_data, **params) -> tuple``,
+            compiled from ``derivatives``: the partial derivative of the
+            output with respect to each operand, in operand order.
     """
 
     name: str
     arity: int
-    forward: Callable[..., float]
-    local_grads: Callable[..., tuple[float, ...]]
+    formula: str
+    derivatives: tuple[str, ...]
     symbol: str
     params: tuple[str, ...] = ()
     doc: str = ""
     kinks: Callable[..., tuple[tuple[float, float] | None, ...]] | None = None
+    forward: Callable[..., float] = field(init=False, repr=False, compare=False)
+    local_grads: Callable[..., tuple[float, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.derivatives) != self.arity:
+            raise ValueError(f"op {self.name!r}: {self.arity} operand(s) but {len(self.derivatives)} derivative(s)")
+        data = ", ".join(OPERAND_NAMES[: self.arity] + self.params)
+        where = f"op {self.name!r}"
+        forward = compile_function("forward", data, f"return {self.formula}", where=f"{where} forward")
+        local = compile_function("local_grads", f"out, {data}", f"return ({', '.join(self.derivatives)},)", where=f"{where} local_grads")
+        object.__setattr__(self, "forward", forward)  # frozen: set once, here
+        object.__setattr__(self, "local_grads", local)
 
     def display(self, params: Mapping[str, float] | None = None) -> str:
         """Return the op's display text, e.g. ``'+'`` or ``'**2'``.
@@ -164,41 +226,34 @@ def format_exponent(k: float) -> str:
 OPS: dict[str, Op] = {
     op.name: op
     for op in (
-        Op("+", 2, lambda a, b: a + b, lambda out, a, b: (1.0, 1.0), "+", doc="a + b"),
-        Op("-", 2, lambda a, b: a - b, lambda out, a, b: (1.0, -1.0), "-", doc="a - b"),
-        Op("*", 2, _mul, lambda out, a, b: (b, a), "*", doc="a * b"),
-        Op("/", 2, _div, lambda out, a, b: (_div(1.0, b), -_div(a, b * b)), "/", doc="a / b"),
-        Op("neg", 1, lambda a: -a, lambda out, a: (-1.0,), "-x", doc="-a"),
+        Op("+", 2, "a + b", ("1.0", "1.0"), "+", doc="a + b"),
+        Op("-", 2, "a - b", ("1.0", "-1.0"), "-", doc="a - b"),
+        Op("*", 2, "a * b", ("b", "a"), "*", doc="a * b"),
+        Op("/", 2, "_div(a, b)", ("_div(1.0, b)", "-_div(a, b * b)"), "/", doc="a / b"),
+        Op("neg", 1, "-a", ("-1.0",), "-x", doc="-a"),
         Op(
             "**",
             1,
-            lambda a, exponent: _pow(a, exponent),
-            lambda out, a, exponent: (_pow_base_grad(a, exponent),),
+            "_pow(a, exponent)",
+            ("_pow_base_grad(a, exponent)",),
             "**{exponent}",
             params=("exponent",),
             doc="a ** k for a number k",
         ),
-        Op(
-            "pow",
-            2,
-            _pow,
-            lambda out, a, b: (_pow_base_grad(a, b), _pow_exponent_grad(out, a, b)),
-            "**",
-            doc="a ** b for a Value b",
-        ),
-        Op("exp", 1, _exp, lambda out, a: (out,), "exp", doc="e ** a"),
-        Op("log", 1, _log, lambda out, a: (_div(1.0, a),), "log", doc="natural logarithm"),
-        Op("tanh", 1, math.tanh, lambda out, a: (1.0 - out * out,), "tanh", doc="hyperbolic tangent"),
+        Op("pow", 2, "_pow(a, b)", ("_pow_base_grad(a, b)", "_pow_exponent_grad(out, a, b)"), "**", doc="a ** b for a Value b"),
+        Op("exp", 1, "_exp(a)", ("out",), "exp", doc="e ** a"),
+        Op("log", 1, "_log(a)", ("_div(1.0, a)",), "log", doc="natural logarithm"),
+        Op("tanh", 1, "math.tanh(a)", ("1.0 - out * out",), "tanh", doc="hyperbolic tangent"),
         Op(
             "relu",
             1,
-            lambda a: a if a > 0 else 0.0,
-            lambda out, a: (1.0 if a > 0 else 0.0,),
+            "a if a > 0 else 0.0",
+            ("1.0 if a > 0 else 0.0",),
             "relu",
             doc="max(0, a)",
             kinks=lambda out, a: ((0.0, 1.0) if a == 0 else None,),
         ),
-        Op("sigmoid", 1, _sigmoid, lambda out, a: (out * (1.0 - out),), "sigmoid", doc="1 / (1 + e ** -a)"),
+        Op("sigmoid", 1, "_sigmoid(a)", ("out * (1.0 - out)",), "sigmoid", doc="1 / (1 + e ** -a)"),
     )
 }
 

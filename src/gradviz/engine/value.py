@@ -8,7 +8,8 @@ op builds ``out`` from its operands. What differs, and why:
   has two operand slots (a set loses one and orders by memory address);
 * the local derivatives live in one table (:mod:`gradviz.engine.ops`) and the
   gradient accumulation ``operand.grad += local * out.grad`` is written once,
-  in :meth:`Value._chain_rule`, so no op can forget the ``+=``;
+  in the template every op's chain-rule step is generated from
+  (:data:`_ACCUMULATE`), so no op can forget the ``+=``;
 * :meth:`Value.backward` sorts the graph without recursion, so a chain of
   1,000,000 operations works, and is safe to call twice (see its docstring).
 """
@@ -16,10 +17,12 @@ op builds ``out`` from its operands. What differs, and why:
 from __future__ import annotations
 
 import numbers
+from itertools import count
+from operator import attrgetter
 from typing import Callable, Iterable, Mapping, Union
 
 from .._traversal import postorder
-from .ops import OPS, Op
+from .ops import OPERAND_NAMES, OPS, Op, compile_function, expression_names
 
 __all__ = ["Value"]
 
@@ -43,6 +46,9 @@ class Value:
         _prev (tuple[Value, ...]): the operands, ordered, duplicates kept.
         _op (str): the op name.
         label (str): the display label.
+        _seq (int): when it was made, counted over the process (as PyTorch's
+            ``sequence_nr``): an operand is always made before its
+            consumers, so sorting by ``_seq`` gives a topological order.
 
     Raises:
         TypeError: if ``data`` is not a real number.
@@ -55,7 +61,7 @@ class Value:
         (6.0, -4.0)
     """
 
-    __slots__ = ("data", "grad", "_prev", "_op", "label", "_params", "_backward_fn", "__weakref__")
+    __slots__ = ("data", "grad", "_prev", "_op", "label", "_params", "_backward_fn", "_seq", "__weakref__")
 
     def __init__(
         self,
@@ -75,6 +81,15 @@ class Value:
         self.label = label
         self._params = _params or _NO_PARAMS
         self._backward_fn: Callable[[], None] | None = None
+        self._seq = _next_seq()
+
+    def __setstate__(self, state: tuple[dict[str, object] | None, dict[str, object] | None]) -> None:
+        # pickle and copy: the restored Value is made now, in this process,
+        # after its operands (restored first), so it gets a new _seq.
+        attributes, slots = state
+        for name, value in {**(attributes or {}), **(slots or {})}.items():
+            setattr(self, name, value)
+        self._seq = _next_seq()
 
     # -- the local chain-rule step --------------------------------------------------
     @property
@@ -91,23 +106,11 @@ class Value:
         self._backward_fn = fn
 
     def _chain_rule(self) -> None:
-        # The only place where gradients are accumulated: one += per operand
-        # slot, so an operand used twice receives both contributions.
-        op, prev, grad = OPS.get(self._op), self._prev, self.grad
-        if op is None or not prev:  # a leaf, or an op only a hand-set _backward knows
-            return
-        if len(prev) == 2:  # most nodes: the same step, unrolled (backward's hot loop)
-            a, b = prev
-            if self._params:
-                da, db = op.local_grads(self.data, a.data, b.data, **self._params)
-            else:
-                da, db = op.local_grads(self.data, a.data, b.data)
-            a.grad += da * grad
-            b.grad += db * grad
-            return
-        local = op.local_grads(self.data, *[p.data for p in prev], **self._params)
-        for operand, d in zip(prev, local):
-            operand.grad += d * grad
+        # The op table's step for this node (a leaf, or an op only a hand-set
+        # _backward knows, has none).
+        step = _STEPS.get(self._op)
+        if step is not None and self._prev:
+            step(self)
 
     @classmethod
     def _apply(cls, op: Op, operands: tuple["Value", ...], params: Mapping[str, float] | None = None) -> "Value":
@@ -208,15 +211,21 @@ class Value:
         Args:
             accumulate: keep the leaves' existing grads and add to them.
         """
-        topo = self.topological_order()
-        for v in topo:
-            if not accumulate or v._prev:
-                v.grad = 0.0
+        if _identity_key(self) is None:
+            order = _backward_order(self, accumulate)
+        else:  # a subclass that compares by value: the general walk, by id
+            topo = self.topological_order()
+            for v in topo:
+                if not accumulate or v._prev:
+                    v.grad = 0.0
+            order = [v for v in reversed(topo) if v._prev]
         self.grad = 1.0
-        for v in reversed(topo):
-            if v._prev:  # a leaf has no operand to pass its gradient to
-                # v._backward(), without building a bound method per node
-                (v._backward_fn or v._chain_rule)()
+        step_of = _STEPS.get
+        for v in order:
+            if v._backward_fn is None:
+                step_of(v._op, _no_step)(v)  # v._chain_rule(), minus its checks and bound method
+            else:
+                v._backward_fn()  # assigned by hand, lecture-style
 
     def zero_grad(self) -> None:
         """Set the grad of every node in this graph (self and all it depends on) to 0."""
@@ -230,6 +239,80 @@ class Value:
 
 def _operands(v: Value) -> tuple[Value, ...]:
     return v._prev
+
+
+def _backward_order(root: Value, accumulate: bool) -> list[Value]:
+    """The op nodes (non-leaves) of ``root``'s graph, consumers first; every grad zeroed on the way.
+
+    Collects the nodes with a stack (iterative), zeroing each grad when its
+    node is first reached (a leaf's only if not ``accumulate``), then sorts
+    the op nodes by creation order, newest first: a reverse topological
+    order, the order of backward's steps. Cheaper than a depth-first
+    postorder (no iterator per node); :meth:`Value.topological_order` keeps
+    the postorder, which capture's ids follow.
+    """
+    if not root._prev:
+        return []
+    seen = {root}
+    add = seen.add
+    order = [root]
+    keep = order.append
+    stack = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        for child in pop()._prev:
+            if child not in seen:
+                add(child)
+                if child._prev:
+                    child.grad = 0.0
+                    push(child)
+                    keep(child)
+                elif not accumulate:
+                    child.grad = 0.0
+    order.sort(key=_SEQ, reverse=True)  # fast: a stack's order has long sorted runs
+    return order
+
+
+_next_seq = count().__next__  # atomic in CPython: safe across threads
+_SEQ = attrgetter("_seq")
+
+
+def _no_step(v: Value) -> None:
+    """The step of a node whose op the table does not know and whose _backward was not set."""
+
+
+# -- the chain-rule steps, generated from the op table --------------------------------
+#
+# One function per op, so that backward() costs one Python call per node, as
+# micrograd's closures do, without a closure per Value. Each is built from
+# the op's derivative expressions by this template; the ``+=`` below is the
+# only place in the engine where a gradient is accumulated: one per operand
+# slot, so an operand used twice (``a + a``) receives both contributions.
+_ACCUMULATE = "{operand}.grad += {term}"
+
+
+def _term(local: str) -> str:
+    """``local * g`` as source; a local derivative of exactly 1.0 passes ``g`` itself (x * 1.0 == x)."""
+    return "g" if local == "1.0" else f"({local}) * g"
+
+
+def _step_source(op: Op) -> str:
+    """The body of ``step(v)`` for ``op``: read what its derivatives need, then accumulate."""
+    operands = [f"_{name}" for name in OPERAND_NAMES[: op.arity]]
+    needed = set().union(*map(expression_names, op.derivatives))
+    lines = [f"{', '.join(operands)}, = v._prev", "g = v.grad"]
+    if "out" in needed:
+        lines.append("out = v.data")
+    lines += [f"{name} = {operand}.data" for name, operand in zip(OPERAND_NAMES, operands) if name in needed]
+    lines += [f"{name} = v._params[{name!r}]" for name in op.params if name in needed]
+    lines += [_ACCUMULATE.format(operand=operand, term=_term(local)) for operand, local in zip(operands, op.derivatives)]
+    return "\n    ".join(lines)
+
+
+#: op name -> ``step(v)``: adds ``local * v.grad`` to each operand's grad.
+_STEPS = {
+    name: compile_function("step", "v", _step_source(op), where=f"op {name!r} step") for name, op in OPS.items()
+}
 
 
 def _identity_key(v: Value) -> None | Callable[[object], int]:
