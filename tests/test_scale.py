@@ -229,3 +229,15 @@ def test_an_unknown_op_without_backward_passes_nothing_on():
     out = mystery * 2.0
     out.backward()
     assert (mystery.grad, a.grad) == (2.0, 0.0)
+
+
+class Tagged(Value):  # no __slots__: instances have a __dict__ too
+    pass
+
+
+def test_a_pickled_value_subclass_keeps_its_own_attributes():
+    t = Tagged(2.0, label="t")
+    t.note = "kept"
+    copy = pickle.loads(pickle.dumps(t))
+    assert (copy.note, copy.label, copy.data) == ("kept", "t", 2.0)
+    assert copy._seq > t._seq
