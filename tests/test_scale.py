@@ -9,6 +9,7 @@ import pickle
 import random
 
 import pytest
+from helpers import same_float
 
 from gradviz import SnapshotError, Value, capture
 from gradviz._traversal import postorder
@@ -151,10 +152,6 @@ def test_a_deep_chain_is_fine_everywhere(tmp_path):
 _SAMPLES = [-2.5, -1.0, -0.0, 0.0, 0.5, 3.0, math.inf, -math.inf, math.nan, 1e300]
 
 
-def _same_float(x: float, y: float) -> bool:
-    return (math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))
-
-
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_each_generated_step_adds_local_grads_times_grad(name):
     # The step compiled from the op table's expressions does exactly
@@ -173,7 +170,7 @@ def test_each_generated_step_adds_local_grads_times_grad(name):
         local = op.local_grads(out.data, *data, **params)
         out._backward()
         for v, g, d in zip(operands, start, local):
-            assert _same_float(v.grad, g + d * out.grad), (name, data, params)
+            assert same_float(v.grad, g + d * out.grad), (name, data, params)
 
 
 def test_a_value_used_twice_in_one_op_gets_both_slots():

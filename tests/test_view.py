@@ -8,6 +8,7 @@ nodes in all.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pydot
@@ -15,9 +16,9 @@ import pytest
 
 from gradviz import UsageError, Value, capture
 from gradviz.cli import main
-from gradviz.exporters.dot import to_dot
-from gradviz.exporters.snapshot import save
-from gradviz.graph.view import PLACEHOLDER_OP, select
+from gradviz.exporters.dot import ROLE_COLORS, to_dot
+from gradviz.exporters.snapshot import dumps, save
+from gradviz.graph.view import PLACEHOLDER_OP, marked_first, select
 from gradviz.nn import MLP
 
 
@@ -213,3 +214,59 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal(tmp_path, chain, capsy
     save(chain, src)
     assert main(["render", str(src), "-o", str(tmp_path / "c.dot")]) == 0
     assert capsys.readouterr().err.splitlines() == [f"gradviz: wrote {tmp_path / 'c.dot'} (21 nodes)"]
+
+
+def _fills(dot_text: str) -> dict[str, str]:
+    (parsed,) = pydot.graph_from_dot_data(dot_text)
+    return {n.get_name(): (n.get("fillcolor") or "").strip('"') for n in parsed.get_nodes() if n.get_name()[0] in "vo"}
+
+
+def test_cli_check_picture_of_a_big_graph_keeps_the_culprit(tmp_path, capsys):
+    v = Value(1.0, label="x")
+    for _ in range(10):
+        v = v * 2.0
+    v.backward()
+    doc = json.loads(dumps(capture(v)))
+    doc["nodes"][10]["label"] = "culprit-here"
+    doc["nodes"][10]["grad"] = 99.0  # n10 passed on 32: its grad changed after its step ran
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(doc), "utf-8")
+    out = tmp_path / "check.dot"
+    assert main(["check", str(src), "-o", str(out), "--max-nodes", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "showing" in err and "of 21 nodes" in err
+    dot_text = out.read_text("utf-8")
+    assert "culprit-here" in dot_text  # n10 is 10 steps from the root, far beyond the 4 nearest
+    assert ROLE_COLORS["culprit"] in _fills(dot_text).values()
+    assert main(["check", str(src), "-o", str(out), "--max-nodes", "4", "--full"]) == 1
+    assert "showing" not in capsys.readouterr().err
+    assert len([n for n in _fills(out.read_text("utf-8")) if n.startswith("v")]) == 21
+
+
+def test_cli_diff_picture_where_every_node_changed_is_still_cut(tmp_path, chain, capsys):
+    before = tmp_path / "before.json"
+    save(chain, before)
+    after_backward = _chain_value()
+    after_backward.backward()  # every grad changes: 21 marked nodes
+    after = tmp_path / "after.json"
+    save(capture(after_backward), after)
+    out = tmp_path / "diff.dot"
+    assert main(["diff", str(before), str(after), "-o", str(out), "--max-nodes", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "marked nodes among them" in err
+    fills = _fills(out.read_text("utf-8"))
+    assert len([n for n in fills if n.startswith("v")]) < 21
+    assert ROLE_COLORS["changed"] in fills.values()
+
+
+def test_marked_first_puts_culprits_before_the_rest():
+    roles = {"n1": "downstream", "n2": "changed", "n3": "culprit", "n4": "downstream", "n5": "mystery"}
+    assert marked_first(roles, 10) == ["n3", "n2", "n1", "n4", "n5"]
+    assert marked_first(roles, 2) == ["n3", "n2"]
+
+
+def _chain_value() -> Value:
+    v = Value(1.0, label="x")
+    for _ in range(10):
+        v = v * 2.0
+    return v

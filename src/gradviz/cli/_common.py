@@ -14,7 +14,7 @@ from ..errors import UsageError
 
 __all__ = [
     "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
-    "add_input_options", "write_output", "add_tolerance_options",
+    "add_input_options", "add_picture_options", "write_output", "add_tolerance_options",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -115,17 +115,44 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_output(output: str | os.PathLike[str], fmt: str, report_json: str, graph: object, **dot_options: object) -> None:
+def add_picture_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add --max-nodes and --full, how much of a big graph a picture shows; returns their group."""
+    from ..graph.view import MAX_NODES
+
+    big = parser.add_argument_group("big graphs")
+    big.add_argument(
+        "--max-nodes", type=int, default=MAX_NODES, metavar="N",
+        help=f"a picture shows at most about N nodes, findings first (default: {MAX_NODES})",
+    )
+    big.add_argument("--full", action="store_true", help="draw every node, however long Graphviz takes")
+    return big
+
+
+def write_output(
+    output: str | os.PathLike[str], fmt: str, report_json: str, graph: object, *, max_nodes: int | None = None,
+    **dot_options: object,
+) -> None:
     """Write an analysis command's ``-o OUTPUT`` atomically.
 
     ``.json`` means the command's report as JSON; every other format of
     :data:`gradviz.exporters.render.FORMATS` means the graph drawn with
-    ``dot_options`` (roles, notes, title, renderer).
+    ``dot_options`` (roles, notes, title, renderer). A graph of more than
+    ``max_nodes`` nodes is cut to a readable part that keeps the findings
+    first (:func:`gradviz.graph.view.picture_view`), and stderr says what
+    was left out; None draws every node.
     """
     from .._io import write_bytes
     from ..exporters.render import render_bytes
+    from ..graph.view import picture_view
 
-    data = report_json.encode("utf-8") if fmt == "json" else render_bytes(graph, fmt, **dot_options)  # type: ignore[arg-type]
+    if fmt == "json":
+        data = report_json.encode("utf-8")
+    else:
+        view = picture_view(graph, roles=dot_options.get("roles"), max_nodes=max_nodes)  # type: ignore[arg-type]
+        if view.is_cut:
+            say(view.summary())
+            graph, dot_options = view.graph, {**dot_options, "placeholders": view.placeholders}
+        data = render_bytes(graph, fmt, **dot_options)  # type: ignore[arg-type]
     write_bytes(output, data)
 
 

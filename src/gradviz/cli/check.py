@@ -6,7 +6,9 @@ import argparse
 
 from ..analysis.check import KINDS, check
 from ..graph.sources import open_input
-from ._common import EXIT_FINDINGS, EXIT_OK, add_input_options, add_tolerance_options, prepare_output, say, write_output
+from ._common import (
+    EXIT_FINDINGS, EXIT_OK, add_input_options, add_picture_options, add_tolerance_options, prepare_output, say, write_output,
+)
 
 _EPILOG = """\
 kinds of finding:
@@ -20,7 +22,9 @@ a snapshot is checked from its numbers alone.
 output:
   --json            print the report as JSON (format gradviz-check v1)
   -o OUT.svg        draw the graph: culprits red, downstream nodes amber
-                    (also .png .pdf .dot; .json writes the JSON report)
+                    (also .png .pdf .dot; .json writes the JSON report); a
+                    big graph is cut to the part around the culprits
+                    (--max-nodes N, --full)
 
 examples:
   gradviz check examples/buggy_accumulation.py --backward
@@ -48,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-probe", dest="probe", action="store_false", help="do not call live nodes' _backward")
     p.add_argument("--all", action="store_true", help="list every downstream node (default: the first 40)")
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer for pictures")
+    add_picture_options(p)
     p.set_defaults(run=run)
 
 
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(
             args.output, fmt, report.dumps(), graph,
             roles=report.roles(), notes=report.dot_notes(), title=report.title(), renderer=args.renderer,
+            max_nodes=None if args.full else args.max_nodes,
         )
         say(f"wrote {args.output}")
     return EXIT_OK if report.ok else EXIT_FINDINGS

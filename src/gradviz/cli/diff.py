@@ -6,7 +6,7 @@ import argparse
 
 from ..analysis.diff import diff
 from ..graph.sources import open_input
-from ._common import EXIT_FINDINGS, EXIT_OK, add_tolerance_options, prepare_output, say, write_output
+from ._common import EXIT_FINDINGS, EXIT_OK, add_picture_options, add_tolerance_options, prepare_output, say, write_output
 
 _EPILOG = """\
 Nodes are matched by id when both graphs have the same structure (two
@@ -16,7 +16,9 @@ else by structure; the summary line says which.
 output (-o, from its suffix):
   .json             the diff as JSON (format gradviz-diff v1)
   .svg .png .pdf    the second graph with changed nodes in blue and nodes
-  .dot .gv          only in it in violet, each changed value noted
+  .dot .gv          only in it in violet, each changed value noted; a big
+                    graph is cut to a part that keeps changes first
+                    (--max-nodes N, --full)
 
 examples:
   gradviz snapshot examples/worked_example.py --pair -o L.json
@@ -41,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_tolerance_options(p)
     p.add_argument("--all", action="store_true", help="list unchanged nodes too")
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer for pictures")
+    add_picture_options(p)
     p.set_defaults(run=run)
 
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(
             args.output, fmt, result.dumps(), result.b,
             roles=result.roles(), notes=result.dot_notes(), title=result.title(), renderer=args.renderer,
+            max_nodes=None if args.full else args.max_nodes,
         )
         say(f"wrote {args.output}")
     return EXIT_OK if result.equal else EXIT_FINDINGS

@@ -9,7 +9,7 @@ from ..exporters.dot import RANKDIRS
 from ..exporters.render import FORMATS, IMAGE_FORMATS, render
 from ..graph.sources import open_input
 from ..graph.view import COLLAPSE_MODES, MAX_NODES, select
-from ._common import EXIT_OK, add_input_options, prepare_output, say, stage
+from ._common import EXIT_OK, add_input_options, add_picture_options, prepare_output, say, stage
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
@@ -45,13 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default: LR, left to right)")
     p.add_argument("--title", help="a caption above the picture")
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer (default: $GRADVIZ_RENDERER or auto)")
-    big = p.add_argument_group("big graphs")
-    big.add_argument("--focus", metavar="NODE", help="show the nodes around NODE (an id such as n42, or a label)")
+    big = add_picture_options(p)
+    big.add_argument("--focus", metavar="NODE", help="show the nodes around NODE (an id such as n42, or a label); no --max-nodes then")
     big.add_argument("--depth", type=int, default=3, metavar="N", help="with --focus: operand/consumer steps to include (default: 3)")
-    big.add_argument("--max-nodes", type=int, default=MAX_NODES, metavar="N", help=f"without --focus: show at most about N nodes (default: {MAX_NODES})")
     big.add_argument("--collapse", choices=COLLAPSE_MODES, default="auto",
                      help="one box per neuron of a gradviz.nn network: always, never, or auto (when the graph is too big; default)")
-    big.add_argument("--full", action="store_true", help="draw every node, however long Graphviz takes")
     p.set_defaults(run=run)
 
 

@@ -33,7 +33,7 @@ import graphviz
 from .._io import write_bytes
 from ..errors import RenderError, RendererNotFound, UsageError
 from ..graph.model import Graph
-from ..graph.view import MAX_NODES, select
+from ..graph.view import MAX_NODES, picture_view
 from .dot import to_dot
 
 __all__ = ["FORMATS", "IMAGE_FORMATS", "RENDERERS", "format_for", "render", "render_bytes", "render_dot", "available_renderer"]
@@ -218,8 +218,8 @@ def render(
         format: overrides the suffix.
         renderer: see :func:`available_renderer`.
         max_nodes: a picture of a bigger graph shows a readable part of it
-            (:func:`gradviz.graph.view.select`: neurons collapsed, the nodes
-            nearest the root, nodes with a ``roles`` entry always) and warns
+            (:func:`gradviz.graph.view.picture_view`: neurons collapsed, the
+            nodes nearest the root, the most important ``roles`` nodes) and warns
             what it left out; None draws every node, which Graphviz may take
             hours to lay out. A ``.json`` snapshot is always complete. For
             ``focus`` and ``depth``, call ``select`` and draw its graph.
@@ -249,7 +249,7 @@ def render(
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
     if fmt != "json" and max_nodes is not None:
-        view = select(graph, max_nodes=max_nodes, keep=dot_options.get("roles") or ())
+        view = picture_view(graph, roles=dot_options.get("roles"), max_nodes=max_nodes)
         if view.is_cut:
             warnings.warn(f"gradviz.render: {view.summary()}", stacklevel=2)
             graph, dot_options = view.graph, {**dot_options, "placeholders": view.placeholders}

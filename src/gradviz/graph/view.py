@@ -29,12 +29,12 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from ..errors import UsageError
 from .model import Graph, Node
 
-__all__ = ["View", "select", "MAX_NODES", "COLLAPSE_MODES", "PLACEHOLDER_OP"]
+__all__ = ["View", "select", "picture_view", "marked_first", "MAX_NODES", "COLLAPSE_MODES", "PLACEHOLDER_OP", "ROLE_PRIORITY"]
 
 #: Default cap on the nodes of a picture (placeholders and boxes come on top):
 #: a fraction of a second of Graphviz layout, and a picture one can read.
@@ -43,6 +43,9 @@ MAX_NODES = 100
 COLLAPSE_MODES = ("none", "neurons", "auto")
 #: The op of placeholder and collapsed nodes in a view's graph.
 PLACEHOLDER_OP = "…"
+#: Which marked nodes (roles, as in :data:`gradviz.exporters.dot.ROLE_COLORS`)
+#: a cut picture keeps first: the fault before the nodes it only affected.
+ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream")
 
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
@@ -63,6 +66,8 @@ class View:
         collapsed: how many original nodes are inside collapsed boxes.
         members: placeholder or box id -> the original ids it stands for.
         focus: the id of the focus node (or of the box holding it), if any.
+        marked_hidden: for :func:`picture_view`, how many nodes with a role
+            (findings) are not drawn as themselves.
     """
 
     graph: Graph
@@ -73,6 +78,7 @@ class View:
     collapsed: int = 0
     members: dict[str, list[str]] = field(default_factory=dict)
     focus: str | None = None
+    marked_hidden: int = 0
 
     @property
     def is_cut(self) -> bool:
@@ -90,6 +96,8 @@ class View:
         if self.hidden:
             holes = sum(1 for k in self.members if k.startswith("hidden:"))
             parts.append(f"{self.hidden:,} hidden in {holes} placeholder{'s' if holes != 1 else ''}")
+        if self.marked_hidden:
+            parts.append(f"{self.marked_hidden:,} marked nodes among them (the report lists every one)")
         return "; ".join(parts) + "; see more with --focus NODE --depth N, --max-nodes N, or --full"
 
 
@@ -177,6 +185,43 @@ def select(
     members.update(holes)
     focus_shown = group_of.get(focus_id, focus_id) if focus_id is not None else None
     return View(reduced, placeholders, total, shown, total - shown - collapsed, collapsed, members, focus_shown)
+
+
+def marked_first(roles: Mapping[str, str], limit: int) -> list[str]:
+    """Up to ``limit`` ids of ``roles``, the most important roles first (see :data:`ROLE_PRIORITY`).
+
+    Within a role the ids keep their order in ``roles``.
+
+    Example:
+        >>> marked_first({'n1': 'downstream', 'n2': 'culprit', 'n3': 'downstream'}, 2)
+        ['n2', 'n1']
+    """
+    rank = {role: i for i, role in enumerate(ROLE_PRIORITY)}
+    return sorted(roles, key=lambda nid: rank.get(roles[nid], len(rank)))[:limit]
+
+
+def picture_view(graph: Graph, *, roles: Mapping[str, str] | None = None, max_nodes: int | None = MAX_NODES) -> View:
+    """What a picture of ``graph`` shows by default: :func:`select` keeping the most important marked nodes.
+
+    A checker's culprits, a diff's changes: up to a quarter of ``max_nodes``
+    of the ``roles`` ids are kept in view (culprits first, see
+    :data:`ROLE_PRIORITY`), so that a diff in which every node changed still
+    gives a picture Graphviz can lay out. The other marked nodes keep their
+    colour where they are shown; :attr:`View.marked_hidden` counts the rest.
+
+    Args:
+        graph: the graph to draw.
+        roles: node id -> role, as given to :func:`gradviz.to_dot`.
+        max_nodes: as for :func:`select`; None shows everything.
+
+    Returns:
+        View
+    """
+    roles = roles or {}
+    keep = marked_first(roles, max(1, max_nodes // 4)) if max_nodes is not None else []
+    view = select(graph, max_nodes=max_nodes, keep=keep)
+    view.marked_hidden = sum(1 for nid in roles if nid not in view.graph.nodes)
+    return view
 
 
 def _resolve(graph: Graph, key: str, what: str) -> str:
