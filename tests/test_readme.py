@@ -61,8 +61,8 @@ def test_python_quick_start_writes_its_files(renderer, tmp_path, monkeypatch):
     assert gradviz.load(tmp_path / "L.json").root_node.label == "L"
 
 
-def cli_commands() -> list[str]:
-    (console,) = blocks("console", section("CLI quick start"))
+def cli_commands(title: str = "CLI quick start") -> list[str]:
+    (console,) = blocks("console", section(title))
     return [line[2:] for line in console.splitlines() if line.startswith("$ ")]
 
 
@@ -79,6 +79,18 @@ def test_cli_quick_start_runs(renderer, tmp_path):
         assert done.returncode == 0, f"{command}: {done.stderr}"
     written = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
     assert written == ["L.json", "L.svg", "L2.svg"]
+
+
+@pytest.mark.renderer
+def test_big_graph_commands_run_and_say_what_they_left_out(renderer, tmp_path):
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    commands = cli_commands("Big graphs")
+    assert len(commands) == 3
+    for command in commands:
+        done = run_gradviz(*shlex.split(command)[1:], cwd=tmp_path)
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        assert "of 2,448 nodes" in done.stderr.splitlines()[0]  # "showing N of 2,448 nodes; ..."
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["mlp.svg", "more.svg", "part.svg"]
 
 
 def test_format_table_matches_the_code():
