@@ -61,7 +61,7 @@ class Value:
         (6.0, -4.0)
     """
 
-    __slots__ = ("data", "grad", "_prev", "_op", "label", "_params", "_backward_fn", "_seq", "__weakref__")
+    __slots__ = ("data", "grad", "_prev", "_op", "label", "_params", "_backward_fn", "_seq", "_mark", "__weakref__")
 
     def __init__(
         self,
@@ -82,6 +82,7 @@ class Value:
         self._params = _params or _NO_PARAMS
         self._backward_fn: Callable[[], None] | None = None
         self._seq = _next_seq()
+        self._mark: object = None  # set by backward() to mark a node as reached
 
     def __setstate__(self, state: tuple[dict[str, object] | None, dict[str, object] | None]) -> None:
         # pickle and copy: the restored Value is made now, in this process,
@@ -249,20 +250,23 @@ def _backward_order(root: Value, accumulate: bool) -> list[Value]:
     the op nodes by creation order, newest first: a reverse topological
     order, the order of backward's steps. Cheaper than a depth-first
     postorder (no iterator per node); :meth:`Value.topological_order` keeps
-    the postorder, which capture's ids follow.
+    the postorder, which capture's ids follow. A node counts as reached when
+    its ``_mark`` is this walk's new stamp: an attribute check instead of a
+    seen-set (two walks at once on one graph would confuse their marks, but
+    they would also share every grad).
     """
     if not root._prev:
         return []
-    seen = {root}
-    add = seen.add
+    stamp = object()
+    root._mark = stamp
     order = [root]
     keep = order.append
     stack = [root]
     push, pop = stack.append, stack.pop
     while stack:
         for child in pop()._prev:
-            if child not in seen:
-                add(child)
+            if child._mark is not stamp:
+                child._mark = stamp
                 if child._prev:
                     child.grad = 0.0
                     push(child)
