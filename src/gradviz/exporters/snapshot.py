@@ -202,6 +202,15 @@ def _fast_validator() -> Any:
     return jsonschema_rs.validator_for(schema())
 
 
+def _schema_valid(doc: Any) -> bool:
+    """Whether jsonschema-rs finds ``doc`` valid (False if it cannot tell)."""
+    fast = _fast_validator()
+    try:
+        return fast is not None and fast.is_valid(doc)
+    except Exception:  # e.g. a lone surrogate, which a Rust string cannot hold
+        return False
+
+
 def _schema_error(doc: Mapping[str, Any]) -> Any:
     """The first schema violation in ``doc``, as a ``jsonschema.ValidationError``, or None.
 
@@ -602,15 +611,6 @@ def _floats(values: list[Any]) -> list[float] | None:
         return [_decode_number(x) for x in values]
     except OverflowError:
         return None
-
-
-def _schema_valid(doc: Any) -> bool:
-    """Whether jsonschema-rs finds ``doc`` valid (False if it cannot tell)."""
-    fast = _fast_validator()
-    try:
-        return fast is not None and fast.is_valid(doc)
-    except Exception:  # e.g. a lone surrogate, which a Rust string cannot hold
-        return False
 
 
 def _no_duplicate_keys(text: str, doc: dict[str, Any], columns: _Columns) -> bool:
