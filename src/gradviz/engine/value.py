@@ -91,6 +91,7 @@ class Value:
         for name, value in {**(attributes or {}), **(slots or {})}.items():
             setattr(self, name, value)
         self._seq = _next_seq()
+        self._mark = None
 
     # -- the local chain-rule step --------------------------------------------------
     @property
