@@ -271,7 +271,7 @@ def print_table(graph: str, sizes: list[int], gv: dict[int, dict], mg: dict[int,
     row("gradviz max RSS/node (process)", [err(gv[s]) or f"{gv[s]['max_rss_per_node']:.0f} B" for s in sizes])
     row("gradviz JSON size/node", [err(gv[s]) or f"{gv[s]['json_bytes_per_node']:.0f} B" for s in sizes])
     for step in MG_STEPS:
-        label = "micrograd capture (gradviz adapter)" if step == "capture" else f"micrograd {step}"
+        label = "micrograd capture (adapter)" if step == "capture" else f"micrograd {step}"
         row(label[:33], [err(mg[s]) or _fmt_time(mg[s]["times"].get(step, "-")) for s in sizes])
     row("micrograd memory/node (graph)", [err(mg[s]) or f"{mg[s]['memory_per_node']:.0f} B" for s in sizes])
     row("micrograd peak memory/node (build)", [err(mg[s]) or f"{mg[s]['peak_per_node']:.0f} B" for s in sizes])
