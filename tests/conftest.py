@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from gradviz.errors import RendererNotFound
-from gradviz.exporters.render import available_renderer
+from gradviz.exporters.image import available_renderer
 
 settings.register_profile("fast", max_examples=60, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])

@@ -8,7 +8,6 @@ is refused before the input script runs.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ from gradviz import Value, snapshot
 from gradviz.cli import main
 from gradviz.errors import RenderError
 
-render_mod = importlib.import_module("gradviz.exporters.render")  # the package exports a function of that name
+import gradviz.exporters.image as render_mod
 
 EXAMPLE = """\
 from gradviz import Value

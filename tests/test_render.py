@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -12,12 +11,12 @@ import pytest
 import gradviz
 from gradviz import RenderError, RendererNotFound, UsageError, Value, capture
 from gradviz.exporters import available_renderer, format_for, render_bytes
-from gradviz.exporters.render import render_dot
+from gradviz.exporters.image import render_dot
 
 from helpers import WORKED_BOXES, png_size, read_dot_file, svg_node_texts, value_boxes, worked_example
 
-# the module, not the function gradviz.exporters.render that the package exports
-render_module = importlib.import_module("gradviz.exporters.render")
+# the module, not the function gradviz.exporters.image that the package exports
+import gradviz.exporters.image as render_module
 
 
 

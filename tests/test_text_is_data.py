@@ -21,7 +21,7 @@ from gradviz.exporters._format import printable
 from gradviz.exporters.dot import MAX_TEXT, dot_source
 from gradviz.exporters.networkx import from_networkx, to_networkx
 from gradviz.exporters.pydot import read_dot
-from gradviz.exporters.render import render_bytes
+from gradviz.exporters.image import render_bytes
 from gradviz.exporters.snapshot import dumps, loads
 
 HOSTILE = [

@@ -96,7 +96,7 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
         UsageError: unknown format, missing folder, output is an input.
         RendererNotFound: an image format and no renderer; says what to install.
     """
-    from ..exporters.render import IMAGE_FORMATS, available_renderer, format_for
+    from ..exporters.image import IMAGE_FORMATS, available_renderer, format_for
 
     fmt = format_for(output)
     check_output_path(output, *inputs)
@@ -135,14 +135,14 @@ def write_output(
     """Write an analysis command's ``-o OUTPUT`` atomically.
 
     ``.json`` means the command's report as JSON; every other format of
-    :data:`gradviz.exporters.render.FORMATS` means the graph drawn with
+    :data:`gradviz.exporters.image.FORMATS` means the graph drawn with
     ``dot_options`` (roles, notes, title, renderer). A graph of more than
     ``max_nodes`` nodes is cut to a readable part that keeps the findings
     first (:func:`gradviz.graph.view.picture_view`), and stderr says what
     was left out; None draws every node.
     """
     from .._io import write_bytes
-    from ..exporters.render import render_bytes
+    from ..exporters.image import render_bytes
     from ..graph.view import picture_view
 
     if fmt == "json":

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..exporters.dot import RANKDIRS
-from ..exporters.render import FORMATS, IMAGE_FORMATS, render
+from ..exporters.image import FORMATS, IMAGE_FORMATS, render
 from ..graph.sources import open_input
 from ..graph.view import COLLAPSE_MODES, MAX_NODES, select
 from ._common import EXIT_OK, add_input_options, add_picture_options, prepare_output, say, stage

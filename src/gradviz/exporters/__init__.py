@@ -6,7 +6,7 @@ One module per target; each reads the graph model only.
 from .dot import ROLE_COLORS, dot_source, to_dot
 from .networkx import from_networkx, to_networkx
 from .pydot import read_dot, to_pydot
-from .render import FORMATS, IMAGE_FORMATS, available_renderer, format_for, render, render_bytes
+from .image import FORMATS, IMAGE_FORMATS, available_renderer, format_for, render, render_bytes
 from .snapshot import dumps, load, loads, save
 
 __all__ = [

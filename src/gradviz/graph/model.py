@@ -162,7 +162,7 @@ class Graph:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         # Jupyter: show the picture; fall back to text when no renderer works.
-        from ..exporters.render import render_bytes
+        from ..exporters.image import render_bytes
         from ..errors import RenderError
 
         text = f"<gradviz.Graph: {len(self)} nodes, root {self.root}>"
