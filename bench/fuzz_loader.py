@@ -133,7 +133,9 @@ def _mutate_structure(doc: dict[str, Any], rng: random.Random) -> str:
             container[rng.choice(["params", "label", "extra", "exponent", "engine", "moment"])] = _random_json(rng)
         else:  # point an id somewhere else
             ids = [n.get("id") for n in doc.get("nodes", []) if isinstance(n, dict)] if isinstance(doc.get("nodes"), list) else []
-            container[key] = rng.choice(ids + ["n999", "", "x" * 201]) if ids else "n0"
+            # a copy: an earlier mutation may have made an "id" a node itself, and
+            # sharing it would make the document contain itself
+            container[key] = copy.deepcopy(rng.choice(ids + ["n999", "", "x" * 201])) if ids else "n0"
     return json.dumps(doc, ensure_ascii=rng.random() < 0.5, allow_nan=rng.random() < 0.2)
 
 
