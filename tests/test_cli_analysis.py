@@ -253,3 +253,52 @@ def test_help_lists_the_commands(capsys):
     assert code == 0
     for kind in C.KINDS:
         assert kind in out
+
+
+# -- what the user's code prints -----------------------------------------------------------------
+
+CHATTY = '''
+print("training... epoch 1")
+
+
+class Value:
+    def __init__(self, data, _children=(), _op="", label=""):
+        self.data, self.grad, self._prev, self._op, self.label = data, 0.0, tuple(_children), _op, label
+        self._backward = lambda: None
+
+    def __mul__(self, other):
+        out = Value(self.data * other.data, (self, other), "*")
+
+        def _backward():
+            print("backward of *, out.grad =", out.grad)
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out._backward = _backward
+        return out
+
+    def backward(self):
+        self.grad = 1.0
+        self._backward()
+
+
+a = Value(3.0, label="a"); b = Value(-2.0, label="b")
+y = a * b
+print("y =", y.data)
+'''
+
+
+@pytest.mark.parametrize("argv", [
+    ("check", "chatty.py", "--backward", "--json"),
+    ("trace", "chatty.py", "--json"),
+    ("diff", "chatty.py", "chatty.py"),
+])
+def test_what_the_script_prints_goes_to_stderr_not_into_the_report(capsys, in_tmp, argv):
+    (in_tmp / "chatty.py").write_text(CHATTY)
+    code, out, err = run(capsys, *argv)
+    assert "training... epoch 1" in err and "y = -6.0" in err
+    assert "training" not in out and "backward of *" not in out
+    assert code == 0  # a correct engine: no findings, equal graphs
+    if "--json" in argv:
+        assert json.loads(out)["format"] in ("gradviz-check", "gradviz-trace")  # stdout is the report alone
+    else:
+        assert out.startswith("gradviz diff:")

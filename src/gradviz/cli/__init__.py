@@ -13,6 +13,7 @@ or after the command name, adds the traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import traceback
@@ -80,15 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every failure is one line on stderr and status 2 (a usage error, a bad
     input, a missing renderer); ``--debug``, before or after the command
-    name, prints the traceback as well.
+    name, prints the traceback as well. Only the command's report goes to
+    stdout: what a user's script or engine prints while the command runs is
+    sent to stderr, so ``--json`` output stays valid JSON.
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    args.stdout = sys.stdout  # where a command prints its report
     try:
-        return int(args.run(args) or 0)
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("gradviz: interrupted", file=sys.stderr)
         return 130

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     fmt = prepare_output(args.output, args.a, args.b, renderer=args.renderer) if args.output else ""
     result = diff(open_input(args.a), open_input(args.b), rtol=args.rtol, atol=args.atol)
-    print(result.table(all_rows=args.all), end="")
+    print(result.table(all_rows=args.all), end="", file=args.stdout)
     if args.output:
         write_output(
             args.output, fmt, result.dumps(), result.b,

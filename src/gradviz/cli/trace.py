@@ -36,5 +36,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = trace(open_input(args.input, root=args.root, keep_objects=True))
-    print(result.dumps() if args.json else result.table(), end="")
+    print(result.dumps() if args.json else result.table(), end="", file=args.stdout)
     return EXIT_OK
