@@ -17,6 +17,7 @@ import pytest
 from helpers import dot_label_cells, dot_label_text
 
 from gradviz import Graph, Node
+from gradviz.cli import main
 from gradviz.exporters._format import printable
 from gradviz.exporters.dot import MAX_TEXT, dot_source
 from gradviz.exporters.networkx import from_networkx, to_networkx
@@ -155,3 +156,29 @@ def test_networkx_keeps_every_text_exactly():
     # node-link JSON of networkx carries them too
     data = nx.node_link_data(nxg, edges="edges")
     assert [d["label"] for d in data["nodes"]] == HOSTILE + ["root & <i>"]
+
+
+@pytest.mark.parametrize("command", ["check", "trace", "diff"])
+def test_reports_print_hostile_text_escaped_one_line_each(tmp_path, capsys, command):
+    # a stranger's snapshot: labels and engine name with newlines and terminal escapes
+    root_label = "L\x1b]0;title\x07\r\nfake line\x1b[2J"
+    leaf_label = "a\x1b[31m\nred"
+    nodes = {
+        "n0": Node("n0", "", leaf_label, 2.0, 5.0),  # grad should be -3 * 1 = -3: a finding names a and L
+        "n1": Node("n1", "", "b", -3.0, 2.0),
+        "n2": Node("n2", "*", root_label, -6.0, 1.0, ("n0", "n1")),
+    }
+    path = tmp_path / "hostile.json"
+    path.write_text(dumps(Graph(nodes, "n2", "after-backward", "eng\x1b[0m\nine")), encoding="utf-8")
+    other = tmp_path / "other.json"
+    other.write_text(dumps(Graph({**nodes, "n0": Node("n0", "", leaf_label, 2.0, -3.0)}, "n2")), encoding="utf-8")
+    argv = [command, str(path)] + ([str(other)] if command == "diff" else [])
+    assert main(argv) == (0 if command == "trace" else 1)
+    out = capsys.readouterr().out
+    lines = out.split("\n")
+    assert lines[-1] == "" and all(line.isprintable() for line in lines)
+    assert lines[0].startswith(f"gradviz {command}:")
+    shown = printable(leaf_label)
+    assert any(shown in line for line in lines)
+    if command != "diff":  # diff names only the changed node, a
+        assert printable(root_label) in lines[0]

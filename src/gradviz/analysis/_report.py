@@ -8,7 +8,7 @@ from typing import Sequence
 from ..exporters._format import printable
 from ..exporters.snapshot import _encode_number
 
-__all__ = ["fmt", "table", "json_number"]
+__all__ = ["fmt", "table", "text", "json_number"]
 
 
 def fmt(x: float | None) -> str:
@@ -37,6 +37,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     cells = [[printable(str(c)) for c in headers]] + [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def text(lines: Sequence[str]) -> str:
+    r"""Join a report's lines for a terminal, each made printable and ended by a newline.
+
+    Labels, op names and engine names come from the user's engine or from a
+    stranger's snapshot; a newline or a terminal escape sequence in one must
+    neither break a line of the report nor reach the terminal, so every
+    non-printable character is shown as an escape (see
+    :func:`gradviz.exporters._format.printable`). Pass a :func:`table` as
+    its lines (``*table(...).split("\n")``).
+
+    >>> print(text(["root L\x1b[2J (n6)", "ok"]), end="")
+    root L\x1b[2J (n6)
+    ok
+    """
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 def json_number(x: float | None) -> float | str | None:

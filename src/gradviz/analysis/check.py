@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 from ..engine.ops import OPS
 from ..graph.capture import capture
 from ..graph.model import Graph
-from ._report import fmt, json_number, table
+from ._report import fmt, json_number, table, text
 from .probe import Probe, probe_graph
 from .replay import ATOL, RTOL, Replay, close, replay
 
@@ -280,7 +280,7 @@ class CheckReport:
         )
         if self.ok:
             lines = [head, "no findings: every data and grad agrees with the replay over the op table"]
-            return "\n".join(lines + [f"note: {n}" for n in self.notes]) + "\n"
+            return text(lines + [f"note: {n}" for n in self.notes])
         rows = self.culprits
         downstream = self.downstream
         hidden = 0
@@ -304,13 +304,13 @@ class CheckReport:
             ],
         )
         n_c, n_d = len(self.culprits), len(self.downstream)
-        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream", "", body]
+        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream", "", *body.split("\n")]
         if hidden:
             lines.append(f"... and {hidden} more downstream rows (use --json to see all)")
         lines.append("")
         lines += [f"{f.name}: {f.message}" for f in self.culprits]
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
+        return text(lines)
 
     def __str__(self) -> str:
         return self.table()

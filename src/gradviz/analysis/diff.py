@@ -35,7 +35,7 @@ from typing import Any
 
 from ..graph.capture import capture
 from ..graph.model import Graph, Node
-from ._report import fmt, json_number, table
+from ._report import fmt, json_number, table, text
 from .replay import ATOL, RTOL, close
 
 __all__ = ["diff", "DiffResult", "DiffRow", "FORMAT", "VERSION", "METHODS", "schema"]
@@ -180,7 +180,7 @@ class DiffResult:
         rows = self.rows if all_rows else self.changed
         lines = [f"gradviz diff: {self.summary()}"]
         if rows:
-            lines += ["", table(
+            lines += ["", *table(
                 ["node", "op", "data A", "data B", "grad A", "grad B", "|Δgrad|", "rel", "changed"],
                 [
                     [
@@ -190,13 +190,13 @@ class DiffResult:
                     ]
                     for r in rows
                 ],
-            )]
+            ).split("\n")]
         for side, ids, graph in (("A", self.only_a, self.a), ("B", self.only_b, self.b)):
             if ids:
                 lines += ["", f"only in {side}: " + ", ".join(graph.nodes[i].name() for i in ids)]
         lines.append("")
         lines.append("equal within tolerance" if self.equal else "different")
-        return "\n".join(lines) + "\n"
+        return text(lines)
 
     def _name(self, r: DiffRow) -> str:
         ids = r.a if r.a == r.b else f"{r.a}→{r.b}"

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..engine.value import Value
 from ..errors import UsageError
 from ..graph.capture import capture, is_value_like
-from ._report import fmt, table
+from ._report import fmt, table, text
 from .replay import close, forward_values
 
 __all__ = ["gradcheck", "GradcheckResult", "InputCheck"]
@@ -111,10 +111,10 @@ class GradcheckResult:
             f"pass if |analytic - numeric| <= {self.atol:g} + {self.rtol:g} * |numeric|",
             f"forward: {fwd}",
             "",
-            table(["input", "value", "analytic", "numeric", "|error|", ""], rows),
+            *table(["input", "value", "analytic", "numeric", "|error|", ""], rows).split("\n"),
         ]
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
+        return text(lines)
 
     def __str__(self) -> str:
         return self.table()

@@ -27,7 +27,7 @@ from ..engine.value import Value
 from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph
-from ._report import fmt, json_number, table
+from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
 from .replay import Replay, close, replay
 
@@ -118,9 +118,9 @@ class Trace:
                     )),
                 ])
         if rows:
-            lines += ["", table(["step", "node", "op", "its grad", "operand", "slot", "before", "added", "after"], rows)]
+            lines += ["", *table(["step", "node", "op", "its grad", "operand", "slot", "before", "added", "after"], rows).split("\n")]
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
+        return text(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """The trace as JSON-ready data: format ``gradviz-trace``, version 1."""
