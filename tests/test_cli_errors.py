@@ -45,6 +45,7 @@ def _error_line(capsys) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith(("gradviz: error: ", "gradviz render: error: ")), err
     assert "Traceback" not in err
+    assert lines[0].isprintable(), lines[0]  # no terminal escapes from a message
     return lines[0]
 
 
@@ -92,6 +93,7 @@ SCRIPTS = [
     ("no Value", "x = 1\n", "the script leaves no Value in a top-level variable"),
     ("two roots", "from gradviz import Value\na = Value(1.0) * 2\nb = Value(2.0) + 1\n", "several Values are used by no other Value (a, b)"),
     ("deep recursion", "def f(n): return f(n + 1)\nf(0)\n", "the script raised RecursionError"),
+    ("terminal escape", "raise ValueError('boom\\x1b[2J\\x07')\n", "ValueError: boom\\x1b[2J\\x07 (run"),
 ]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UsageError
+from ..exporters._format import printable
 
 __all__ = [
     "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
@@ -28,7 +29,7 @@ def fail(exc: BaseException, *, hint: str | None = None) -> int:
         text = str(exc) or type(exc).__name__
         if not isinstance(exc, (UsageError,)) and type(exc).__module__.startswith("builtins"):
             text = f"{type(exc).__name__}: {text}"
-    text = " ".join(text.split())  # one line, whatever the message held
+    text = printable(" ".join(text.split()))  # one line, no terminal escapes, whatever the message held
     print(f"gradviz: error: {text}" + (f" ({hint})" if hint else ""), file=sys.stderr)
     return EXIT_ERROR
 
