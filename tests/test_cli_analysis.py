@@ -136,6 +136,26 @@ def test_diff_json_output_and_bad_input(capsys):
     assert code == 2 and "must be a finite number >= 0" in err
 
 
+def test_diff_of_two_scripts_with_backward(capsys):
+    buggy, fixed = EXAMPLES / "buggy_accumulation.py", EXAMPLES / "fixed_accumulation.py"
+    # as the scripts leave them: no backward() ran, every grad is 0; equal, and a note says why
+    code, out, err = run(capsys, "diff", buggy, fixed)
+    assert code == 0 and out.rstrip().endswith("equal within tolerance")
+    assert "every grad is 0 in both graphs" in err and "--backward" in err
+    # with --backward: the two grads the buggy engine gets wrong (README: a -3, b -8)
+    code, out, err = run(capsys, "diff", buggy, fixed, "--backward")
+    assert code == 1 and "every grad is 0" not in err
+    assert [(r[0], float(r[5]), float(r[6])) for r in table_rows(out)] == [("a", 3.0, -3.0), ("b", -2.0, -8.0)]
+    # a script against a snapshot: --backward applies to the script side only
+    run(capsys, "snapshot", fixed, "--backward", "-o", "fixed.json")
+    code, out, _ = run(capsys, "diff", buggy, "fixed.json", "--backward")
+    assert code == 1 and [r[0] for r in table_rows(out)] == ["a", "b"]
+    # --root picks the same variable in both scripts: b = a + a alone, a.grad 2 on both sides
+    code, out, _ = run(capsys, "diff", EXAMPLES / "used_twice.py", EXAMPLES / "used_twice.py", "--root", "b", "--backward", "--all")
+    assert code == 0 and [(r[0], float(r[6])) for r in table_rows(out)] == [("a", 2.0), ("b", 1.0)]
+    code, _, err = run(capsys, "diff", "fixed.json", "fixed.json", "--backward")
+    assert code == 2 and "apply to scripts" in err
+
 @pytest.mark.renderer
 def test_diff_picture_highlights_changed_nodes(capsys):
     run(capsys, "snapshot", EXAMPLES / "buggy_accumulation.py", "--backward", "-o", "bad.json")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..analysis.diff import diff
+from ..errors import UsageError
+from ..graph.model import Graph
 from ..graph.sources import open_input
 from ._common import EXIT_FINDINGS, EXIT_OK, add_picture_options, add_tolerance_options, prepare_output, say, write_output
 
@@ -20,10 +23,14 @@ output (-o, from its suffix):
                     graph is cut to a part that keeps changes first
                     (--max-nodes N, --full)
 
+A script is run as it is; --backward calls backward() on its root first
+(--root NAME names the root's variable in every script given).
+
 examples:
   gradviz snapshot examples/worked_example.py --pair -o L.json
   gradviz diff L.before.json L.after.json -o changed.svg
   gradviz diff mine.json reference.json --rtol 1e-5
+  gradviz diff examples/buggy_accumulation.py examples/fixed_accumulation.py --backward
 
 exit status: 0 equal within tolerance, 1 different, 2 bad input.
 """
@@ -40,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("a", metavar="A", help="the first graph: a snapshot (.json) or a script (.py)")
     p.add_argument("b", metavar="B", help="the second graph")
     p.add_argument("-o", "--output", metavar="OUTPUT", help="also write the diff as JSON or a picture (see below)")
+    p.add_argument("--root", metavar="NAME", help="for scripts: the variable holding the root Value (default: the one Value no other Value uses)")
+    p.add_argument("--backward", action="store_true", help="for scripts: call backward() on the root first")
     add_tolerance_options(p)
     p.add_argument("--all", action="store_true", help="list unchanged nodes too")
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer for pictures")
@@ -47,10 +56,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _is_script(path: str) -> bool:
+    return Path(path).suffix.lower() == ".py"
+
+
+def _open(path: str, args: argparse.Namespace) -> Graph:
+    """Read one side; --root and --backward apply to the scripts among A and B."""
+    return open_input(path, root=args.root, backward=args.backward) if _is_script(path) else open_input(path)
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = prepare_output(args.output, args.a, args.b, renderer=args.renderer) if args.output else ""
-    result = diff(open_input(args.a), open_input(args.b), rtol=args.rtol, atol=args.atol)
+    if (args.root is not None or args.backward) and not (_is_script(args.a) or _is_script(args.b)):
+        raise UsageError("--root and --backward apply to scripts, and A and B are both snapshots")
+    a, b = _open(args.a, args), _open(args.b, args)
+    result = diff(a, b, rtol=args.rtol, atol=args.atol)
     print(result.table(all_rows=args.all), end="", file=args.stdout)
+    if not args.backward and all(n.grad == 0 for g in (a, b) for n in g):
+        say("note: every grad is 0 in both graphs: no backward() ran (for a script, pass --backward)")
     if args.output:
         write_output(
             args.output, fmt, result.dumps(), result.b,
