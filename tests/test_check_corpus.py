@@ -92,6 +92,18 @@ def test_overwrite_with_one_use_is_a_note_not_a_finding():
     assert any("assigns (=)" in n for n in report.notes)
 
 
+def test_overwrite_before_backward_ran_is_not_called_harmless_for_a_value_used_twice():
+    f = lecture_twice(overwrite.Value)  # a and b are each used by d = a*b and e = a + b; no backward() yet
+    report = gradviz.check(f)
+    assert culprits(report) == [("n4", C.NOT_SEEDED, None, 0.0, 1.0)]
+    notes = {n.split(" assigns")[0]: n for n in report.notes if "assigns (=)" in n}
+    assert set(notes) == {"the _backward of d (n2)", "the _backward of e (n3)", "the _backward of f (n4)"}
+    for used_twice in ("the _backward of d (n2)", "the _backward of e (n3)"):
+        assert "a (n0), b (n1)" in notes[used_twice] and "harmless" not in notes[used_twice]
+        assert "used more than once" in notes[used_twice]
+    assert "harmless here (each has one use)" in notes["the _backward of f (n4)"]  # d and e: one use each
+
+
 # -- wrong local derivatives ------------------------------------------------------------
 
 

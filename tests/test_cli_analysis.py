@@ -156,6 +156,7 @@ def test_diff_of_two_scripts_with_backward(capsys):
     code, _, err = run(capsys, "diff", "fixed.json", "fixed.json", "--backward")
     assert code == 2 and "apply to scripts" in err
 
+
 @pytest.mark.renderer
 def test_diff_picture_highlights_changed_nodes(capsys):
     run(capsys, "snapshot", EXAMPLES / "buggy_accumulation.py", "--backward", "-o", "bad.json")

@@ -628,15 +628,22 @@ class _Checker:
                 if how is not None:
                     explained[nid] = how
         self.downstream(explained, expected_local, rec)
-        harmless: dict[str, list[str]] = {}
+        # overwrites that no missing-accumulation finding reports: harmless for an operand with one
+        # use; for one with several (e.g. backward() not run yet) a contribution will be lost
+        overwritten: dict[tuple[bool, str], list[str]] = {}
         for o, writers in self.overwriting.items():
             if self.grad_kind.get(o) != MISSING:
                 for w in writers:
-                    harmless.setdefault(w, []).append(o)
-        for w in sorted(harmless, key=self.index.__getitem__):
+                    overwritten.setdefault((len(rp.uses[o]) >= 2, w), []).append(o)
+        for several, w in sorted(overwritten, key=lambda k: (self.index[k[1]], k[0])):
+            how = (
+                "each is used more than once, so each keeps only the contribution written last"
+                if several
+                else "harmless here (each has one use), but a value used twice would lose a contribution"
+            )
             self.notes.append(
-                f"the _backward of {self.name(w)} assigns (=) the grad of {self.names(harmless[w])} instead of adding (+=); "
-                "harmless here (each has one use), but a value used twice would lose a contribution"
+                f"the _backward of {self.name(w)} assigns (=) the grad of {self.names(overwritten[several, w])} "
+                f"instead of adding (+=); {how}"
             )
 
     def explain(self, nid: str, r: float, terms: list[float], rec: dict[str, float]) -> tuple[str, tuple[str, ...]] | None:
