@@ -142,8 +142,20 @@ def test_probe_of_a_raising_backward_is_a_note():
     b.grad, a.grad, b._prev[1].grad = 1.0, 3.0, 2.0  # the right grads, set by hand
     report = gradviz.check(b)
     assert report.ok
-    assert any("raised RuntimeError: boom" in n for n in report.notes)
+    assert report.notes == ["n2: not probed: its _backward raised RuntimeError: boom"] and report.probed == 0
     assert (a.grad, b.grad, b._prev[1].grad) == (3.0, 1.0, 2.0)
+
+
+def test_probe_of_a_node_without_backward_is_a_note():
+    class Node:  # a look-alike with no _backward at all
+        def __init__(self, data, grad, children=()):
+            self.data, self.grad, self._children, self._op = data, grad, children, "+" if children else ""
+
+    x, y = Node(2.0, 1.0), Node(3.0, 1.0)
+    s = Node(5.0, 1.0, (x, y))
+    report = gradviz.check(gradviz.capture(s, keep_objects=True))
+    assert report.ok and report.probed == 0
+    assert report.notes == ["n2: not probed: Node has no callable _backward"]
 
 
 def test_snapshot_round_trip_gives_the_same_findings():

@@ -167,7 +167,8 @@ class CheckReport:
         unverified: ids of nodes whose grad could not be checked (an op
             gradviz cannot replay lies between them and the root, and there
             was no live object to probe).
-        probed: number of live nodes whose ``_backward`` was probed.
+        probed: number of live nodes whose ``_backward`` was probed (not
+            counting those that raised or have none: see ``notes``).
         reference: node id -> reference gradient (None where unknown).
         rtol: relative tolerance used.
         atol: absolute tolerance used.
@@ -474,7 +475,8 @@ class _Checker:
         order = {k: i for i, k in enumerate(KINDS)}
         self.findings.sort(key=lambda f: (not f.culprit, self.index[f.node], order[f.kind], f.operand or ""))
         return CheckReport(
-            self.g, self.findings, self.notes, self.unverified, len(self.probes), self.rp.grad, self.rtol, self.atol
+            self.g, self.findings, self.notes, self.unverified, sum(p.error is None for p in self.probes.values()),
+            self.rp.grad, self.rtol, self.atol,
         )
 
     def check_forward(self) -> None:
@@ -518,7 +520,7 @@ class _Checker:
         for nid, p in self.probes.items():
             node = self.g.nodes[nid]
             if p.error is not None:
-                self.notes.append(f"{self.name(nid)}: its _backward raised {p.error} when probed; not probed")
+                self.notes.append(f"{self.name(nid)}: not probed: {p.error}")
                 continue
             if p.touches_own_grad:
                 self.notes.append(f"{self.name(nid)}: its _backward changes its own grad, which only its consumers should")

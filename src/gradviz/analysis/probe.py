@@ -50,7 +50,9 @@ class Probe:
         mode: operand id -> 'add' (``+=``), 'overwrite' (``=``) or 'other'.
         scales: operand id -> True if the contribution is proportional to
             the node's grad, as the chain rule requires.
-        error: the exception the call raised, as text, or None.
+        error: why the node could not be probed, as text (``"its _backward
+            raised ValueError: ..."`` or ``"V has no callable _backward"``),
+            or None.
         touches_own_grad: True if the call changed the node's own grad.
     """
 
@@ -115,7 +117,7 @@ def probe(graph: Graph, node_id: str) -> Probe:
         fn()
         second = [float(x.grad) for x in operands]
     except Exception as exc:  # foreign code: any failure is an observation
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = f"its _backward raised {type(exc).__name__}: {exc}"
         return result
     finally:
         for x, grad, data in saved:
