@@ -265,6 +265,20 @@ def test_trace_snapshot_json(capsys):
     assert [s["node"] for s in doc["steps"]] == ["n6", "n4", "n2"]
 
 
+@pytest.mark.parametrize("argv", [("trace", "nobackward.py"), ("snapshot", "nobackward.py", "--pair", "-o", "s.json")])
+def test_an_engine_without_backward_is_one_line(capsys, in_tmp, argv):
+    (in_tmp / "nobackward.py").write_text(textwrap.dedent("""
+        class V:
+            def __init__(self, data, children=()):
+                self.data, self.grad, self._children, self._op = data, 0.0, children, "+" if children else ""
+        c = V(3.0, (V(1.0), V(2.0)))
+    """))
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err == "gradviz: error: the root (V) has no backward() method to run " \
+        "(from Python, pass backward=: a function that runs the engine's backward pass)\n"
+    assert not list(in_tmp.glob("s*.json"))
+
 def test_help_lists_the_commands(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0

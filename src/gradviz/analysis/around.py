@@ -66,7 +66,10 @@ def backward_of(graph: Graph, backward: Callable[[], Any] | None = None) -> Call
     root = graph.objects[graph.root]
     fn = getattr(root, "backward", None)
     if not callable(fn):
-        raise CaptureError(f"the root ({type(root).__name__}) has no backward() method; pass backward=...")
+        raise CaptureError(
+            f"the root ({type(root).__name__}) has no backward() method to run "
+            "(from Python, pass backward=: a function that runs the engine's backward pass)"
+        )
     return fn
 
 
