@@ -284,6 +284,10 @@ def test_help_lists_the_commands(capsys):
     assert code == 0
     for command in ("render", "snapshot", "diff", "check", "trace"):
         assert f"    {command}" in out
+    code, out, _ = run(capsys, "snapshot", "--help")  # snapshot takes a script only, and says so
+    assert code == 0 and [ln.split(None, 1)[1] for ln in out.splitlines() if ln.startswith("  INPUT ")] == [
+        "a Python script (.py), which is run"
+    ]
     code, out, _ = run(capsys, "check", "--help")
     assert code == 0
     for kind in C.KINDS:

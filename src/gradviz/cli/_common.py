@@ -106,9 +106,11 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
     return fmt
 
 
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """Add INPUT and --root, shared by every command that reads one graph."""
-    parser.add_argument("input", metavar="INPUT", help="a snapshot (.json) or a Python script (.py), which is run")
+def add_input_options(
+    parser: argparse.ArgumentParser, input_help: str = "a snapshot (.json) or a Python script (.py), which is run"
+) -> None:
+    """Add INPUT (described by ``input_help``) and --root, shared by every command that reads one graph."""
+    parser.add_argument("input", metavar="INPUT", help=input_help)
     parser.add_argument(
         "--root",
         metavar="NAME",

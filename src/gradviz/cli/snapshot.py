@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_input_options(p)
+    add_input_options(p, "a Python script (.py), which is run")
     p.add_argument("-o", "--output", metavar="OUT.json", required=True, help="the snapshot file to write")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--backward", action="store_true", help="call backward() on the root first")
