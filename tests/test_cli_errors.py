@@ -137,6 +137,26 @@ def test_an_output_that_cannot_be_made_is_refused_before_the_script_runs(work, c
     assert (work / "ran.marker").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["render", "ex.py", "-o", "ro/o.dot"],
+    ["snapshot", "ex.py", "--pair", "-o", "ro/s.json"],
+    ["check", "ex.py", "--backward", "-o", "ro/c.json"],
+])
+def test_a_folder_that_cannot_be_written_is_refused_before_the_script_runs(work, capsys, monkeypatch, argv):
+    ro = work / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: answer as the folder's permissions say for anyone else
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == Path("ro") else access(p, mode, **kw))
+    try:
+        assert main(argv) == 2
+        assert "cannot write in folder 'ro' (permission denied)" in _error_line(capsys)
+        assert not (work / "ran.marker").exists() and not list(ro.iterdir())
+    finally:
+        ro.chmod(0o755)
+
+
 @pytest.mark.parametrize("debug_first", [True, False])
 def test_debug_before_or_after_the_command_adds_the_traceback(work, capsys, debug_first):
     argv = ["--debug", "render", "nope.json", "-o", "o.dot"] if debug_first else ["render", "nope.json", "--debug", "-o", "o.dot"]

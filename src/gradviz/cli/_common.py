@@ -61,7 +61,7 @@ def stage(what: str) -> Iterator[None]:
 
 
 def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> None:
-    """Refuse an output that is one of the inputs, or whose folder does not exist.
+    """Refuse an output that is one of the inputs, or whose folder does not exist or is not writable.
 
     Raises:
         UsageError: with what to do instead.
@@ -75,6 +75,8 @@ def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike
         raise UsageError(f"{output}: folder {str(parent)!r} does not exist")
     if out.is_dir():
         raise UsageError(f"{output}: is a folder; give a file name such as {Path(output) / 'graph.svg'}")
+    if not os.access(parent, os.W_OK | os.X_OK):  # the output is written as a new file in that folder
+        raise UsageError(f"{output}: cannot write in folder {str(parent)!r} (permission denied); choose another folder")
 
 
 def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[str], renderer: str | None = None) -> str:
