@@ -8,8 +8,10 @@ is refused before the input script runs.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,18 @@ def test_a_folder_that_cannot_be_written_is_refused_before_the_script_runs(work,
         assert not (work / "ran.marker").exists() and not list(ro.iterdir())
     finally:
         ro.chmod(0o755)
+
+
+def test_a_terminal_that_cannot_encode_the_report_gets_escapes(work, monkeypatch):
+    # e.g. output redirected to a file on a system whose locale encoding is ASCII or cp1252
+    (work / "u.py").write_text("from gradviz import Value\nx = Value(2.0, label='中')\ny = x * x\n")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["diff", "u.py", "u.py", "--backward", "--all"]) == 0
+    stdout.flush()
+    out = stdout.buffer.getvalue().decode("ascii")
+    assert "|\\u0394grad|" in out.splitlines()[2]  # the header's Δ
+    assert out.splitlines()[3].startswith("\\u4e2d (n0)")
 
 
 @pytest.mark.parametrize("debug_first", [True, False])

@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout: what a user's script or engine prints while the command runs is
     sent to stderr, so ``--json`` output stays valid JSON.
     """
+    for stream in (sys.stdout, sys.stderr):  # a report or a label the terminal cannot encode: escapes, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
