@@ -101,3 +101,16 @@ def test_table_and_json():
     doc = json.loads(t.dumps())
     assert (doc["format"], doc["version"]) == ("gradviz-trace", 1)
     assert [x["after"] for x in doc["steps"][0]["additions"]] == [1.0, 2.0]
+
+
+def test_summary_line_counts_calls_in_words():
+    a = gradviz.Value(3.0, label="a")
+    b = a + a
+    b.label = "b"
+    assert gradviz.trace(b).table().splitlines()[0] == (
+        "gradviz trace: 1 _backward call, engine gradviz; root b (n1) grad 1 when the first ran"
+    )
+    # a lone leaf: backward() seeds it and calls nothing, so no 'first' call to speak of
+    assert gradviz.trace(a).table().splitlines() == [
+        "gradviz trace: 0 _backward calls, engine gradviz; root a (n0) grad 1 after backward() (nothing to call: the root has no operands)"
+    ]

@@ -105,7 +105,9 @@ class Trace:
         """The trace as text: one row per addition."""
         g = self.graph
         how = "replayed over the op table (a snapshot has no _backward to call)" if self.replayed else f"engine {g.engine}"
-        lines = [f"gradviz trace: {len(self.steps)} _backward calls, {how}; root {g.root_node.name()} grad {fmt(self.seed)} when the first ran"]
+        n = len(self.steps)
+        when = " when the first ran" if n else " after backward() (nothing to call: the root has no operands)"
+        lines = [f"gradviz trace: {n} _backward call{'s' * (n != 1)}, {how}; root {g.root_node.name()} grad {fmt(self.seed)}{when}"]
         rows = []
         for s in self.steps:
             node = g.nodes[s.node]
