@@ -83,10 +83,19 @@ def _children_of(obj: Any) -> Iterable[Any]:
     return ()
 
 
+def _value_names(namespace: dict[str, Any], limit: int = 10) -> str:
+    """What to suggest for --root: the script's top-level variables that hold a Value."""
+    names = [var for var, obj in namespace.items() if not var.startswith("_") and is_value_like(obj)]
+    if not names:
+        return "it has no top-level variable holding a Value"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return "variables holding a Value: " + ", ".join(names[:limit]) + more
+
+
 def _resolve(namespace: dict[str, Any], dotted: str) -> Any:
     head, *rest = dotted.split(".")
     if head not in namespace:
-        raise UsageError(f"no variable {head!r} in the script")
+        raise UsageError(f"no variable {head!r} in the script; {_value_names(namespace)}")
     obj = namespace[head]
     for part in rest:
         try:
@@ -118,7 +127,7 @@ def find_root(namespace: dict[str, Any], name: str | None = None, *, children: C
     if name is not None:
         obj = _resolve(namespace, name)
         if not is_value_like(obj):
-            raise UsageError(f"--root {name}: that variable is a {type(obj).__name__}, not a Value")
+            raise UsageError(f"--root {name}: that variable is a {type(obj).__name__}, not a Value; {_value_names(namespace)}")
         return name, obj
     candidates: dict[int, tuple[str, Any]] = {}
     for var, obj in namespace.items():
