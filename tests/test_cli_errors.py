@@ -297,3 +297,34 @@ def test_help_and_version_exit_0(capsys):
     assert main(["render", "--help"]) == 0
     assert "output formats" in capsys.readouterr().out
 
+
+
+MICROGRAD_WITH_BACKWARD = """\
+from micrograd.engine import Value
+a = Value(2.0); b = Value(-3.0); c = Value(10.0); f = Value(-2.0)
+e = a * b; d = e + c; L = d * f
+L.backward()
+"""
+
+
+def test_backward_again_after_the_scripts_own_is_refused_for_an_accumulating_engine(work, capsys):
+    pytest.importorskip("micrograd")
+    (work / "mg.py").write_text(MICROGRAD_WITH_BACKWARD)
+    # micrograd's backward() does not zero grads: a second pass would show a = 12, b = -8
+    assert main(["render", "mg.py", "--backward", "-o", "o.json"]) == 2
+    assert _error_line(capsys) == (
+        "gradviz: error: --backward: the script already called backward() (the root 'L' has grad 1); "
+        "drop --backward, or a second backward() may add to the grads the first one left"
+    )
+    assert not (work / "o.json").exists()
+    # as the script left it: the worked example's grads
+    assert main(["render", "mg.py", "-o", "o.json"]) == 0
+    grads = {n["label"]: n["grad"] for n in json.loads((work / "o.json").read_text())["nodes"]}
+    assert grads == {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
+
+
+def test_backward_again_on_gradviz_values_is_harmless(work, capsys):
+    (work / "gv.py").write_text(EXAMPLE + "L.backward()\n")  # gradviz's backward() zeroes every grad first
+    assert main(["render", "gv.py", "--backward", "-o", "o.json"]) == 0
+    grads = {n["label"]: n["grad"] for n in json.loads((work / "o.json").read_text())["nodes"]}
+    assert grads == {"a": -3.0, "b": 2.0, "L": 1.0}

@@ -7,12 +7,14 @@ for the root Value. A snapshot is only parsed and validated, never executed.
 
 from __future__ import annotations
 
+import numbers
 import os
 import runpy
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..engine.value import Value
 from ..errors import CaptureError, GradvizError, UsageError
 from .capture import CHILD_ATTRIBUTES, capture, is_value_like
 from .model import Graph
@@ -169,14 +171,18 @@ def open_input(
         root: for a script, the root's variable name (default: found, see
             :func:`find_root`); ignored for a snapshot... except that it
             must be None there.
-        backward: for a script, call ``root.backward()`` before capture.
+        backward: for a script, call ``root.backward()`` before capture;
+            refused if the script already did (a nonzero root grad) on
+            another engine than gradviz's, whose second pass may add to
+            the first.
         keep_objects: keep the live objects in ``Graph.objects``.
 
     Returns:
         Graph
 
     Raises:
-        UsageError: unknown suffix, or options that do not apply.
+        UsageError: unknown suffix, or options that do not apply (also
+            ``backward`` after the script's own ``backward()``, see above).
         SnapshotError: an invalid snapshot.
         GradvizError: the script failed or has no clear root.
     """
@@ -195,6 +201,13 @@ def open_input(
         fn = getattr(obj, "backward", None)
         if not callable(fn):
             raise CaptureError(f"--backward: the root {name!r} ({type(obj).__name__}) has no backward() method")
+        grad = getattr(obj, "grad", 0)
+        if not isinstance(obj, Value) and isinstance(grad, numbers.Real) and grad != 0:
+            # gradviz's Value zeroes every grad first; another engine may add a second pass to the first
+            raise UsageError(
+                f"--backward: the script already called backward() (the root {name!r} has grad {grad:g}); "
+                "drop --backward, or a second backward() may add to the grads the first one left"
+            )
         run_backward(fn)
     graph = capture(obj, keep_objects=True, moment="after-backward" if backward else None)
     _name_unlabelled(graph, namespace, name, obj)
