@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -240,6 +241,32 @@ def test_an_interrupt_midway_leaves_no_file(work, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(work / "o.svg", write)
     assert _files(work) == before
+
+
+TERMINATED_MIDWAY = """\
+import os, signal, sys
+import gradviz._io as io
+write_file = io.atomic_write
+
+def atomic_write(path, write):
+    def half_then_terminated(f):
+        f.write(b"half")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would, in the middle of the write
+        write(f)
+    write_file(path, half_then_terminated)
+
+io.atomic_write = atomic_write
+from gradviz.cli import main
+sys.exit(main(["render", "g.json", "-o", "o.dot"]))
+"""
+
+
+def test_sigterm_midway_leaves_no_file(work):
+    before = _files(work)
+    done = subprocess.run([sys.executable, "-c", TERMINATED_MIDWAY], cwd=work, capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (130, "gradviz: interrupted\n")
+    assert _files(work) == before  # neither o.dot nor the temporary .o.dot.*.tmp
 
 
 @pytest.mark.parametrize("how", ["same path", "other spelling", "symlink", "hardlink", "symlinked folder"])

@@ -7,7 +7,8 @@ the exit status). To add a command, add a module and list it in
 
 Exit status: 0 success, 1 findings (a diff that differs, a check that
 failed), 2 bad input or environment (one line on stderr; ``--debug``, before
-or after the command name, adds the traceback), 130 interrupted.
+or after the command name, adds the traceback), 130 interrupted (Ctrl-C or
+SIGTERM; no output file is left half-written).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
 import traceback
-from typing import NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 from .. import __version__
 from ..errors import GradvizError
@@ -76,6 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``kill``, a closing terminal's job control) like Ctrl-C while a command runs.
+
+    Python's default SIGTERM ends the process at once, leaving a half-written
+    temporary output file behind; as a KeyboardInterrupt it unwinds through
+    :func:`gradviz._io.atomic_write`, which removes it.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gradviz`` command line; return its exit status.
 
@@ -95,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     args.stdout = sys.stdout  # where a command prints its report
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _terminate_as_interrupt():
             return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("gradviz: interrupted", file=sys.stderr)
