@@ -199,9 +199,15 @@ def test_check_clean_script_and_snapshot(capsys):
 
 
 def test_check_a_script_that_forgot_backward(capsys):
-    code, out, _ = run(capsys, "check", EXAMPLES / "worked_example.py")
+    code, out, err = run(capsys, "check", EXAMPLES / "worked_example.py")
     assert code == 1
     assert table_rows(out)[0] == ["L", "(n6)", "*", "not-seeded", "culprit", "grad", "0", "1"]
+    assert err == "gradviz: note: the script did not call backward() (its root's grad is 0); pass --backward to call it first\n"
+    code, _, err = run(capsys, "check", EXAMPLES / "worked_example.py", "--backward")
+    assert code == 0 and err == ""
+    run(capsys, "snapshot", EXAMPLES / "worked_example.py", "-o", "L.json")
+    code, _, err = run(capsys, "check", "L.json")  # a snapshot: nothing to pass --backward to
+    assert code == 1 and err == ""
 
 
 @pytest.mark.parametrize("argv", [["check", "missing.json"], ["check", "notes.txt"], ["check", "L.json", "--root", "x"]])

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     graph = open_input(args.input, root=args.root, backward=args.backward, keep_objects=True)
     report = check(graph, rtol=args.rtol, atol=args.atol, probe=args.probe)
     print(report.dumps() if args.json else report.table(max_rows=None if args.all else 40), end="", file=args.stdout)
+    if graph.objects and not args.backward and graph.root_node.grad == 0:
+        say("note: the script did not call backward() (its root's grad is 0); pass --backward to call it first")
     if args.output:
         write_output(
             args.output, fmt, report.dumps(), graph,
