@@ -47,7 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("a", metavar="A", help="the first graph: a snapshot (.json) or a script (.py)")
     p.add_argument("b", metavar="B", help="the second graph")
     p.add_argument("-o", "--output", metavar="OUTPUT", help="also write the diff as JSON or a picture (see below)")
-    p.add_argument("--root", metavar="NAME", help="for scripts: the variable holding the root Value (default: the one Value no other Value uses)")
+    p.add_argument(
+        "--root", metavar="NAME",
+        help="for scripts: the variable holding the root Value (default: the one Value no other Value uses)",
+    )
     p.add_argument("--backward", action="store_true", help="for scripts: call backward() on the root first")
     add_tolerance_options(p)
     p.add_argument("--all", action="store_true", help="list unchanged nodes too")
