@@ -157,3 +157,29 @@ def test_console_script_is_installed(tmp_path):
     done = subprocess.run([script, "render", str(WORKED), "--backward", "-o", str(tmp_path / "L.json")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert gradviz.load(tmp_path / "L.json").root_node.label == "L"
+
+
+def test_status_lines_count_nodes_in_words(tmp_path, capsys):
+    script = tmp_path / "one.py"
+    script.write_text("from gradviz import Value\nx = Value(1.0, label='x')\n", encoding="utf-8")
+    code, _, err = gradviz_cli(capsys, "render", script, "-o", tmp_path / "one.dot")
+    assert code == 0
+    assert err.strip().splitlines()[-1] == f"gradviz: wrote {tmp_path / 'one.dot'} (1 node)"
+
+
+def test_a_cut_view_is_described_once(tmp_path, capsys):
+    # the MLP example has 2,448 nodes: the default view is cut, and the summary
+    # line is the only count, so the two lines cannot disagree
+    code, _, err = gradviz_cli(capsys, "render", EXAMPLES / "mlp.py", "--backward", "-o", tmp_path / "mlp.dot")
+    assert code == 0
+    summary, wrote = err.strip().splitlines()[-2:]
+    assert summary.startswith("gradviz: showing ") and "of 2,448 nodes" in summary
+    assert wrote == f"gradviz: wrote {tmp_path / 'mlp.dot'}"
+
+
+def test_unknown_renderer_from_the_environment_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRADVIZ_RENDERER", "bogus")
+    code, _, err = gradviz_cli(capsys, "render", EXAMPLES / "worked_example.py", "-o", tmp_path / "L.svg")
+    assert code == 2
+    assert err.strip() == "gradviz: error: unknown renderer 'bogus' (from $GRADVIZ_RENDERER); use one of auto, pygraphviz, dot"
+    assert not (tmp_path / "L.svg").exists()

@@ -13,7 +13,7 @@ from typing import Iterator
 from ..errors import UsageError
 from ..exporters._format import printable
 
-__all__ = [
+__all__ = ["nodes", 
     "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
     "add_input_options", "add_picture_options", "write_output", "add_tolerance_options",
 ]
@@ -32,6 +32,11 @@ def fail(exc: BaseException, *, hint: str | None = None) -> int:
     text = printable(" ".join(text.split()))  # one line, no terminal escapes, whatever the message held
     print(f"gradviz: error: {text}" + (f" ({hint})" if hint else ""), file=sys.stderr)
     return EXIT_ERROR
+
+
+def nodes(n: int) -> str:
+    """``'1 node'``, ``'2,448 nodes'``: a node count for a status line."""
+    return f"{n:,} node" + ("" if n == 1 else "s")
 
 
 def say(message: str) -> None:

@@ -9,7 +9,7 @@ from ..exporters.dot import RANKDIRS
 from ..exporters.image import FORMATS, IMAGE_FORMATS, render
 from ..graph.sources import open_input
 from ..graph.view import COLLAPSE_MODES, MAX_NODES, select
-from ._common import EXIT_OK, add_input_options, add_picture_options, prepare_output, say, stage
+from ._common import EXIT_OK, add_input_options, add_picture_options, nodes, prepare_output, say, stage
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
     with stage(f"{work} {len(drawn):,} nodes"):
         render(drawn, output, format=fmt, renderer=args.renderer, max_nodes=None,
                rankdir=args.rankdir, title=args.title, roles=roles, **({"placeholders": placeholders} if placeholders else {}))
-    say(f"wrote {output} ({len(drawn):,} of {len(graph):,} nodes)" if drawn is not graph else f"wrote {output} ({len(graph):,} nodes)")
+    # a cut view was described by view.summary() above
+    say(f"wrote {output}" if drawn is not graph else f"wrote {output} ({nodes(len(graph))})")
     return EXIT_OK

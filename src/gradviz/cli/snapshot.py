@@ -9,7 +9,7 @@ from ..analysis.around import snapshot_backward
 from ..errors import UsageError
 from ..exporters.snapshot import save
 from ..graph.sources import open_input
-from ._common import EXIT_OK, add_input_options, check_output_path, say
+from ._common import EXIT_OK, add_input_options, check_output_path, nodes, say
 
 _EPILOG = """\
 examples:
@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         before, after = snapshot_backward(open_input(args.input, root=args.root, keep_objects=True))
         save(before, outputs[0])
         save(after, outputs[1])
-        say(f"wrote {outputs[0]} and {outputs[1]} ({len(after)} nodes)")
+        say(f"wrote {outputs[0]} and {outputs[1]} ({nodes(len(after))})")
     else:
         graph = open_input(args.input, root=args.root, backward=args.backward)
         save(graph, args.output)
-        say(f"wrote {args.output} ({len(graph)} nodes)")
+        say(f"wrote {args.output} ({nodes(len(graph))})")
     return EXIT_OK

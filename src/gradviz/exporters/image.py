@@ -95,7 +95,8 @@ def available_renderer(renderer: str | None = None) -> str:
     """
     name = (renderer or os.environ.get("GRADVIZ_RENDERER") or "auto").lower()
     if name not in RENDERERS:
-        raise UsageError(f"unknown renderer {name!r}; use one of {', '.join(RENDERERS)}")
+        where = "" if renderer else " (from $GRADVIZ_RENDERER)"
+        raise UsageError(f"unknown renderer {name!r}{where}; use one of {', '.join(RENDERERS)}")
     if name in ("auto", "pygraphviz") and _has_pygraphviz():
         return "pygraphviz"
     if name in ("auto", "dot") and shutil.which("dot"):
