@@ -159,7 +159,7 @@ def bad(mutate) -> str:
         (bad(lambda d: d.update(moment="sometime")), "invalid snapshot at $.moment"),
         (bad(lambda d: d["nodes"][1].update(id="n0")), 'duplicate node id "n0" at $.nodes[1]'),
         (bad(lambda d: d["nodes"][2].update(operands=["n0", "n9"])), 'has operand "n9", which is no node'),
-        (bad(lambda d: d["nodes"][0].update(operands=["n6"])), "a cycle n0 -> n6 -> n4 -> n2 -> n0"),
+        (bad(lambda d: d["nodes"][0].update(operands=["n6"])), "a cycle \"n0\" -> \"n6\" -> \"n4\" -> \"n2\" -> \"n0\""),
         (bad(lambda d: d.update(root="n9")), 'the root "n9" ($.root) is not a node'),
     ],
 )

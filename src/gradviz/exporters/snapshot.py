@@ -402,8 +402,9 @@ def _later_operand(nodes_doc: list[Any], i: int, operand: str, source: str) -> S
             f"{source}: {where}, which comes later (at $.nodes[{later[0]}]); "
             "snapshot nodes must be in topological order, operands first"
         )
-    shown = [nid] + path if len(path) < 8 else [nid] + path[:3] + ["..."] + path[-2:]
-    return SnapshotError(f"{source}: {where}: a cycle {' -> '.join(map(str, shown))}; a computation graph has none")
+    ids = [_show(x, 30) for x in [nid, *path]]  # JSON-quoted: an id may hold a newline
+    shown = ids if len(ids) < 9 else ids[:4] + ["..."] + ids[-2:]
+    return SnapshotError(f"{source}: {where}: a cycle {' -> '.join(shown)}; a computation graph has none")
 
 
 def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES) -> Graph:
