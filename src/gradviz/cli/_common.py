@@ -152,17 +152,12 @@ def write_output(
     was left out; None draws every node.
     """
     from .._io import write_bytes
-    from ..exporters.image import render_bytes
-    from ..graph.view import picture_view
+    from ..exporters.image import render_readable
 
     if fmt == "json":
         data = report_json.encode("utf-8")
     else:
-        view = picture_view(graph, roles=dot_options.get("roles"), max_nodes=max_nodes)  # type: ignore[arg-type]
-        if view.is_cut:
-            say(view.summary())
-            graph, dot_options = view.graph, {**dot_options, "placeholders": view.placeholders}
-        data = render_bytes(graph, fmt, **dot_options)  # type: ignore[arg-type]
+        data = render_readable(graph, fmt, max_nodes=max_nodes, on_cut=say, **dot_options)  # type: ignore[arg-type]
     write_bytes(output, data)
 
 

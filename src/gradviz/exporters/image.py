@@ -26,7 +26,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import graphviz
 
@@ -36,7 +36,7 @@ from ..graph.model import Graph
 from ..graph.view import MAX_NODES, picture_view
 from .dot import to_dot
 
-__all__ = ["FORMATS", "IMAGE_FORMATS", "RENDERERS", "format_for", "render", "render_bytes", "render_dot", "available_renderer"]
+__all__ = ["FORMATS", "IMAGE_FORMATS", "RENDERERS", "format_for", "render", "render_bytes", "render_readable", "render_dot", "available_renderer"]
 
 #: Output formats by file suffix, and what each is.
 FORMATS: dict[str, str] = {
@@ -249,11 +249,45 @@ def render(
     if fmt in IMAGE_FORMATS:
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
-    if fmt != "json" and max_nodes is not None:
-        view = picture_view(graph, roles=dot_options.get("roles"), max_nodes=max_nodes)
-        if view.is_cut:
-            warnings.warn(f"gradviz.render: {view.summary()}", stacklevel=2)
-            graph, dot_options = view.graph, {**dot_options, "placeholders": view.placeholders}
-    data = render_bytes(graph, fmt, renderer=renderer, **dot_options)
+    report = lambda summary: warnings.warn(f"gradviz.render: {summary}", stacklevel=4)  # noqa: E731
+    data = render_readable(graph, fmt, max_nodes=max_nodes, on_cut=report, renderer=renderer, **dot_options)
     write_bytes(path, data)
     return Path(path)
+
+
+def render_readable(
+    graph: Graph,
+    fmt: str,
+    *,
+    max_nodes: int | None = MAX_NODES,
+    on_cut: Callable[[str], None] | None = None,
+    **options: Any,
+) -> bytes:
+    """:func:`render_bytes`, but a picture of a big graph shows a readable part.
+
+    A graph of more than ``max_nodes`` nodes is cut by
+    :func:`gradviz.graph.view.picture_view` (keeping the ``roles`` nodes
+    first) and drawn with placeholders for what was hidden; ``on_cut``
+    receives the one-line summary of what was left out. JSON is never cut;
+    None for ``max_nodes`` draws every node.
+
+    Args:
+        graph: the captured graph.
+        fmt: the output format (see :data:`FORMATS`).
+        max_nodes: the most nodes a picture shows, or None.
+        on_cut: called with the view's summary when the graph was cut.
+        **options: ``renderer`` and the options of :func:`to_dot`.
+
+    Returns:
+        bytes: the output file's content.
+
+    Raises:
+        UsageError, RendererNotFound, RenderError: as :func:`render_bytes`.
+    """
+    if fmt != "json" and max_nodes is not None:
+        view = picture_view(graph, roles=options.get("roles"), max_nodes=max_nodes)
+        if view.is_cut:
+            if on_cut is not None:
+                on_cut(view.summary())
+            graph, options = view.graph, {**options, "placeholders": view.placeholders}
+    return render_bytes(graph, fmt, **options)
