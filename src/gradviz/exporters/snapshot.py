@@ -96,17 +96,6 @@ def to_dict(graph: Graph) -> dict[str, Any]:
     return doc
 
 
-def _json(obj: Any) -> str:
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (say, from a file name decoded with surrogateescape)
-        # has no UTF-8 form; JSON's \\udc80 escape carries it and reads back exactly.
-        text = json.dumps(obj, ensure_ascii=True, allow_nan=False)
-    return text
-
-
 def _node_json(node: Node) -> str:
     """One node as JSON text: the same text as ``json.dumps(_node_dict(node))``.
 
@@ -124,7 +113,7 @@ def _node_json(node: Node) -> str:
 
 
 def _chunks(graph: Graph, size: int = 10_000) -> Iterator[str]:
-    header = _json(_header(graph))
+    header = _encodable(json.dumps(_header(graph), ensure_ascii=False, allow_nan=False))
     yield header[:-1] + ', "nodes": [\n'
     nodes = list(graph)
     for start in range(0, len(nodes), size):
