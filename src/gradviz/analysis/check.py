@@ -44,6 +44,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -90,6 +92,7 @@ KINDS: dict[str, str] = {
 }
 
 _CAUSE_CAP = 8  # culprits listed per downstream finding; keeps the pass linear
+_QUICK_MAX = 1e300  # magnitude sums above this go to the exact test (fsum may overflow there)
 
 
 @dataclass(frozen=True)
@@ -408,7 +411,6 @@ class _Checker:
     def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
         self.g = graph
         self.rtol, self.atol = rtol, atol
-        self.index = {nid: i for i, nid in enumerate(graph.nodes)}
         self.probes: dict[str, Probe] = probe_graph(graph) if probe else {}
         override = {}
         for nid, p in self.probes.items():
@@ -421,6 +423,10 @@ class _Checker:
                     seen.add(o)
                 override[nid] = tuple(per_slot)
         self.rp: Replay = replay(graph, local_override=override)
+        self.index = self.rp.index
+        # recorded data and grads by topological position
+        self.data: list[float] = list(map(operator.attrgetter("data"), graph.nodes.values()))
+        self.rec: list[float] = list(map(operator.attrgetter("grad"), graph.nodes.values()))
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.unverified: list[str] = []
@@ -454,6 +460,82 @@ class _Checker:
         local = self.rp.local[consumer]
         return math.fsum(local[s] for s in self.rp.slots(consumer, operand))
 
+    def local_terms(self, nid: str) -> list[float] | None:
+        """Each use's contribution to node ``nid``'s grad, from the consumers' recorded grads.
+
+        Returns:
+            list: per use (consumers in topological order), the consumer's
+            local derivative for that slot times the consumer's recorded grad;
+            None if a consumer has no local derivatives (``nid`` is unverified).
+        """
+        rp = self.rp
+        terms = []
+        for c, slot in rp.uses[nid]:
+            i = rp.index[c]
+            local = rp.local_at[i]
+            if local is None:
+                return None
+            terms.append(local[slot] * self.rec[i])
+        return terms
+
+    def unsettled(self) -> list[int]:
+        """Positions of the nodes whose recorded grad a quick sum cannot call locally consistent.
+
+        One reverse pass adds, for every use, the consumer's local derivative
+        times its recorded grad into plain float sums (``total``) and sums of
+        magnitudes (``mag``), consumers before their operands, as the chain
+        rule does. A plain sum of ``k`` finite terms is within
+        ``(k - 1) * eps/2 * mag`` of the exact sum (Higham, *Accuracy and
+        Stability of Numerical Algorithms*, 2nd ed., eq. 4.4), and ``math.fsum``
+        is within ``eps/2`` of it; so a node whose ``|grad - total|`` plus
+        ``4 * k * eps/2 * mag`` is inside the lower bound of the tolerance
+        (less a relative margin of 1e-9 for the rounding of the test itself)
+        passes the exact test of :meth:`check_grads` too. Every other node
+        (near the tolerance, non-finite, huge, or with a negative or nan
+        tolerance) is left to that test: the verdict is the exact one.
+
+        Also records the unverified nodes (a consumer without local
+        derivatives), in topological order.
+
+        Returns:
+            list: positions in topological order, the root left out.
+        """
+        rp, rec = self.rp, self.rec
+        n = len(rec)
+        total, mag, count = [0.0] * n, [0.0] * n, [0] * n
+        blocked = [False] * n
+        for pos, local, consumer_grad in zip(reversed(rp.operand_pos), reversed(rp.local_at), reversed(rec)):
+            if not pos:
+                continue
+            if local is None:
+                for o in pos:
+                    blocked[o] = True
+                continue
+            for o, d in zip(pos, local):
+                t = d * consumer_grad
+                total[o] += t
+                mag[o] += abs(t)
+                count[o] += 1
+        root = rp.index[self.g.root]
+        rtol, atol = self.rtol, self.atol
+        quick = rtol >= 0 and atol >= 0
+        half_eps = sys.float_info.epsilon / 2
+        out: list[int] = []
+        for i, got, s, a, k, b in zip(range(n), rec, total, mag, count, blocked):
+            if i == root:
+                continue
+            if b:
+                self.unverified.append(rp.ids[i])
+                continue
+            if got == s and k <= 1:
+                continue  # one term (or none): its plain sum is its exact sum, and equal is close
+            if quick and a <= _QUICK_MAX:
+                err = 4 * k * half_eps * a
+                if abs(got - s) + err <= (atol + rtol * max(abs(got), a - err)) * (1 - 1e-9):
+                    continue
+            out.append(i)
+        return out
+
     # -- the passes -----------------------------------------------------------------
     def run(self) -> CheckReport:
         self.check_forward()
@@ -480,11 +562,15 @@ class _Checker:
         )
 
     def check_forward(self) -> None:
-        for nid, expected in self.rp.data.items():
-            got = self.g.nodes[nid].data
+        rp, nodes = self.rp, self.g.nodes
+        got_at = list(map(self.data.__getitem__, rp.replayed))
+        # only values that differ can be out of tolerance: select them at C speed
+        differ = itertools.compress(zip(rp.replayed, got_at, rp.data_at), map(operator.ne, got_at, rp.data_at))
+        for i, got, expected in differ:
             if not self.close(got, expected):
+                nid = rp.ids[i]
+                node = nodes[nid]
                 self.forward_bad.add(nid)
-                node = self.g.nodes[nid]
                 self.add(
                     nid, FORWARD, True, "data", got, expected,
                     f"data is {fmt(got)} but {node.op_display()} of its operands' data "
@@ -494,6 +580,9 @@ class _Checker:
 
     def check_nonfinite_data(self) -> None:
         cause: dict[str, tuple[str, ...]] = {}
+        self.nonfinite_data = cause
+        if _all_finite(self.data):
+            return
         for nid, node in self.g.nodes.items():
             if math.isfinite(node.data):
                 continue
@@ -514,7 +603,6 @@ class _Checker:
                     nid, NONFINITE, False, "data", node.data, None,
                     f"data {fmt(node.data)} only because an operand's data is non-finite", cause=cause[nid],
                 )
-        self.nonfinite_data = cause
 
     def check_probes(self) -> None:
         for nid, p in self.probes.items():
@@ -579,57 +667,51 @@ class _Checker:
         return f"{wrt} is {fmt(got)}, expected {fmt(expected)} for {node.op_display()}{doc}: the op's _backward uses a wrong local derivative"
 
     def check_grads(self) -> None:
-        g, rp, nodes = self.g, self.rp, self.g.nodes
-        rec = {nid: n.grad for nid, n in nodes.items()}
+        g, rp = self.g, self.rp
         root = g.root
-        if not self.close(rec[root], 1.0):
+        root_grad = self.rec[rp.index[root]]
+        if not self.close(root_grad, 1.0):
             why = (
                 "backward() was not called, or did not set the root's grad to 1 before the chain rule"
-                if rec[root] == 0
+                if root_grad == 0
                 else "backward() must set the root's grad to exactly 1 before running the chain rule"
             )
-            self.add(root, NOT_SEEDED, True, "grad", rec[root], 1.0, f"root grad is {fmt(rec[root])}, not 1: {why}")
+            self.add(root, NOT_SEEDED, True, "grad", root_grad, 1.0, f"root grad is {fmt(root_grad)}, not 1: {why}")
 
-        # local expectation: what each node's consumers' recorded grads imply
-        expected_local: dict[str, float] = {}
+        # local expectation: what each node's consumers' recorded grads imply; the exact sums
+        # are taken only for the nodes the quick sums cannot call consistent
         terms_of: dict[str, list[float]] = {}
         residual: dict[str, float] = {}
-        for nid in nodes:
-            if nid == root:
-                continue
-            terms = []
-            for c, slot in rp.uses[nid]:
-                local = rp.local.get(c)
-                if local is None:
-                    break
-                terms.append(local[slot] * rec[c])
-            else:
+        for i in self.unsettled():
+            nid, got = rp.ids[i], self.rec[i]
+            terms = self.local_terms(nid)
+            assert terms is not None  # unsettled() leaves out the unverified nodes
+            expected = _sum_terms(terms)
+            scale = math.fsum(abs(t) for t in terms if math.isfinite(t))
+            finite = math.isfinite(got) and math.isfinite(expected)
+            if finite and not self.close(got, expected, scale):
+                # (non-finite grads are the non-finite pass's: where they were born)
                 terms_of[nid] = terms
-                expected_local[nid] = math.fsum(terms) if all(math.isfinite(t) for t in terms) else sum(terms)
-                scale = math.fsum(abs(t) for t in terms if math.isfinite(t))
-                finite = math.isfinite(rec[nid]) and math.isfinite(expected_local[nid])
-                if finite and not self.close(rec[nid], expected_local[nid], scale):
-                    # (non-finite grads are the non-finite pass's: where they were born)
-                    residual[nid] = rec[nid] - expected_local[nid]
-                continue
-            self.unverified.append(nid)
+                residual[nid] = got - expected
+        # node id -> recorded grad, for the explaining passes below; with no residual and no
+        # culprit grad they read nothing, and a clean graph skips building it
+        rec = dict(zip(rp.ids, self.rec)) if residual or self.grad_kind else {}
 
         explained: dict[str, tuple[str, tuple[str, ...]]] = {}
         pending: list[str] = []
-        for nid in nodes:
-            if nid in residual:
-                how = self.explain(nid, residual[nid], terms_of[nid], rec)
-                if how is None:
-                    pending.append(nid)
-                elif how[1]:
-                    explained[nid] = how
+        for nid, r in residual.items():  # in topological order
+            how = self.explain(nid, r, terms_of[nid], rec)
+            if how is None:
+                pending.append(nid)
+            elif how[1]:
+                explained[nid] = how
         self.explain_order(pending, residual, explained, rec)
         for nid in pending:
             if nid not in explained and nid not in self.kind_of:
                 how = self.explain_local(nid, rec)
                 if how is not None:
                     explained[nid] = how
-        self.downstream(explained, expected_local, rec)
+        self.downstream(explained, rec)
         # overwrites that no missing-accumulation finding reports: harmless for an operand with one
         # use; for one with several (e.g. backward() not run yet) a contribution will be lost
         overwritten: dict[tuple[bool, str], list[str]] = {}
@@ -849,33 +931,61 @@ class _Checker:
         )
         return None
 
-    def downstream(self, explained: dict[str, tuple[str, tuple[str, ...]]], expected_local: dict[str, float], rec: dict[str, float]) -> None:
-        rp, nodes = self.rp, self.g.nodes
+    def downstream(self, explained: dict[str, tuple[str, tuple[str, ...]]], rec: dict[str, float]) -> None:
+        """Report the nodes whose grad is wrong only because of a culprit, in reverse topological order.
+
+        Only a culprit, an explained node, or an operand of a node with a
+        cause can be downstream; the others are not visited.
+        """
+        if not (self.grad_kind or explained):
+            return
+        rp, ids = self.rp, self.rp.ids
         cause: dict[str, tuple[str, ...]] = {}
-        for nid in reversed(nodes):
+        reached = [False] * len(ids)
+        for nid in itertools.chain(self.grad_kind, explained):
+            reached[rp.index[nid]] = True
+        for i in range(len(ids) - 1, -1, -1):
+            if not reached[i]:
+                continue
+            nid = ids[i]
             if nid in self.grad_kind:
                 cause[nid] = (nid,)
+            elif not self.downstream_finding(nid, i, cause, explained.get(nid), rec):
                 continue
-            ref = rp.grad[nid]
-            via = explained.get(nid)
-            upstream = [cause[c] for c in rp.consumers(nid) if cause.get(c)]
-            if via is not None:
-                causes = _merge([via[1], *upstream])
-                kind = via[0]
-            elif ref is not None and not self.close(rec[nid], ref, rp.scale[nid]) and upstream:
-                causes = _merge(upstream)
-                kind = self.grad_kind.get(causes[0]) or self.kind_of[causes[0]]
-            else:
-                continue
-            cause[nid] = causes
-            expected = ref if ref is not None else expected_local.get(nid)
-            self.add(
-                nid, kind, False, "grad", rec[nid], expected,
-                f"grad {fmt(rec[nid])}, reference {fmt(expected)}: wrong only because of {self.names(causes)}",
-                cause=causes,
-            )
+            for o in rp.operand_pos[i]:  # a node with a cause may make its operands downstream
+                reached[o] = True
+
+    def downstream_finding(
+        self, nid: str, i: int, cause: dict[str, tuple[str, ...]], via: tuple[str, tuple[str, ...]] | None, rec: dict[str, float]
+    ) -> bool:
+        """Record node ``nid`` (position ``i``) as downstream if it is; True if it was."""
+        rp = self.rp
+        ref = rp.grad_at[i]
+        upstream = [cause[c] for c in rp.consumers(nid) if cause.get(c)]
+        if via is not None:
+            causes = _merge([via[1], *upstream])
+            kind = via[0]
+        elif ref is not None and not self.close(rec[nid], ref, rp.scale_at[i]) and upstream:
+            causes = _merge(upstream)
+            kind = self.grad_kind.get(causes[0]) or self.kind_of[causes[0]]
+        else:
+            return False
+        cause[nid] = causes
+        if ref is not None:
+            expected = ref
+        else:  # what its consumers' recorded grads imply, if they all have local derivatives
+            terms = self.local_terms(nid) if nid != self.g.root else None
+            expected = _sum_terms(terms) if terms is not None else None
+        self.add(
+            nid, kind, False, "grad", rec[nid], expected,
+            f"grad {fmt(rec[nid])}, reference {fmt(expected)}: wrong only because of {self.names(causes)}",
+            cause=causes,
+        )
+        return True
 
     def check_nonfinite_grads(self) -> None:
+        if _all_finite(self.rec):
+            return
         rp, nodes = self.rp, self.g.nodes
         cause: dict[str, tuple[str, ...]] = {}
         data_cause = self.nonfinite_data
@@ -904,6 +1014,19 @@ class _Checker:
                 else ("it was seeded so" if nid == self.g.root else "a product of finite numbers overflowed, or the engine wrote it")
             )
             self.add(nid, NONFINITE, True, "grad", got, None, f"grad {fmt(got)} is born here from finite grads: {why}")
+
+
+def _sum_terms(terms: list[float]) -> float:
+    """A node's expected grad from its contributions: exact (``math.fsum``) when all are finite."""
+    return math.fsum(terms) if all(math.isfinite(t) for t in terms) else sum(terms)
+
+
+def _all_finite(values: Iterable[float]) -> bool:
+    """True if no value is nan or infinite, by one C-level sum (which a nan or an infinity makes non-finite).
+
+    A finite overflow (``1e308 + 1e308``) gives False too: callers then look at each value.
+    """
+    return math.isfinite(sum(values))
 
 
 def _merge(groups: Iterable[Iterable[str]]) -> tuple[str, ...]:

@@ -28,10 +28,14 @@ its local derivatives (the checker measures them by probing the live node).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import compress, repeat
 from typing import Any, Callable, Mapping
 
 from ..engine.ops import OPS, Op
+from .._gc import paused_gc
 from ..errors import UsageError
 from ..graph.model import Graph, Node
 
@@ -80,36 +84,95 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
 class Replay:
     """What every node of a graph should hold, according to the op table.
 
+    The replay is computed over lists indexed by topological position (the
+    cache-friendly form the checker's passes read); the dicts keyed by node
+    id that other analyses read are built from those lists on first use.
+
     Attributes:
         graph: the graph replayed.
-        operands: node id -> operand ids per slot, as replayed (equal to the
-            node's ``operands`` except for rebuilt nodes).
-        uses: node id -> ``(consumer id, slot)`` for each use, in topological
-            order of the consumers: the fan-out the chain rule sums over.
+        ids: the node ids in topological order (position -> id).
+        index: node id -> topological position.
+        operand_pos: per position, the operand positions per slot, as
+            replayed (``()`` for a leaf).
+        local_at: per position, the local derivative per operand slot
+            (None for a leaf, or an op without local derivatives).
+        grad_at: per position, the reference gradient (or None).
+        scale_at: per position, the tolerance scale of the reference gradient.
+        replayed: positions of the op nodes the table replayed, in
+            topological order, and ``data_at`` their recomputed forward values.
         rebuilt: ids of op nodes whose operand list was rebuilt because a set
             had dropped a repeated operand (``a + a`` recorded as ``(a,)``).
         unknown: op node id -> why the table cannot replay it (unknown op,
             operands that do not fit its arity, missing parameter).
-        data: op node id -> forward value recomputed from the recorded data
-            of its operands (only for nodes the table can replay).
-        local: op node id -> local derivative per operand slot, from the op
-            table or from ``local_override``.
-        grad: node id -> reference gradient, or None where an op without
-            local derivatives lies between the node and the root.
-        scale: node id -> sum over paths to the root of ``|product of local
-            derivatives|``: the magnitude the reference gradient is summed
-            from, used as the tolerance scale (see :func:`close`).
+
+    The id-keyed views (built once, on first access):
+
+    * ``operands``: node id -> operand ids per slot, as replayed (equal to the
+      node's ``operands`` except for rebuilt nodes).
+    * ``uses``: node id -> ``(consumer id, slot)`` for each use, in
+      topological order of the consumers: the fan-out the chain rule sums over.
+    * ``data``: op node id -> forward value recomputed from the recorded data
+      of its operands (only for nodes the table can replay).
+    * ``local``: op node id -> local derivative per operand slot, from the op
+      table or from ``local_override``.
+    * ``grad``: node id -> reference gradient, or None where an op without
+      local derivatives lies between the node and the root.
+    * ``scale``: node id -> sum over paths to the root of ``|product of local
+      derivatives|``: the magnitude the reference gradient is summed from,
+      used as the tolerance scale (see :func:`close`).
     """
 
     graph: Graph
-    operands: dict[str, tuple[str, ...]]
-    uses: dict[str, list[tuple[str, int]]]
+    ids: list[str]
+    index: dict[str, int]
+    operand_pos: list[tuple[int, ...]]
+    local_at: list[tuple[float, ...] | None]
+    grad_at: list[float | None]
+    scale_at: list[float]
+    replayed: list[int]
+    data_at: list[float]
     rebuilt: set[str] = field(default_factory=set)
     unknown: dict[str, str] = field(default_factory=dict)
-    data: dict[str, float] = field(default_factory=dict)
-    local: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    grad: dict[str, float | None] = field(default_factory=dict)
-    scale: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def operands(self) -> dict[str, tuple[str, ...]]:
+        """Node id -> operand ids per slot, as replayed."""
+        ops = [node.operands for node in self.graph.nodes.values()]
+        for nid in self.rebuilt:
+            i = self.index[nid]
+            ops[i] = tuple(map(self.ids.__getitem__, self.operand_pos[i]))
+        return dict(zip(self.ids, ops))
+
+    @cached_property
+    def uses(self) -> dict[str, list[tuple[str, int]]]:
+        """Node id -> ``(consumer id, slot)`` per use, consumers in topological order."""
+        ids = self.ids
+        with paused_gc():  # a list per node and a tuple per use, none in a cycle
+            uses: list[list[tuple[str, int]]] = [[] for _ in ids]
+            for consumer, pos in zip(ids, self.operand_pos):
+                for slot, o in enumerate(pos):
+                    uses[o].append((consumer, slot))
+            return dict(zip(ids, uses))
+
+    @cached_property
+    def data(self) -> dict[str, float]:
+        """Op node id -> forward value recomputed over the op table."""
+        return dict(zip(map(self.ids.__getitem__, self.replayed), self.data_at))
+
+    @cached_property
+    def local(self) -> dict[str, tuple[float, ...]]:
+        """Op node id -> local derivative per operand slot (table or override)."""
+        return dict(compress(zip(self.ids, self.local_at), map(operator.is_not, self.local_at, repeat(None))))
+
+    @cached_property
+    def grad(self) -> dict[str, float | None]:
+        """Node id -> reference gradient (None where it cannot be replayed)."""
+        return dict(zip(self.ids, self.grad_at))
+
+    @cached_property
+    def scale(self) -> dict[str, float]:
+        """Node id -> tolerance scale of the reference gradient."""
+        return dict(zip(self.ids, self.scale_at))
 
     def slots(self, consumer: str, operand: str) -> list[int]:
         """The operand slots of ``consumer`` that ``operand`` fills (two for ``a + a``)."""
@@ -146,6 +209,26 @@ def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:
     return op, ops, None
 
 
+def _evaluate(op: Op, node: Node, xs: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
+    """The forward value and the local derivatives of ``node``'s op at operand data ``xs``.
+
+    Arithmetic errors give nan (IEEE semantics, as :func:`_safe`), and so
+    does a derivative function that does not return a tuple. The same as
+    :meth:`Op.apply` and :meth:`Op.grads`, without their call (or an empty
+    ``**params``) per node: this runs once per op node of a big graph.
+    """
+    params = node.params
+    try:
+        value = op.forward(*xs, **params) if params else op.forward(*xs)
+    except (ArithmeticError, ValueError):
+        value = math.nan
+    try:
+        grads = op.local_grads(node.data, *xs, **params) if params else op.local_grads(node.data, *xs)
+    except (ArithmeticError, ValueError):
+        grads = None
+    return float(value), (tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs))
+
+
 def _safe(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
@@ -160,6 +243,11 @@ def replay(
     seed: float = 1.0,
 ) -> Replay:
     """Recompute forward values, local derivatives and reference gradients.
+
+    Two linear passes over lists indexed by topological position: forward
+    (values and local derivatives, in topological order), then reverse
+    accumulation (reference gradients and their scales, consumers before
+    their operands).
 
     Args:
         graph: a captured or loaded graph.
@@ -176,45 +264,62 @@ def replay(
         >>> r.grad['n0']   # d(a*a + a)/da = 2a + 1
         7.0
     """
-    override = local_override or {}
-    nodes = graph.nodes
-    result = Replay(graph, {}, {nid: [] for nid in nodes})
-    for nid, node in nodes.items():
-        op, ops, why = effective_op(node)
-        result.operands[nid] = ops
+    with paused_gc():  # millions of tuples, none in a cycle (see gradviz._gc)
+        return _replay(graph, local_override or {}, float(seed))
+
+
+def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float) -> Replay:
+    ids = list(graph.nodes)
+    n = len(ids)
+    index = dict(zip(ids, range(n)))
+    datas = list(map(operator.attrgetter("data"), graph.nodes.values()))
+    operand_pos: list[tuple[int, ...]] = [()] * n
+    local_at: list[tuple[float, ...] | None] = [None] * n
+    replayed: list[int] = []
+    data_at: list[float] = []
+    rebuilt: set[str] = set()
+    unknown: dict[str, str] = {}
+    for i, node in enumerate(graph.nodes.values()):
+        ops = node.operands
         if not ops:
             continue
-        if ops != node.operands:
-            result.rebuilt.add(nid)
-        for slot, operand in enumerate(ops):
-            result.uses[operand].append((nid, slot))
+        op = OPS.get(node.op)
+        if op is None or len(ops) != op.arity or op.params:
+            op, ops, why = effective_op(node)  # (the common case skipped here is its (op, ops, None))
+            if ops != node.operands:
+                rebuilt.add(node.id)
+        else:
+            why = None
+        pos = operand_pos[i] = tuple(map(index.__getitem__, ops))
         if why or op is None:
-            result.unknown[nid] = why or "unknown op"
-            if nid in override:
-                result.local[nid] = tuple(float(x) for x in override[nid])
+            unknown[node.id] = why or "unknown op"
+            if node.id in override:
+                local_at[i] = tuple(float(x) for x in override[node.id])
             continue
-        xs = tuple(nodes[o].data for o in ops)
-        result.data[nid] = float(_safe(op.apply, xs, node.params))
-        grads = _safe(op.grads, node.data, xs, node.params)
-        result.local[nid] = tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs)
+        value, local_at[i] = _evaluate(op, node, tuple(map(datas.__getitem__, pos)))
+        replayed.append(i)
+        data_at.append(value)
 
-    grad: dict[str, float | None] = {nid: 0.0 for nid in nodes}
-    scale = {nid: 0.0 for nid in nodes}
-    grad[graph.root] = float(seed)
-    scale[graph.root] = abs(float(seed))
-    for nid in reversed(nodes):  # consumers before their operands
-        g = grad[nid]
-        local = result.local.get(nid)
-        for slot, operand in enumerate(result.operands[nid]):
-            current = grad[operand]
-            if g is None or local is None or current is None:
-                grad[operand] = None
-                continue
-            grad[operand] = current + local[slot] * g
-            scale[operand] += abs(local[slot]) * scale[nid]
-    result.grad = grad
-    result.scale = scale
-    return result
+    grad: list[float | None] = [0.0] * n
+    scale = [0.0] * n
+    root = index[graph.root]
+    grad[root] = seed
+    scale[root] = abs(seed)
+    # consumers before their operands
+    for c, pos, local in zip(range(n - 1, -1, -1), reversed(operand_pos), reversed(local_at)):
+        if not pos:
+            continue
+        g, s = grad[c], scale[c]
+        if g is None or local is None:
+            for o in pos:
+                grad[o] = None
+            continue
+        for o, d in zip(pos, local):
+            current = grad[o]
+            if current is not None:
+                grad[o] = current + d * g
+                scale[o] += abs(d) * s
+    return Replay(graph, ids, index, operand_pos, local_at, grad, scale, replayed, data_at, rebuilt, unknown)
 
 
 def forward_values(graph: Graph, leaves: Mapping[str, float]) -> dict[str, float]:
