@@ -15,7 +15,9 @@ How it works (DESIGN.md, "The checker, in short"):
    This also covers ops gradviz does not know.
 3. **Local consistency**: a node's recorded grad should equal the sum, over
    each use, of the consumer's local derivative times the consumer's
-   *recorded* grad. A node where that fails is where something went wrong;
+   *recorded* grad (exactly summed with ``math.fsum``; a quick plain sum with
+   a rounding-error bound settles the nodes clearly within tolerance, in one
+   reverse pass). A node where that fails is where something went wrong;
    a node that passes but differs from the reference is only *downstream*
    (in the backward direction) of a culprit.
 4. **Explain** each inconsistent node, first match wins: a consumer whose
@@ -484,11 +486,12 @@ class _Checker:
         One reverse pass adds, for every use, the consumer's local derivative
         times its recorded grad into plain float sums (``total``) and sums of
         magnitudes (``mag``), consumers before their operands, as the chain
-        rule does. A plain sum of ``k`` finite terms is within
+        rule does. A plain sum of ``k`` finite terms is within about
         ``(k - 1) * eps/2 * mag`` of the exact sum (Higham, *Accuracy and
-        Stability of Numerical Algorithms*, 2nd ed., eq. 4.4), and ``math.fsum``
-        is within ``eps/2`` of it; so a node whose ``|grad - total|`` plus
-        ``4 * k * eps/2 * mag`` is inside the lower bound of the tolerance
+        Stability of Numerical Algorithms*, 2nd ed., section 4.2), and
+        ``math.fsum`` is within ``eps/2 * |sum|`` of it; so a node whose
+        ``|grad - total|`` plus ``err = 4 * k * eps/2 * mag`` is inside the
+        tolerance computed with ``mag - err`` as the scale
         (less a relative margin of 1e-9 for the rounding of the test itself)
         passes the exact test of :meth:`check_grads` too. Every other node
         (near the tolerance, non-finite, huge, or with a negative or nan
