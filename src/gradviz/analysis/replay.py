@@ -284,12 +284,12 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
         if not ops:
             continue
         op = OPS.get(node.op)
-        if op is None or len(ops) != op.arity or op.params:
-            op, ops, why = effective_op(node)  # (the common case skipped here is its (op, ops, None))
+        if op is not None and len(ops) == op.arity and not op.params:
+            why = None  # the common case, where effective_op(node) gives (op, ops, None): skip the call
+        else:
+            op, ops, why = effective_op(node)
             if ops != node.operands:
                 rebuilt.add(node.id)
-        else:
-            why = None
         pos = operand_pos[i] = tuple(map(index.__getitem__, ops))
         if why or op is None:
             unknown[node.id] = why or "unknown op"
