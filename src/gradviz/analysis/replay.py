@@ -32,14 +32,14 @@ import operator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress, repeat
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import UsageError
 from ..graph.model import Graph, Node
 
-__all__ = ["Replay", "replay", "close", "forward_values", "effective_op", "RTOL", "ATOL"]
+__all__ = ["Replay", "replay", "close", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
 
 #: Default tolerances of check and diff (see :func:`close`): float64 replays of
 #: the same arithmetic agree far closer; pass looser ones for float32 engines.
@@ -78,6 +78,48 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
         return got == expected
     bound = max(abs(got), abs(expected), scale if math.isfinite(scale) else 0.0)
     return abs(got - expected) <= atol + rtol * bound
+
+
+def safe_fsum(values: Iterable[float]) -> float:
+    """The exact sum of ``values``, rounded once (``math.fsum``), never raising.
+
+    ``math.fsum`` raises ``OverflowError`` when a partial sum of finite values
+    leaves the float64 range (``fsum([1e308, 1e308])``, and even
+    ``fsum([1e308, 1e308, -1e308])``, whose sum is finite) and ``ValueError``
+    for ``inf + -inf``. Here the first gives the exact sum of the values
+    scaled by a power of two (``2**-k`` with ``2**k`` above twice their count,
+    so no partial sum can overflow), scaled back by a float multiplication: a
+    sum outside the range becomes ``+-inf``, as IEEE 754 addition gives (a
+    subnormal value can lose its lowest bits in the scaling, which moves the
+    result by at most one unit in the last place). The second gives nan, as
+    IEEE 754 gives for ``inf - inf``. Infinities and nans among the values
+    propagate as in ``math.fsum``.
+
+    Args:
+        values: the numbers to add.
+
+    Returns:
+        float
+
+    Example:
+        >>> safe_fsum([0.1] * 10), safe_fsum([1e308, 1e308]), safe_fsum([1e308, 1e308, -1e308])
+        (1.0, inf, 1e+308)
+        >>> safe_fsum([float('inf'), float('-inf')])
+        nan
+    """
+    if not isinstance(values, (list, tuple)):
+        values = list(values)
+    try:
+        return math.fsum(values)
+    except ValueError:  # inf + -inf among the values
+        return math.nan
+    except OverflowError:
+        k = len(values).bit_length() + 1
+        down, up = 2.0**-k, 2.0**k
+        try:
+            return math.fsum([v * down for v in values]) * up
+        except ValueError:
+            return math.nan
 
 
 @dataclass

@@ -19,7 +19,6 @@ correct engine adds, step by step.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +28,7 @@ from ..graph.capture import _number, capture
 from ..graph.model import Graph
 from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
-from .replay import Replay, close, replay
+from .replay import Replay, close, replay, safe_fsum
 
 __all__ = ["trace", "Trace", "TraceStep", "Addition", "FORMAT", "VERSION"]
 
@@ -168,7 +167,7 @@ def _split(rp: Replay, node_id: str, operand: str, out_grad: float, before: floa
     if local is None or node_id in rp.unknown:
         return [Addition(operand, tuple(slots) or (0,), before, added, after)]
     parts = [local[s] * out_grad for s in slots]
-    total, scale = math.fsum(parts), sum(map(abs, parts))
+    total, scale = safe_fsum(parts), sum(map(abs, parts))
     if len(slots) >= 2 and close(total, added, scale, rtol=1e-9, atol=1e-12):
         out, grad = [], before
         for s, part in zip(slots, parts):
