@@ -51,14 +51,14 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..engine.ops import OPS
 from ..graph.capture import capture
 from ..graph.model import Graph
 from ._report import fmt, json_number, table, text
 from .probe import Probe, probe_graph
-from .replay import ATOL, RTOL, Replay, close, replay
+from .replay import ATOL, RTOL, Replay, close, replay, safe_fsum
 
 __all__ = [
     "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
@@ -373,40 +373,140 @@ def check(
 # -- the checker ------------------------------------------------------------------
 
 
-def _subset_sums(terms: Sequence[float]) -> Iterable[tuple[int, ...]]:
-    """Proper nonempty subsets of indices, fewest first; all of them up to 12 terms.
+_ALL_SUBSETS = 12  # up to this many terms, every subset is tried (2**12 - 2 of them)
+_LIST_CAP = 8  # items a message lists before "... and N more" (the most culprits a cause lists)
 
-    Above 12 terms (2**12 subsets), only single terms, all-but-one, prefixes
-    and suffixes: linear, and they cover ``=`` in one consumer (the last
-    writer's term kept) and in a run of consumers.
+
+def _first_fitting_subset(terms: Sequence[float], fits: Callable[[float], bool]) -> tuple[int, ...] | None:
+    """The first proper nonempty subset of ``terms`` (as indices) whose exact sum ``fits``.
+
+    Up to 12 terms every subset is tried, fewest terms first. Above, in linear
+    time: single terms, then all but one, then prefixes and suffixes of 2 to
+    ``n - 2`` terms (the prefix of ``k`` before the suffix of ``k``): they
+    cover ``=`` in one consumer (the last writer's term kept) and in a run of
+    consumers.
+
+    Every candidate's sum is the exact sum rounded once, as ``math.fsum`` of
+    its terms gives, so the verdict does not depend on how the candidates
+    are reached: above 12 terms the exact sums come from Shewchuk's
+    non-overlapping partials (J. R. Shewchuk, "Adaptive Precision
+    Floating-Point Arithmetic and Fast Robust Geometric Predicates", 1997;
+    the algorithm of ``math.fsum``), grown one term at a time for prefixes
+    and suffixes, and taken once over all terms for all-but-one (the
+    partials of the total, plus ``-term``, summed by ``math.fsum``). Terms
+    whose sums could leave the float64 range are first scaled by a power of
+    two (see :func:`~gradviz.analysis.replay.safe_fsum`).
+
+    Args:
+        terms: the contributions; above 12 they must be finite (a non-finite
+            one ends the search after the single terms).
+        fits: whether a candidate sum explains the grad.
+
+    Returns:
+        tuple: the indices of the first subset that fits, or None.
     """
     n = len(terms)
-    if n <= 12:
+    if n <= _ALL_SUBSETS:
         for size in range(1, n):
-            yield from itertools.combinations(range(n), size)
-        return
-    idx = list(range(n))
-    for i in idx:
-        yield (i,)
-    for i in idx:
-        yield tuple(j for j in idx if j != i)
-    for k in range(2, n - 1):
-        yield tuple(idx[:k])
-        yield tuple(idx[n - k :])
+            for subset in itertools.combinations(range(n), size):
+                if fits(safe_fsum([terms[i] for i in subset])):
+                    return subset
+        return None
+    for i, t in enumerate(terms):
+        if fits(t):  # the exact sum of one term is the term
+            return (i,)
+    if not _all_finite(terms) and not all(map(math.isfinite, terms)):
+        return None
+    up = 1.0
+    top = max(map(abs, terms))
+    k = max(0, math.frexp(top)[1] + n.bit_length() + 1 - sys.float_info.max_exp)
+    if k:  # no sum of the scaled terms can overflow; scaling back gives +-inf where the sum does
+        down, up = 2.0**-k, 2.0**k
+        terms = [t * down for t in terms]
+    total: list[float] = []
+    for t in terms:
+        _add_exact(total, t)
+    for i, t in enumerate(terms):
+        if fits(safe_fsum([*total, -t]) * up):
+            return tuple(range(i)) + tuple(range(i + 1, n))
+    prefix: list[float] = []
+    suffix: list[float] = []
+    _add_exact(prefix, terms[0])
+    _add_exact(suffix, terms[-1])
+    for size in range(2, n - 1):
+        _add_exact(prefix, terms[size - 1])
+        if fits(safe_fsum(prefix) * up):
+            return tuple(range(size))
+        _add_exact(suffix, terms[n - size])
+        if fits(safe_fsum(suffix) * up):
+            return tuple(range(n - size, n))
+    return None
 
 
-def _multiples(n: int) -> Iterable[tuple[int, ...]]:
-    """How many times a node's _backward may have passed on each consumer's contribution.
+def _add_exact(partials: list[float], x: float) -> None:
+    """Add the finite ``x`` to ``partials`` exactly (Shewchuk's grow-expansion, as in ``math.fsum``).
 
-    For up to 4 consumers 0 to 3 times each (ran before all consumers had
-    added, or more than once, as a recursive backward without a topological
-    sort does); up to 12 consumers 0 or 1 each; beyond, one consumer's alone
-    (linear). Never all ones, which is the right grad.
+    ``partials`` are non-overlapping floats, smallest magnitude first, whose
+    exact sum is the exact sum of every value added; ``math.fsum(partials)``
+    rounds it once. No partial sum may overflow (the caller scales the
+    terms so that none can).
     """
-    if n > 12:
-        return (tuple(int(i == j) for i in range(n)) for j in range(n))
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
+
+
+def _fits_a_multiple(incoming: Sequence[float], fits: Callable[[float], bool]) -> bool:
+    """Whether some multiple of each consumer's contribution, summed, fits what a node passed on.
+
+    How many times a node's _backward may have passed on each consumer's
+    contribution: for up to 4 consumers 0 to 3 times each (ran before all
+    consumers had added, or more than once, as a recursive backward without
+    a topological sort does); up to 12 consumers 0 or 1 each; beyond, one
+    consumer's alone (linear: no sum is formed). Never all ones, which is
+    the right grad. Each candidate is summed exactly (``math.fsum``).
+    """
+    n = len(incoming)
+    if n > _ALL_SUBSETS:
+        # the sum of 0 * every other term and this one: the term, or nan from 0 * inf
+        bad = sum(not math.isfinite(t) for t in incoming)
+        return any(fits(t if not bad or (bad == 1 and not math.isfinite(t)) else math.nan) for t in incoming)
     top = 4 if n <= 4 else 2
-    return (ms for ms in itertools.product(range(top), repeat=n) if any(m != 1 for m in ms))
+    return any(
+        fits(safe_fsum([m * t for m, t in zip(ms, incoming)]))
+        for ms in itertools.product(range(top), repeat=n)
+        if any(m != 1 for m in ms)
+    )
+
+
+def _listed(items: Sequence[Any], show: Callable[[Any], str] = str, sep: str = ", ", *, more: str = "") -> str:
+    """``items`` shown and joined by ``sep``; past :data:`_LIST_CAP`, the first few and how many more.
+
+    Only the items listed are shown, so a message about a node with a
+    fan-out of a million costs no more than one about a node with ten.
+
+    Args:
+        items: what to list.
+        show: the text of one item.
+        sep: the separator.
+        more: appended to the "N more" remark (e.g. what the rest add up to).
+
+    Example:
+        >>> _listed(range(3)), _listed(range(100), sep=" + ", more=" (4,950 in all)")
+        ('0, 1, 2', '0 + 1 + 2 + 3 + 4 + 5 + 6 + ... and 93 more (4,950 in all)')
+    """
+    if len(items) <= _LIST_CAP:
+        return sep.join(map(show, items))
+    shown = _LIST_CAP - 1
+    return f"{sep.join(map(show, items[:shown]))}{sep.rstrip()} ... and {len(items) - shown:,} more{more}"
 
 
 class _Checker:
@@ -447,8 +547,9 @@ class _Checker:
     def name(self, nid: str) -> str:
         return self.g.nodes[nid].name()
 
-    def names(self, ids: Iterable[str]) -> str:
-        return ", ".join(self.name(i) for i in ids)
+    def names(self, ids: Sequence[str], sep: str = ", ") -> str:
+        """The nodes' names joined by ``sep`` (the first few, past :data:`_LIST_CAP`)."""
+        return _listed(ids, self.name, sep)
 
     def add(self, nid: str, kind: str, culprit: bool, quantity: str, got: float | None, expected: float | None, message: str, **extra: Any) -> None:
         node = self.g.nodes[nid]
@@ -460,7 +561,7 @@ class _Checker:
 
     def local_sum(self, consumer: str, operand: str) -> float:
         local = self.rp.local[consumer]
-        return math.fsum(local[s] for s in self.rp.slots(consumer, operand))
+        return safe_fsum([local[s] for s in self.rp.slots(consumer, operand)])
 
     def local_terms(self, nid: str) -> list[float] | None:
         """Each use's contribution to node ``nid``'s grad, from the consumers' recorded grads.
@@ -636,15 +737,13 @@ class _Checker:
     def check_probed_local(self, nid: str, o: str, slots: list[int], obs: float, p: Probe) -> None:
         node = self.g.nodes[nid]
         local = self.rp.local[nid]
-        expected = math.fsum(local[s] for s in slots)
+        terms = [local[s] for s in slots]
+        expected = safe_fsum(terms)
         if self.close(obs, expected, abs(expected)):
             return
-        if len(slots) >= 2:
-            terms = [local[s] for s in slots]
-            for kept in _subset_sums(terms):
-                if self.close(obs, math.fsum(terms[i] for i in kept), abs(expected)):
-                    self.lost_in_op.setdefault(o, []).append(nid)
-                    return
+        if len(slots) >= 2 and _first_fitting_subset(terms, lambda kept: self.close(obs, kept, abs(expected))) is not None:
+            self.lost_in_op.setdefault(o, []).append(nid)
+            return
         kind = LOCAL
         op = OPS[node.op]
         if len(slots) == 1:
@@ -689,8 +788,8 @@ class _Checker:
             nid, got = rp.ids[i], self.rec[i]
             terms = self.local_terms(nid)
             assert terms is not None  # unsettled() leaves out the unverified nodes
-            expected = _sum_terms(terms)
-            scale = math.fsum(abs(t) for t in terms if math.isfinite(t))
+            expected = safe_fsum(terms)
+            scale = safe_fsum([abs(t) for t in terms if math.isfinite(t)])
             finite = math.isfinite(got) and math.isfinite(expected)
             if finite and not self.close(got, expected, scale):
                 # (non-finite grads are the non-finite pass's: where they were born)
@@ -747,17 +846,13 @@ class _Checker:
         if faulty:
             return self.probe_fault[(faulty[0], nid)], tuple(faulty)
         ref = rp.grad[nid]
-        expected = ref if ref is not None else math.fsum(terms)
+        expected = ref if ref is not None else safe_fsum(terms)
         uses = rp.uses[nid]
         got = rec[nid]
         overwriters = self.overwriting.get(nid, []) + self.lost_in_op.get(nid, [])
         if len(uses) >= 2:
-            scale = math.fsum(abs(t) for t in terms)
-            kept = None
-            for subset in _subset_sums(terms):
-                if self.close(got, math.fsum(terms[i] for i in subset), scale):
-                    kept = subset
-                    break
+            scale = safe_fsum(list(map(abs, terms)))
+            kept = _first_fitting_subset(terms, lambda kept_sum: self.close(got, kept_sum, scale))
             all_probed_adding = all(c in self.probes and self.probes[c].error is None for c in consumers) and not overwriters
             if overwriters or (kept is not None and not all_probed_adding):
                 self.add(nid, MISSING, True, "grad", got, expected, self.missing_message(nid, kept, terms, overwriters), related=tuple(dict.fromkeys(overwriters)))
@@ -775,28 +870,39 @@ class _Checker:
         return None
 
     def missing_message(self, nid: str, kept: tuple[int, ...] | None, terms: list[float], overwriters: list[str]) -> str:
+        """Say which contributions a node's grad kept and lost, and who overwrote it.
+
+        Lists at most :data:`_LIST_CAP` contributions per group, with the
+        group's exact sum when some are left out: linear in the fan-out.
+        """
         uses = self.rp.uses[nid]
         n = len(uses)
 
         def part(i: int) -> str:
             return f"{fmt(terms[i])} from {self.name(uses[i][0])}"
 
+        def parts(idx: Sequence[int]) -> str:
+            more = f", {fmt(safe_fsum([terms[i] for i in idx]))} in all" if len(idx) > _LIST_CAP else ""
+            return _listed(idx, part, " + ", more=more)
+
         if kept is not None:
-            lost = [i for i in range(n) if i not in kept]
+            keep = set(kept)
+            lost = [i for i in range(n) if i not in keep]
             text = (
                 f"grad {fmt(self.g.nodes[nid].grad)} keeps {len(kept)} of its {n} contributions "
-                f"(kept {' + '.join(map(part, kept))}; lost {' + '.join(map(part, lost))})"
+                f"(kept {parts(kept)}; lost {parts(lost)})"
             )
         else:
-            text = f"grad {fmt(self.g.nodes[nid].grad)} is not the sum of its {n} contributions ({' + '.join(map(part, range(n)))})"
+            text = f"grad {fmt(self.g.nodes[nid].grad)} is not the sum of its {n} contributions ({parts(range(n))})"
         text += ": each use must add (+=) its contribution"
         writers = list(dict.fromkeys(self.overwriting.get(nid, [])))
         if writers:
-            text += f"; the _backward of {' and '.join(self.name(w) for w in writers)} assigns (=) instead"
-        lost_ops = [c for c in dict.fromkeys(self.lost_in_op.get(nid, [])) if c not in writers]
+            text += f"; the _backward of {self.names(writers, ' and ')} assigns (=) instead"
+        written = set(writers)
+        lost_ops = [c for c in dict.fromkeys(self.lost_in_op.get(nid, [])) if c not in written]
         if lost_ops:
             text += f"; {self.names(lost_ops)} uses it more than once but its _backward counts it once"
-        if any(c in self.rp.rebuilt for c, _ in uses) and not writers:
+        if not writers and any(c in self.rp.rebuilt for c, _ in uses):
             text += " (the engine keeps operands in a set, which holds a repeated operand once; keep them in a tuple)"
         return text
 
@@ -813,14 +919,15 @@ class _Checker:
         waiting = set(pending)
         passed_of: dict[str, float] = {}
         candidates = sorted({c for nid in pending for c in rp.consumers(nid)}, key=self.index.__getitem__, reverse=True)
+        probe_faulty = {c for c, _ in self.probe_fault}
         for c in candidates:
-            if c not in rp.local or c in self.forward_bad or any(k[0] == c for k in self.probe_fault):
+            if c not in rp.local or c in self.forward_bad or c in probe_faulty:
                 continue
             deltas: list[float] = []
             mine: list[str] = []
             for o in dict.fromkeys(rp.operands[c]):
                 lsum = self.local_sum(c, o)
-                if not math.isfinite(lsum) or abs(lsum) <= self.atol or rp.consumers(o) != [c]:
+                if not math.isfinite(lsum) or abs(lsum) <= self.atol or not self.only_consumer(o, c):
                     continue
                 if o in waiting:
                     deltas.append(residual[o] / lsum)
@@ -834,9 +941,7 @@ class _Checker:
                 continue
             passed = rec[c] + deltas[0]
             incoming = [rp.local[u][s] * rec[u] for u, s in rp.uses[c] if u in rp.local]
-            timing = self.close(passed, 0.0, abs(rec[c])) or any(
-                self.close(passed, math.fsum(m * t for m, t in zip(ms, incoming)), abs(rec[c])) for ms in _multiples(len(incoming))
-            )
+            timing = self.close(passed, 0.0, abs(rec[c])) or _fits_a_multiple(incoming, lambda sum_: self.close(passed, sum_, abs(rec[c])))
             # one operand alone fits a wrong derivative as well: then only a grad that a badly timed
             # _backward would pass on (0, some contributions, some more than once) counts
             if not (len(deltas) >= 2 or timing):
@@ -860,10 +965,15 @@ class _Checker:
             if not culprits:
                 continue
             terms = [rp.local[u][s] * passed_of.get(u, rec[u]) for u, s in rp.uses[o]]
-            if self.close(rec[o], math.fsum(terms), math.fsum(map(abs, terms))):
+            if self.close(rec[o], safe_fsum(terms), safe_fsum(list(map(abs, terms)))):
                 explained[o] = (self.kind_of[culprits[0]], tuple(culprits))
                 waiting.discard(o)
         pending[:] = [p for p in pending if p in waiting]
+
+    def only_consumer(self, o: str, c: str) -> bool:
+        """True if every use of ``o`` is by ``c``: in constant time, since a consumer's uses are adjacent."""
+        uses = self.rp.uses[o]
+        return uses[0][0] == c and uses[-1][0] == c
 
     def order_message(self, c: str, passed: float, grad: float) -> str:
         if self.close(passed, 0.0, abs(grad)):
@@ -978,7 +1088,7 @@ class _Checker:
             expected = ref
         else:  # what its consumers' recorded grads imply, if they all have local derivatives
             terms = self.local_terms(nid) if nid != self.g.root else None
-            expected = _sum_terms(terms) if terms is not None else None
+            expected = safe_fsum(terms) if terms is not None else None
         self.add(
             nid, kind, False, "grad", rec[nid], expected,
             f"grad {fmt(rec[nid])}, reference {fmt(expected)}: wrong only because of {self.names(causes)}",
@@ -1011,17 +1121,28 @@ class _Checker:
                 continue
             cause[nid] = (nid,)
             singular = [c for c in consumers if c in rp.local and not all(math.isfinite(x) for x in rp.local[c])]
-            why = (
-                f"the local derivative of {self.names(singular)} is not finite there (e.g. log or x**-1 at 0, x**0.5 at 0)"
-                if singular
-                else ("it was seeded so" if nid == self.g.root else "a product of finite numbers overflowed, or the engine wrote it")
-            )
+            if singular:
+                why = f"the local derivative of {self.names(singular)} is not finite there (e.g. log or x**-1 at 0, x**0.5 at 0)"
+            elif nid == self.g.root:
+                why = "it was seeded so"
+            else:
+                why = self.overflow_cause(nid)
             self.add(nid, NONFINITE, True, "grad", got, None, f"grad {fmt(got)} is born here from finite grads: {why}")
 
-
-def _sum_terms(terms: list[float]) -> float:
-    """A node's expected grad from its contributions: exact (``math.fsum``) when all are finite."""
-    return math.fsum(terms) if all(math.isfinite(t) for t in terms) else sum(terms)
+    def overflow_cause(self, nid: str) -> str:
+        """Why a non-finite grad came from finite consumers' grads and local derivatives."""
+        terms = self.local_terms(nid)
+        if terms is None or not all(map(math.isfinite, terms)):
+            return "a product of finite numbers overflowed, or the engine wrote it"
+        total = safe_fsum(terms)
+        if math.isfinite(total):
+            return f"its contributions add up to {fmt(total)}: the engine wrote it"
+        uses = self.rp.uses[nid]
+        listed = _listed(range(len(terms)), lambda i: f"{fmt(terms[i])} from {self.name(uses[i][0])}", " + ")
+        return (
+            f"its contributions are finite ({listed}) but their sum is beyond the float64 range, "
+            "so IEEE addition gives it, as in any float64 engine; scale the computation (e.g. the loss) down"
+        )
 
 
 def _all_finite(values: Iterable[float]) -> bool:
