@@ -238,3 +238,14 @@ def test_a_grad_that_overflows_where_the_data_does_not():
     assert y.data == 2e8 and math.isinf(a.grad)
     report = gradviz.check(y)
     assert [(f.label, f.kind, f.culprit, f.quantity, f.got) for f in report.findings] == [("a", C.NONFINITE, True, "grad", math.inf)]
+
+
+def test_pytorch_float64_gives_the_same_infinite_grad(torch):
+    """The reference engine agrees: the grad of a in a*1e308 + a*1e308 is inf in float64 (and y's data too)."""
+    a = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    y = a * 1e308 + a * 1e308
+    y.backward()
+    assert math.isinf(y.item()) and a.grad.item() == math.inf
+    mine = Value(1.0)
+    (mine * 1e308 + mine * 1e308).backward()
+    assert mine.grad == a.grad.item()
