@@ -4,7 +4,7 @@ The graph is ``bench/run.py``'s chain: ``v = v * c`` repeated, so the leaf
 ``c`` is an operand of every op node (fan-out ``nodes - 2``). After
 ``backward()`` some grads are broken by hand, as buggy engines break them:
 
-* ``last`` (default): ``c.grad`` keeps only the last consumer's
+* ``last``: ``c.grad`` keeps only the last consumer's
   contribution, as ``=`` written where ``+=`` belongs leaves it, and three
   inner nodes get grad 0 (a ``_backward`` that ran before its consumers');
 * ``one-lost``: ``c.grad`` lacks the first consumer's contribution (kept
@@ -68,7 +68,7 @@ def worker(nodes: int, how: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run every (size, break) in a subprocess, print a table."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring for what is broken.")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="3e4,1e5,1e6", help="comma-separated node counts (default: 3e4,1e5,1e6)")
     p.add_argument("--breaks", default=",".join(BREAKS), help=f"comma-separated, from {', '.join(BREAKS)} (default: all)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per (size, break) before it is stopped (default: 300)")

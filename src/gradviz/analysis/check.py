@@ -15,7 +15,9 @@ How it works (DESIGN.md, "The checker, in short"):
    This also covers ops gradviz does not know.
 3. **Local consistency**: a node's recorded grad should equal the sum, over
    each use, of the consumer's local derivative times the consumer's
-   *recorded* grad (exactly summed with ``math.fsum``; a quick plain sum with
+   *recorded* grad (summed exactly, as ``math.fsum`` does, with
+   :func:`~gradviz.analysis.replay.safe_fsum`, which gives ``inf`` where the
+   exact sum of finite terms leaves the float64 range; a quick plain sum with
    a rounding-error bound settles the nodes clearly within tolerance, in one
    reverse pass). A node where that fails is where something went wrong;
    a node that passes but differs from the reference is only *downstream*
@@ -27,7 +29,10 @@ How it works (DESIGN.md, "The checker, in short"):
    gradient); all operands of one op got the op's local derivatives times
    the same wrong grad (the op's ``_backward`` ran at the wrong time: wrong
    order, or merged nodes); one consumer's local derivative is wrong (wrong
-   local derivative, or a kink); otherwise a plain wrong gradient.
+   local derivative, or a kink); otherwise a plain wrong gradient. Every
+   search is linear in the fan-out above 12 consumers (see
+   :func:`_first_fitting_subset`), and messages list a few contributions
+   and what the rest add up to.
 5. **Downstream**: every other node whose grad differs from the reference is
    reported with ``culprit=False`` and the culprits it descends from.
 
