@@ -292,6 +292,8 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
             ),
         )
     )
+    for v in objects:  # leave no ids behind: the Values must not keep them alive
+        v._mark = None
     graph = Graph(nodes, ids[-1], moment, "gradviz")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))
