@@ -16,7 +16,7 @@ from gradviz._traversal import postorder
 from gradviz.engine import value as value_module
 from gradviz.engine.ops import OPS
 from gradviz.exporters import snapshot as snap
-from gradviz.graph.model import NO_PARAMS, Node
+from gradviz.graph.model import NO_PARAMS
 
 
 def _random_graph(seed: int) -> Value:
@@ -103,27 +103,7 @@ def test_nodes_without_params_share_one_read_only_mapping():
 def test_fast_node_json_is_what_json_dumps_writes(label, data, grad, params):
     node = capture(Value(data, label=label)).nodes["n0"]
     node.grad, node.params, node.operands = grad, params or NO_PARAMS, ("n1", "n1", 'q"')
-    assert snap._node_lines([node]) == [json.dumps(snap._node_dict(node), ensure_ascii=False, allow_nan=False)]
-
-
-def test_fast_node_lines_mix_plain_and_special_nodes_in_order():
-    # special nodes (parameters, a non-finite number) first, last, side by side and between plain ones
-    def node(i, data=1.5, grad=-0.25, params=NO_PARAMS, label="x"):
-        return Node(f"n{i}", "**" if params else "", label, data, grad, (f"n{i - 1}",) if i else (), params)
-
-    nodes = [
-        node(0, data=math.nan),
-        node(1, label='a "b"'),
-        node(2, params={"exponent": 2.0}),
-        node(3, grad=-math.inf),
-        node(4, label="中文\t"),
-        node(5),
-        node(6, data=math.inf, params={"exponent": -1.0}),
-    ]
-    expected = [json.dumps(snap._node_dict(n), ensure_ascii=False, allow_nan=False) for n in nodes]
-    for cut in range(len(nodes) + 1):
-        assert snap._node_lines(nodes[:cut]) == expected[:cut]
-        assert snap._node_lines(nodes[cut:]) == expected[cut:]
+    assert snap._node_json(node) == json.dumps(snap._node_dict(node), ensure_ascii=False, allow_nan=False)
 
 
 def test_a_lone_surrogate_label_round_trips(tmp_path):

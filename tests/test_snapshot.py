@@ -186,20 +186,18 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
     path.write_text("old", encoding="utf-8")
     L, _ = worked_example()
     g = snapshot(L)
-    real = snapshot_module._node_lines
+    real = snapshot_module._node_json
     calls = []
 
-    def failing(nodes):
-        calls.append([n.id for n in nodes])
+    def failing(node):
+        calls.append(node.id)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return real(nodes)
+        return real(node)
 
-    monkeypatch.setattr(snapshot_module, "_CHUNK_NODES", 2)  # written two nodes at a time
-    monkeypatch.setattr(snapshot_module, "_node_lines", failing)
+    monkeypatch.setattr(snapshot_module, "_node_json", failing)
     with pytest.raises(RuntimeError):
         save(g, path)
-    assert calls == [["n0", "n1"], ["n2", "n3"], ["n4", "n5"]]  # it failed after writing four nodes
     assert path.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
 
