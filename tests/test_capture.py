@@ -317,3 +317,95 @@ def test_a_cycle_in_gradviz_values_is_a_capture_error():
     a._prev = (b,)
     with pytest.raises(CaptureError, match=r"the graph has a cycle: a \(n0\) depends on itself through its operand n2"):
         capture(b)
+
+
+# -- the hot path for gradviz's own Values and the careful road it falls back to ----------
+import importlib  # noqa: E402
+from gradviz.nn import MLP  # noqa: E402
+
+capture_module = importlib.import_module("gradviz.graph.capture")  # the package exports a function of that name
+
+
+def _graphs_of_values():
+    """Roots of graphs with parameters, duplicates, shared operands, a deep chain and odd labels."""
+    L, _ = worked_example()
+    yield L
+    a = Value(3.0, label="a")
+    yield a + a
+    yield a  # a lone leaf
+    net = MLP(3, [4, 1], activation="relu", seed=2)
+    loss = Value(0.0)
+    for x in ([1.0, -2.0, 0.5], [0.0, 1.0, -1.0]):
+        loss = loss + (net(x) + -1.0) ** 2
+    loss.backward()
+    yield loss
+    v, c = Value(0.5, label='c "quoted"\n'), Value(float("nan"), label="中文")
+    for _ in range(3000):
+        v = v * c + v
+    yield v
+
+
+@pytest.mark.parametrize("root", list(_graphs_of_values()), ids=["worked", "a+a", "leaf", "mlp", "chain"])
+def test_fast_capture_is_the_careful_capture(root):
+    fast = capture_module._capture_own(root, "after-backward", True)
+    careful = capture_module._capture_own_careful(root, "after-backward", True)
+    assert fast == careful  # ids, ops, labels, numbers, operands, params, root, moment
+    assert dumps(fast) == dumps(careful)
+    assert fast.objects.keys() == careful.objects.keys()
+    assert all(fast.objects[k] is careful.objects[k] for k in fast.objects)
+    for nid, v in fast.objects.items():
+        assert fast.nodes[nid].params == v._params and (not v._params or fast.nodes[nid].params is not v._params)
+
+
+def test_capture_leaves_no_marks_and_can_be_repeated():
+    L, values = worked_example()
+    before = capture(L)
+    assert all(v._mark is None for v in before.objects.values())
+    d = values["d"]
+    assert capture(d) == capture_module._capture_own_careful(d, None, False)  # a part of the same graph
+    assert capture(L) == before
+    L.backward()  # backward's own marks, then a capture
+    after = capture(L, moment="after-backward")
+    assert {n.label: n.grad for n in after} == {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
+    L.backward()  # and backward after a capture
+    assert capture(L, moment="after-backward") == after
+
+
+def test_odd_graphs_take_the_careful_road():
+    class ByValue(Value):  # compares by value: the careful road keys its dicts by it, as before
+        def __eq__(self, other):
+            return isinstance(other, Value) and other.data == self.data
+
+        def __hash__(self):
+            return hash(self.data)
+
+    root = ByValue(1.0, label="x") + ByValue(1.0, label="y")
+    assert capture_module._marked_postorder(root) is None
+    assert capture(root) == capture_module._capture_own_careful(root, None, True)
+
+    class Impostor:  # has the slots the fast walk touches, but is no Value
+        def __init__(self):
+            self._mark, self._prev, self.data, self.grad = None, (), 1.0, 0.0
+
+    with pytest.raises(CaptureError, match="operands must be Values, but one of .* is a Impostor"):
+        capture(Value(1.0, (Impostor(),), "neg"))
+    odd = Value(1.0, (), "neg")
+    odd._prev = 5  # no collection of operands
+    with pytest.raises(TypeError) as fast_error:
+        capture(odd * 2)
+    with pytest.raises(TypeError) as careful_error:
+        capture_module._capture_own_careful(odd * 2, None, True)
+    assert str(fast_error.value) == str(careful_error.value)
+
+
+def test_a_value_that_is_its_own_operand_is_a_cycle():
+    a = Value(1.0, label="a")
+    a._prev = (a,)
+    with pytest.raises(CaptureError, match=r"the graph has a cycle: a \(n0\) depends on itself through its operand n0"):
+        capture(a)
+    b = Value(2.0, label="b")
+    top = b * 3.0
+    b._prev = (Value(1.0), top)  # a cycle below the root, reached after a finished branch
+    # postorder: the 1.0 under b n0, b n1, the 3.0 n2, top n3, the other 1.0 n4, the root n5
+    with pytest.raises(CaptureError, match=r"the graph has a cycle: b \(n1\) depends on itself through its operand n3"):
+        capture(top + 1.0)

@@ -159,3 +159,55 @@ def test_nesting_depth_is_the_reference_scans(pieces):
 def test_nesting_depth_of_deep_and_unbalanced_text():
     for text in ["[" * 70 + "]" * 70, "[" * 64 + "]" * 64, "]]]" + "[" * 66, '["[[[", ' + "{" * 65, "[" * 200_000]:
         assert snap._nesting_depth(text) == _reference_depth(text)
+
+
+def _renamed(text: str, name) -> str:
+    """``text`` with every id (and the root) renamed by ``name(old_id)``."""
+    doc = json.loads(text)
+    for nd in doc["nodes"]:
+        nd["id"], nd["operands"] = name(nd["id"]), [name(o) for o in nd["operands"]]
+    doc["root"] = name(doc["root"])
+    return json.dumps(doc)
+
+
+def test_ids_of_any_name_load_by_the_fast_road(monkeypatch, text):
+    # gradviz's own ids n0, n1, ... take the road without a dict of ids; others take the dict
+    _fast_only(monkeypatch)
+    canonical = snap.loads(text)
+    for name in (lambda i: "x" + i, lambda i: f"n{int(i[1:]) + 1}", lambda i: f"n{9 - int(i[1:])}"):
+        graph = snap.loads(_renamed(text, name))
+        assert list(graph.nodes) == [name(i) for i in canonical.nodes]
+        assert [n.operands for n in graph] == [tuple(map(name, n.operands)) for n in canonical]
+        assert [(n.label, n.data, n.grad) for n in graph] == [(n.label, n.data, n.grad) for n in canonical]
+
+
+@pytest.mark.parametrize("operand", ["n007", "n+1", "n 1", "n1 ", "n-1", "n١", "n1_0", "n1.0", "N1", "n", "n99", "n3"])
+def test_operands_that_look_like_gradviz_ids_but_are_not_earlier_nodes(monkeypatch, text, operand):
+    # int() reads several of these as a number; only an exact id of an earlier node counts
+    doc = json.loads(text)
+    assert [nd["id"] for nd in doc["nodes"]] == [f"n{i}" for i in range(len(doc["nodes"]))]
+    doc["nodes"][3]["operands"][0] = operand
+    bad = json.dumps(doc, ensure_ascii=False)
+    assert _outcome(bad) == _careful(monkeypatch, bad)
+    refusal = _outcome(bad)
+    assert refusal.startswith(f'refused: in.json: node "n3" at $.nodes[3] has operand {json.dumps(operand, ensure_ascii=False)}')
+    # which is no node, a later one, or itself
+    assert refusal.endswith(("which is no node of the snapshot", "operands first", "a computation graph has none"))
+
+
+def test_nodes_that_do_not_lead_to_the_root_are_found_by_both_roads(monkeypatch, text):
+    doc = json.loads(text)
+    n = len(doc["nodes"])
+    cases = {
+        "an earlier root": dict(doc, root=f"n{n - 2}"),  # the last node then leads nowhere
+        "a spare leaf last": dict(doc, nodes=[*doc["nodes"], {"id": f"n{n}", "op": "", "data": 1.0, "grad": 0.0, "operands": []}]),
+        "a spare leaf in the middle": dict(
+            doc, nodes=[*doc["nodes"][:2], {"id": "spare", "op": "", "data": 1.0, "grad": 0.0, "operands": []}, *doc["nodes"][2:]]
+        ),
+    }
+    for case, bad_doc in cases.items():
+        bad = json.dumps(bad_doc)
+        assert _outcome(bad) == _careful(monkeypatch, bad), case
+        assert "does not lead to the root" in _outcome(bad), case
+    fine = json.dumps(dict(doc, nodes=[*doc["nodes"][:-1], dict(doc["nodes"][-1], id="top")], root="top"))
+    assert _outcome(fine) == _careful(monkeypatch, fine) == snap.dumps(snap.loads(fine))
