@@ -186,18 +186,20 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
     path.write_text("old", encoding="utf-8")
     L, _ = worked_example()
     g = snapshot(L)
-    real = snapshot_module._node_json
+    real = snapshot_module._node_lines
     calls = []
 
-    def failing(node):
-        calls.append(node.id)
+    def failing(nodes):
+        calls.append([n.id for n in nodes])
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return real(node)
+        return real(nodes)
 
-    monkeypatch.setattr(snapshot_module, "_node_json", failing)
+    monkeypatch.setattr(snapshot_module, "_CHUNK_NODES", 2)  # written two nodes at a time
+    monkeypatch.setattr(snapshot_module, "_node_lines", failing)
     with pytest.raises(RuntimeError):
         save(g, path)
+    assert calls == [["n0", "n1"], ["n2", "n3"], ["n4", "n5"]]  # it failed after writing four nodes
     assert path.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
 
@@ -207,3 +209,31 @@ def test_save_into_a_missing_folder(tmp_path):
     with pytest.raises(OSError):
         snapshot(L).save(tmp_path / "nope" / "L.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def _reference_dumps(graph: Graph) -> str:
+    """Snapshot text with every part written by ``json.dumps`` (what the fast writer must equal)."""
+    header = json.dumps(snapshot_module._header(graph), ensure_ascii=False, allow_nan=False)
+    lines = [json.dumps(snapshot_module._node_dict(n), ensure_ascii=False, allow_nan=False) for n in graph]
+    text = header[:-1] + ', "nodes": [\n' + ",\n".join(lines) + "\n]}\n"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates as \udc80
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 10_000])
+def test_fast_writer_writes_what_json_dumps_writes(tmp_path, monkeypatch, chunk):
+    from gradviz.nn import MLP
+
+    net = MLP(3, [4, 1], activation="relu", seed=3)
+    loss = Value(0.0, label='loss "total"\n')
+    for x in ([1.0, -2.0, 0.5], [0.0, math.inf, -1.0], [-0.0, 0.25, 2.0]):
+        loss = loss + (net(x) + Value(-1.0, label="file-\udc80 中文")) ** 2
+    loss = loss + Value(math.nan, label="a\\b") * 0.0
+    loss.backward()
+    g = snapshot(loss, moment="after-backward")
+    assert g.nonfinite() and any(n.params for n in g) and any(n.grad == 0.0 for n in g)  # what this test is about
+    monkeypatch.setattr(snapshot_module, "_CHUNK_NODES", chunk)
+    g.save(tmp_path / "g.json")
+    written = (tmp_path / "g.json").read_bytes()
+    assert written == dumps(g).encode("utf-8") == _reference_dumps(g).encode("utf-8")
+    assert json.loads(written) == json.loads(_reference_dumps(g))
+    assert_same_graph(load(tmp_path / "g.json"), g)
