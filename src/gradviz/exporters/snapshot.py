@@ -630,7 +630,7 @@ class _Columns:
         ids, operands, n = self.ids, self.operands, len(self.ids)
         flat = list(chain.from_iterable(operands))
         consumer = chain.from_iterable(map(repeat, range(n), map(len, operands)))
-        canonical = [f"n{i}" for i in range(n)]
+        canonical = [f"n{i}" for i in range(n)] if n and ids[0] == "n0" and ids[-1] == f"n{n - 1}" else None
         if ids == canonical:
             try:
                 positions = list(map(int, map(_AFTER_FIRST, flat)))

@@ -254,25 +254,29 @@ _OP, _LABEL, _DATA, _GRAD, _PARAMS = map(attrgetter, ("_op", "label", "data", "g
 def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     """Capture a graph of gradviz's own Values: the hot path of a capture.
 
-    Each Value's id is kept in its ``_mark`` slot while the graph is built
-    (backward() uses that slot only as a per-walk stamp, and resets it on
-    its next walk), so an operand's id is an attribute read instead of a
+    Each Value's id is kept in its ``_mark`` slot while the operand lists
+    are built, and cleared after (backward() uses that slot only for a
+    stamp new to each walk), so an operand's id is an attribute read instead of a
     lookup in a dict of a million Values, whose random access is what made
     the old capture grow faster than linearly. The fields are read column by
     column in C loops (``map`` with ``attrgetter``) and the Nodes made by
     ``map(Node, ...)``. Anything unusual (a cycle, an operand that is not a
     Value, a Value subclass that compares by value) goes to
     :func:`_capture_own_careful`, which raises the error or captures it as
-    before.
+    before. As with ``backward()``, two walks of one graph at the same time
+    (in two threads) would confuse each other's marks.
     """
     objects = _marked_postorder(root)
     if objects is None:
         return _capture_own_careful(root, moment, keep_objects)
     ids = [f"n{i}" for i in range(len(objects))]
-    for v, nid in zip(objects, ids):
-        v._mark = nid
-    prevs = list(map(_PREV, objects))
-    operands = list(map(tuple, map(map, repeat(_MARK), prevs)))
+    try:
+        for v, nid in zip(objects, ids):
+            v._mark = nid
+        operands = list(map(tuple, map(map, repeat(_MARK), map(_PREV, objects))))
+    finally:
+        for v in objects:  # leave no ids behind: the Values must not keep them alive
+            v._mark = None
     params: list[Any] = [NO_PARAMS] * len(objects)
     raw_params = list(map(_PARAMS, objects))
     for i in compress(range(len(objects)), raw_params):  # the few nodes with parameters
@@ -292,8 +296,6 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
             ),
         )
     )
-    for v in objects:  # leave no ids behind: the Values must not keep them alive
-        v._mark = None
     graph = Graph(nodes, ids[-1], moment, "gradviz")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))
