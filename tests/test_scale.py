@@ -9,8 +9,6 @@ import pickle
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from helpers import same_float
 
 from gradviz import SnapshotError, Value, capture
@@ -18,7 +16,7 @@ from gradviz._traversal import postorder
 from gradviz.engine import value as value_module
 from gradviz.engine.ops import OPS
 from gradviz.exporters import snapshot as snap
-from gradviz.graph.model import NO_PARAMS, Node
+from gradviz.graph.model import NO_PARAMS
 
 
 def _random_graph(seed: int) -> Value:
@@ -105,52 +103,7 @@ def test_nodes_without_params_share_one_read_only_mapping():
 def test_fast_node_json_is_what_json_dumps_writes(label, data, grad, params):
     node = capture(Value(data, label=label)).nodes["n0"]
     node.grad, node.params, node.operands = grad, params or NO_PARAMS, ("n1", "n1", 'q"')
-    assert snap._node_lines([node]) == [json.dumps(snap._node_dict(node), ensure_ascii=False, allow_nan=False)]
-
-
-def _json_lines(nodes: list[Node]) -> list[str]:
-    """The reference: each node's dict as ``json.dumps`` writes it."""
-    return [json.dumps(snap._node_dict(n), ensure_ascii=False, allow_nan=False) for n in nodes]
-
-
-def test_fast_node_lines_mix_plain_and_special_nodes_in_order():
-    # special nodes (parameters, a non-finite number) first, last, side by side and between plain ones
-    def node(i, data=1.5, grad=-0.25, params=NO_PARAMS, label="x"):
-        return Node(f"n{i}", "**" if params else "", label, data, grad, (f"n{i - 1}",) if i else (), params)
-
-    nodes = [
-        node(0, data=math.nan),
-        node(1, label='a "b"'),
-        node(2, params={"exponent": 2.0}),
-        node(3, grad=-math.inf),
-        node(4, label="中文\t"),
-        node(5, data=-0.0, grad=0.0),
-        node(6, data=0.0, grad=-0.0),
-        node(7, data=math.inf, params={"exponent": -1.0}),
-    ]
-    expected = _json_lines(nodes)
-    for cut in range(len(nodes) + 1):
-        assert snap._node_lines(nodes[:cut]) == expected[:cut]
-        assert snap._node_lines(nodes[cut:]) == expected[cut:]
-
-
-NUMBERS = [0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 5e-324, 1e300, math.nan, math.inf, -math.inf]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(NUMBERS) | st.floats(), st.sampled_from(NUMBERS) | st.floats(), st.booleans()), max_size=30))
-def test_fast_node_lines_write_repeated_and_signed_numbers_as_json_dumps(rows):
-    # repeated numbers share one repr: 0.0 and -0.0 (equal, written apart) and NaN must not
-    nodes = [
-        Node(f"n{i}", "**" if p else "", "", d, g, (), {"exponent": d} if p else NO_PARAMS) for i, (d, g, p) in enumerate(rows)
-    ]
-    assert snap._node_lines(nodes) == _json_lines(nodes)
-
-
-def test_reprs_of_numbers_of_mixed_types_are_their_own():
-    # 1 == 1.0 == True, but each is written as its own repr (json.dumps writes 1, 1.0 and true)
-    assert snap._reprs([1.0, 1, 0.0, -0.0, 0, 2.5, 2.5]) == ["1.0", "1", "0.0", "-0.0", "0", "2.5", "2.5"]
-    assert snap._reprs([-0.0, 0.0, -0.0]) == ["-0.0", "0.0", "-0.0"]
+    assert snap._node_json(node) == json.dumps(snap._node_dict(node), ensure_ascii=False, allow_nan=False)
 
 
 def test_a_lone_surrogate_label_round_trips(tmp_path):

@@ -186,20 +186,18 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
     path.write_text("old", encoding="utf-8")
     L, _ = worked_example()
     g = snapshot(L)
-    real = snapshot_module._node_lines
+    real = snapshot_module._node_json
     calls = []
 
-    def failing(nodes):
-        calls.append([n.id for n in nodes])
+    def failing(node):
+        calls.append(node.id)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return real(nodes)
+        return real(node)
 
-    monkeypatch.setattr(snapshot_module, "_CHUNK_NODES", 2)  # written two nodes at a time
-    monkeypatch.setattr(snapshot_module, "_node_lines", failing)
+    monkeypatch.setattr(snapshot_module, "_node_json", failing)
     with pytest.raises(RuntimeError):
         save(g, path)
-    assert calls == [["n0", "n1"], ["n2", "n3"], ["n4", "n5"]]  # it failed after writing four nodes
     assert path.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
 
@@ -220,7 +218,7 @@ def _reference_dumps(graph: Graph) -> str:
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 10_000])
-def test_fast_writer_writes_what_json_dumps_writes(tmp_path, monkeypatch, chunk):
+def test_fast_writer_writes_what_json_dumps_writes(tmp_path, chunk):
     from gradviz.nn import MLP
 
     net = MLP(3, [4, 1], activation="relu", seed=3)
@@ -231,9 +229,9 @@ def test_fast_writer_writes_what_json_dumps_writes(tmp_path, monkeypatch, chunk)
     loss.backward()
     g = snapshot(loss, moment="after-backward")
     assert g.nonfinite() and any(n.params for n in g) and any(n.grad == 0.0 for n in g)  # what this test is about
-    monkeypatch.setattr(snapshot_module, "_CHUNK_NODES", chunk)
     g.save(tmp_path / "g.json")
     written = (tmp_path / "g.json").read_bytes()
     assert written == dumps(g).encode("utf-8") == _reference_dumps(g).encode("utf-8")
+    assert "".join(snapshot_module._chunks(g, size=chunk)) == _reference_dumps(g)
     assert json.loads(written) == json.loads(_reference_dumps(g))
     assert_same_graph(load(tmp_path / "g.json"), g)

@@ -29,7 +29,7 @@ from json.encoder import encode_basestring as _string
 from functools import lru_cache
 from importlib import resources
 from itertools import accumulate, chain, compress, repeat
-from operator import attrgetter, eq, is_not, itemgetter, lt, not_, or_
+from operator import attrgetter, eq, is_not, itemgetter, lt, or_
 from typing import IO, Any, Iterable, Iterator, Mapping
 
 from .._gc import paused_gc
@@ -96,75 +96,28 @@ def to_dict(graph: Graph) -> dict[str, Any]:
     return doc
 
 
-_PARAMS_OF, _DATA_OF, _GRAD_OF = map(attrgetter, ("params", "data", "grad"))
-#: Nodes formatted and written at a time.
-_CHUNK_NODES = 10_000
+def _node_json(node: Node) -> str:
+    """One node as JSON text: the same text as ``json.dumps(_node_dict(node))``.
 
-
-def _node_lines(nodes: list[Node]) -> list[str]:
-    """Each node as JSON text: the same text as ``json.dumps(_node_dict(node))``.
-
-    Most nodes (finite numbers, no parameters) are formatted directly, in a
-    list comprehension, with the json module's own C string encoder and
-    Python's shortest round-trip float ``repr`` (what ``json.dumps`` uses),
-    about twice as fast as building a dict and encoding it. The ``repr`` of
-    a float is most of the time left, so each distinct gradient is written
-    once (see :func:`_reprs`); forward values repeat too seldom for that to
-    pay (half of an MLP's are new). Which nodes are the others (parameters,
-    a non-finite number) is found column by column in C loops; those few go
-    through ``json.dumps``.
+    Most nodes (finite numbers, no parameters) are formatted directly with
+    the json module's own C string encoder and Python's shortest round-trip
+    float ``repr`` (what ``json.dumps`` uses), about twice as fast as
+    building a dict and encoding it; the rest go through ``json.dumps``.
     """
-    n = len(nodes)
-    data, grad = list(map(_DATA_OF, nodes)), list(map(_GRAD_OF, nodes))
-    special = set(compress(range(n), map(_PARAMS_OF, nodes)))
-    for column in (data, grad):
-        if not all(map(_isfinite, column)):
-            special.update(compress(range(n), map(not_, map(_isfinite, column))))
-    # Gradients repeat (each operand of a sum gets the sum's gradient), forward values seldom.
-    data_text, grad_text = list(map(repr, data)), _reprs(grad)
-    lines: list[str] = []
-    start = 0
-    for end in [*sorted(special), n]:
-        lines += [  # the plain nodes up to the next special one
-            f'{{"id": {_string(node.id)}, "label": {_string(node.label)}, "op": {_string(node.op)}, '
-            f'"data": {d}, "grad": {g}, "operands": [{", ".join(map(_string, node.operands))}]}}'
-            for node, d, g in zip(nodes[start:end], data_text[start:end], grad_text[start:end])
-        ]
-        if end < n:
-            lines.append(json.dumps(_node_dict(nodes[end]), ensure_ascii=False, allow_nan=False))
-        start = end + 1
-    return lines
+    if node.params or not (_isfinite(node.data) and _isfinite(node.grad)):
+        return json.dumps(_node_dict(node), ensure_ascii=False, allow_nan=False)
+    return (
+        f'{{"id": {_string(node.id)}, "label": {_string(node.label)}, "op": {_string(node.op)}, '
+        f'"data": {node.data!r}, "grad": {node.grad!r}, "operands": [{", ".join(map(_string, node.operands))}]}}'
+    )
 
 
-def _reprs(column: list[Any]) -> list[str]:
-    """``list(map(repr, column))``, with the ``repr`` of each distinct float computed once.
-
-    Gradients repeat in a graph: the operands of a sum share its gradient,
-    and a ReLU that is off passes zeros (in an MLP only one gradient in ten
-    is new). Equal floats have one ``repr``, except 0.0 and -0.0, which are
-    equal but written apart. Anything but floats (an int equals a float and
-    is written without '.0') is written one by one.
-    """
-    if set(map(type, column)) != {float}:
-        return list(map(repr, column))
-    distinct = dict.fromkeys(column)
-    text = dict(zip(distinct, map(repr, distinct)))
-    out = list(map(text.__getitem__, column))
-    if 0.0 in text:  # 0.0 == -0.0: one key for both signs; if both occur, write each zero's own
-        zeros = list(compress(range(len(column)), map(not_, column)))
-        if len(set(map(math.copysign, repeat(1.0), map(column.__getitem__, zeros)))) > 1:
-            for i in zeros:
-                out[i] = repr(column[i])
-    return out
-
-
-def _chunks(graph: Graph) -> Iterator[str]:
+def _chunks(graph: Graph, size: int = 10_000) -> Iterator[str]:
     header = _encodable(json.dumps(_header(graph), ensure_ascii=False, allow_nan=False))
     yield header[:-1] + ', "nodes": [\n'
     nodes = list(graph)
-    size = _CHUNK_NODES
     for start in range(0, len(nodes), size):
-        text = ",\n".join(_node_lines(nodes[start : start + size]))
+        text = ",\n".join(map(_node_json, nodes[start : start + size]))
         yield text if text.isascii() else _encodable(text)  # isascii() is O(1)
         yield ",\n" if start + size < len(nodes) else "\n"
     yield "]}\n"
