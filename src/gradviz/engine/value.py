@@ -82,7 +82,7 @@ class Value:
         self._params = _params or _NO_PARAMS
         self._backward_fn: Callable[[], None] | None = None
         self._seq = _next_seq()
-        self._mark: object = None  # set by backward() to mark a node as reached
+        self._mark: object = None  # scratch for graph walks: backward() stamps reached nodes; capture() keeps ids here briefly, then resets it to None
 
     def __setstate__(self, state: tuple[dict[str, object] | None, dict[str, object] | None]) -> None:
         # pickle and copy: the restored Value is made now, in this process,
