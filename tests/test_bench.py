@@ -1,0 +1,39 @@
+"""The benchmarks in bench/ run and print every row (they are measurements, so nothing here is timed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from helpers import REPO
+
+TIME = r"\d+(?:\.\d+)? (?:us|ms|s)"
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_run_prints_every_step_and_target():
+    out = _run("bench/run.py", "--sizes", "1e3,2e3", "--graphs", "chain")
+    steps = ("build", "backward", "capture", "JSON save", "JSON load", "DOT source", "check", "diff")
+    for step in steps:
+        assert re.search(rf"^gradviz {step} +{TIME} +{TIME}$", out, flags=re.M), step
+    assert re.search(rf"^  of it, Python's cyclic GC +{TIME} \(\d+%\) +{TIME} \(\d+%\)$", out, flags=re.M)
+    assert re.search(rf"^micrograd backward +{TIME} +{TIME}$", out, flags=re.M)
+    assert re.search(r"^    the same without the GC's time +\d+\.\d\dx$", out, flags=re.M)
+    targets = re.findall(r"^  \[(PASS|FAIL|n/a )\] (.*)$", out, flags=re.M)
+    assert len(targets) == 3  # linear, the 10**6 chain (n/a at these sizes), memory
+    assert targets[1][0] == "n/a "
+
+
+def test_per_node_prints_every_step_and_the_floor():
+    out = _run("bench/per_node.py", "--sizes", "1000", "--runs", "2", "--graph", "chain")
+    names = ("backward", "walk", "float repr", "capture", "JSON save", "JSON load", "check")
+    for name in names:
+        assert re.search(rf"^chain +1,000 {name} +\d+ +\d+  ns/node$", out, flags=re.M), name
+    floor, actual = map(float, re.findall(r"= (\d+\.\d+)x", out))
+    assert 0 < floor and 0 < actual
