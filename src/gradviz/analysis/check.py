@@ -399,8 +399,10 @@ def _first_fitting_subset(terms: Sequence[float], fits: Callable[[float], bool])
     the algorithm of ``math.fsum``), grown one term at a time for prefixes
     and suffixes, and taken once over all terms for all-but-one (the
     partials of the total, plus ``-term``, summed by ``math.fsum``). Terms
-    whose sums could leave the float64 range are first scaled by a power of
-    two (see :func:`~gradviz.analysis.replay.safe_fsum`).
+    whose sums could leave the float64 range are also summed scaled by a
+    power of two (see :func:`~gradviz.analysis.replay.safe_fsum`), used only
+    for a candidate whose unscaled partials overflowed: scaling would drop
+    the low bits of subnormal terms.
 
     Args:
         terms: the contributions; above 12 they must be finite (a non-finite
@@ -422,28 +424,43 @@ def _first_fitting_subset(terms: Sequence[float], fits: Callable[[float], bool])
             return (i,)
     if not _all_finite(terms) and not all(map(math.isfinite, terms)):
         return None
-    up = 1.0
     top = max(map(abs, terms))
     k = max(0, math.frexp(top)[1] + n.bit_length() + 1 - sys.float_info.max_exp)
-    if k:  # no sum of the scaled terms can overflow; scaling back gives +-inf where the sum does
-        down, up = 2.0**-k, 2.0**k
-        terms = [t * down for t in terms]
-    total: list[float] = []
-    for t in terms:
-        _add_exact(total, t)
-    for i, t in enumerate(terms):
-        if fits(safe_fsum([*total, -t]) * up):
+    # The terms as they are (exact while no partial overflows) and, where a sum
+    # could overflow, scaled down by 2**k (no sum of them can overflow; scaling
+    # back gives +-inf where the sum does, but a subnormal term loses bits, so
+    # each candidate takes the unscaled partials when they stayed finite).
+    versions = [(list(terms), 1.0)]
+    if k:
+        down = 2.0**-k
+        versions.append(([t * down for t in terms], 2.0**k))
+
+    def exact_sum(partials: list[list[float]], minus: int | None = None) -> float:
+        for parts, (ts, up) in zip(partials, versions):
+            if all(map(math.isfinite, parts)):
+                return safe_fsum(parts if minus is None else [*parts, -ts[minus]]) * up
+        return math.nan  # unreachable: the scaled partials never overflow
+
+    total: list[list[float]] = [[] for _ in versions]
+    for parts, (ts, _) in zip(total, versions):
+        for t in ts:
+            _add_exact(parts, t)
+    for i in range(n):
+        if fits(exact_sum(total, i)):
             return tuple(range(i)) + tuple(range(i + 1, n))
-    prefix: list[float] = []
-    suffix: list[float] = []
-    _add_exact(prefix, terms[0])
-    _add_exact(suffix, terms[-1])
+    prefix: list[list[float]] = [[] for _ in versions]
+    suffix: list[list[float]] = [[] for _ in versions]
+    for pre, suf, (ts, _) in zip(prefix, suffix, versions):
+        _add_exact(pre, ts[0])
+        _add_exact(suf, ts[-1])
     for size in range(2, n - 1):
-        _add_exact(prefix, terms[size - 1])
-        if fits(safe_fsum(prefix) * up):
+        for pre, (ts, _) in zip(prefix, versions):
+            _add_exact(pre, ts[size - 1])
+        if fits(exact_sum(prefix)):
             return tuple(range(size))
-        _add_exact(suffix, terms[n - size])
-        if fits(safe_fsum(suffix) * up):
+        for suf, (ts, _) in zip(suffix, versions):
+            _add_exact(suf, ts[n - size])
+        if fits(exact_sum(suffix)):
             return tuple(range(n - size, n))
     return None
 
@@ -453,8 +470,8 @@ def _add_exact(partials: list[float], x: float) -> None:
 
     ``partials`` are non-overlapping floats, smallest magnitude first, whose
     exact sum is the exact sum of every value added; ``math.fsum(partials)``
-    rounds it once. No partial sum may overflow (the caller scales the
-    terms so that none can).
+    rounds it once. If a partial sum overflows, a partial becomes non-finite
+    and stays so (the caller then takes the terms scaled down).
     """
     i = 0
     for y in partials:
@@ -862,7 +879,8 @@ class _Checker:
             if overwriters or (kept is not None and not all_probed_adding):
                 self.add(nid, MISSING, True, "grad", got, expected, self.missing_message(nid, kept, terms, overwriters), related=tuple(dict.fromkeys(overwriters)))
                 return MISSING, ()
-        if ref is not None and ref != 0 and math.isfinite(ref) and math.isfinite(r):
+        # (a tiny reference can make the ratios overflow: no whole multiple then)
+        if ref is not None and ref != 0 and math.isfinite(ref) and math.isfinite(r) and math.isfinite(got / ref) and math.isfinite(r / ref):
             m, total = round(r / ref), round(got / ref)
             if m >= 1 and total >= 2 and self.close(r, m * ref, abs(ref)) and self.close(got, total * ref, abs(ref)):
                 self.add(
@@ -933,6 +951,8 @@ class _Checker:
             for o in dict.fromkeys(rp.operands[c]):
                 lsum = self.local_sum(c, o)
                 if not math.isfinite(lsum) or abs(lsum) <= self.atol or not self.only_consumer(o, c):
+                    continue
+                if o in waiting and lsum == 0:  # let through by a nan or negative atol: no grad to infer
                     continue
                 if o in waiting:
                     deltas.append(residual[o] / lsum)

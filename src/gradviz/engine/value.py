@@ -17,6 +17,7 @@ op builds ``out`` from its operands. What differs, and why:
 from __future__ import annotations
 
 import numbers
+import threading
 from itertools import count
 from operator import attrgetter
 from typing import Callable, Iterable, Mapping, Union
@@ -214,7 +215,8 @@ class Value:
             accumulate: keep the leaves' existing grads and add to them.
         """
         if _identity_key(self) is None:
-            order = _backward_order(self, accumulate)
+            with _MARK_LOCK:  # no other thread's walk rewrites the marks meanwhile
+                order = _backward_order(self, accumulate)
         else:  # a subclass that compares by value: the general walk, by id
             topo = self.topological_order()
             for v in topo:
@@ -237,6 +239,12 @@ class Value:
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data}, grad={self.grad}{label})"
+
+
+#: Held while a walk keeps scratch marks in ``_mark`` (backward's, capture's):
+#: another thread's walk at the same time would overwrite them and reach
+#: nodes twice. Under the GIL the walks could not run in parallel anyway.
+_MARK_LOCK = threading.RLock()
 
 
 def _operands(v: Value) -> tuple[Value, ...]:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .._gc import paused_gc
 from .._traversal import postorder
 from ..engine.ops import OPS
-from ..engine.value import Value, _identity_key
+from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node
 
@@ -263,20 +263,21 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     ``map(Node, ...)``. Anything unusual (a cycle, an operand that is not a
     Value, a Value subclass that compares by value) goes to
     :func:`_capture_own_careful`, which raises the error or captures it as
-    before. As with ``backward()``, two walks of one graph at the same time
-    (in two threads) would confuse each other's marks.
+    before. The marked walk holds ``gradviz.engine.value._MARK_LOCK``, as
+    ``backward()``'s does, so walks in two threads never see each other's marks.
     """
-    objects = _marked_postorder(root)
-    if objects is None:
-        return _capture_own_careful(root, moment, keep_objects)
-    ids = [f"n{i}" for i in range(len(objects))]
-    try:
-        for v, nid in zip(objects, ids):
-            v._mark = nid
-        operands = list(map(tuple, map(map, repeat(_MARK), map(_PREV, objects))))
-    finally:
-        for v in objects:  # leave no ids behind: the Values must not keep them alive
-            v._mark = None
+    with _MARK_LOCK:  # marks are scratch: no other thread's walk may rewrite them meanwhile
+        objects = _marked_postorder(root)
+        if objects is None:
+            return _capture_own_careful(root, moment, keep_objects)
+        ids = [f"n{i}" for i in range(len(objects))]
+        try:
+            for v, nid in zip(objects, ids):
+                v._mark = nid
+            operands = list(map(tuple, map(map, repeat(_MARK), map(_PREV, objects))))
+        finally:
+            for v in objects:  # leave no ids behind: the Values must not keep them alive
+                v._mark = None
     params: list[Any] = [NO_PARAMS] * len(objects)
     raw_params = list(map(_PARAMS, objects))
     for i in compress(range(len(objects)), raw_params):  # the few nodes with parameters
