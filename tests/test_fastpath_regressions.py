@@ -13,6 +13,8 @@ import sys
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradviz
 from gradviz.analysis import check as check_module
@@ -30,6 +32,57 @@ def test_the_subset_search_keeps_the_bits_of_subnormal_terms_beside_huge_ones():
     # 2**k (to keep sums of huge terms finite) turns 5e-324 into 0: that must not decide it.
     fits = lambda s: s == 1e-323  # noqa: E731
     assert check_module._first_fitting_subset(HUGE_AND_SUBNORMAL, fits) == (0, 1, 2, 3)
+
+
+def _linear_order(n):
+    """The candidates above 12 terms, in the documented order, each as its list of indices."""
+    yield from ((i,) for i in range(n))
+    yield from (tuple(j for j in range(n) if j != i) for i in range(n))
+    for k in range(2, n - 1):
+        yield tuple(range(k))
+        yield tuple(range(n - k, n))
+
+
+def _first_fit_by_fsum(terms, fits):
+    """The reference: each candidate summed anew by math.fsum (which raises on an overflowing partial sum)."""
+    for subset in _linear_order(len(terms)):
+        if fits(math.fsum(terms[i] for i in subset)):
+            return subset
+    return None
+
+
+# zeros and subnormals (whose sums are exact and tiny), ones, huge terms, and any float
+SPECIAL = [0.0, -0.0, 5e-324, -5e-324, 1e-310, 2.2250738585072014e-308, 1.0, -1.0, 0.1, 8e307, -8e307, 1.7e308]
+TERMS = st.sampled_from(SPECIAL) | st.sampled_from(SPECIAL[:5]) | st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(TERMS, min_size=12, max_size=18),  # 13 terms or more: the linear search
+    st.sampled_from([8e307, -8e307, 1e308, 1.7e308]),  # a huge term: the search then also sums scaled terms
+    st.lists(st.sampled_from([5e-324, -5e-324, 1e-323, 1e-310]), max_size=3),  # subnormal ones
+    st.randoms(use_true_random=False),
+    st.integers(0, 10**6),
+    st.integers(-1, 1),
+)
+def test_the_linear_subset_search_agrees_with_math_fsum_of_each_candidate(terms, huge, tiny, rnd, pick, ulps):
+    # a target near the sum of one candidate; where math.fsum cannot sum a candidate the
+    # reference has no answer and the case is skipped
+    terms = terms + [huge] + tiny
+    rnd.shuffle(terms)
+    candidates = list(_linear_order(len(terms)))
+    try:
+        target = math.fsum(terms[i] for i in candidates[pick % len(candidates)])
+    except OverflowError:
+        return
+    for _ in range(abs(ulps)):
+        target = math.nextafter(target, math.copysign(math.inf, ulps))
+    fits = lambda s: s == target  # noqa: E731
+    try:
+        expected = _first_fit_by_fsum(terms, fits)
+    except OverflowError:
+        return
+    assert check_module._first_fitting_subset(terms, fits) == expected
 
 
 def _fan_out_snapshot(constants, grad):

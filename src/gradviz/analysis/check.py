@@ -56,7 +56,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..engine.ops import OPS
 from ..graph.capture import capture
@@ -426,43 +426,49 @@ def _first_fitting_subset(terms: Sequence[float], fits: Callable[[float], bool])
         return None
     top = max(map(abs, terms))
     k = max(0, math.frexp(top)[1] + n.bit_length() + 1 - sys.float_info.max_exp)
-    # The terms as they are (exact while no partial overflows) and, where a sum
-    # could overflow, scaled down by 2**k (no sum of them can overflow; scaling
-    # back gives +-inf where the sum does, but a subnormal term loses bits, so
-    # each candidate takes the unscaled partials when they stayed finite).
-    versions = [(list(terms), 1.0)]
+    # Where a sum could overflow, the terms are also summed scaled down by 2**k
+    # (no sum of them can overflow; scaling back gives +-inf where the sum does),
+    # but scaling drops the low bits of a subnormal term: each candidate takes
+    # the unscaled sum unless its partials overflowed.
+    candidates = _linear_candidates(terms, 1.0, watch=bool(k))
     if k:
         down = 2.0**-k
-        versions.append(([t * down for t in terms], 2.0**k))
-
-    def exact_sum(partials: list[list[float]], minus: int | None = None) -> float:
-        for parts, (ts, up) in zip(partials, versions):
-            if all(map(math.isfinite, parts)):
-                return safe_fsum(parts if minus is None else [*parts, -ts[minus]]) * up
-        return math.nan  # unreachable: the scaled partials never overflow
-
-    total: list[list[float]] = [[] for _ in versions]
-    for parts, (ts, _) in zip(total, versions):
-        for t in ts:
-            _add_exact(parts, t)
-    for i in range(n):
-        if fits(exact_sum(total, i)):
-            return tuple(range(i)) + tuple(range(i + 1, n))
-    prefix: list[list[float]] = [[] for _ in versions]
-    suffix: list[list[float]] = [[] for _ in versions]
-    for pre, suf, (ts, _) in zip(prefix, suffix, versions):
-        _add_exact(pre, ts[0])
-        _add_exact(suf, ts[-1])
-    for size in range(2, n - 1):
-        for pre, (ts, _) in zip(prefix, versions):
-            _add_exact(pre, ts[size - 1])
-        if fits(exact_sum(prefix)):
-            return tuple(range(size))
-        for suf, (ts, _) in zip(suffix, versions):
-            _add_exact(suf, ts[n - size])
-        if fits(exact_sum(suffix)):
-            return tuple(range(n - size, n))
+        scaled = _linear_candidates([t * down for t in terms], 2.0**k, watch=False)
+        candidates = ((kind, i, total if exact else other, True) for (kind, i, total, exact), (_, _, other, _) in zip(candidates, scaled))
+    for kind, i, total, _ in candidates:
+        if fits(total):
+            if kind == "all-but":
+                return tuple(range(i)) + tuple(range(i + 1, n))
+            return tuple(range(i)) if kind == "prefix" else tuple(range(n - i, n))
     return None
+
+
+def _linear_candidates(terms: Sequence[float], up: float, *, watch: bool) -> Iterator[tuple[str, int, float, bool]]:
+    """The candidates of :func:`_first_fitting_subset` above 12 terms, in order, with their exact sums.
+
+    Yields ``(kind, i, sum, exact)``: all the terms but term ``i``
+    (``'all-but'``), then the prefix and the suffix of ``i`` terms
+    (``'prefix'``, ``'suffix'``) for ``i`` from 2 to ``n - 2``; ``sum`` is
+    the candidate's exact sum rounded once, times ``up``; ``exact`` is False
+    when a partial sum overflowed on the way (the sum is then meaningless),
+    which is looked at only if ``watch`` (else it is True).
+    """
+    n = len(terms)
+    total: list[float] = []
+    for t in terms:
+        _add_exact(total, t)
+    finite = not watch or math.isfinite(total[-1])
+    for i, t in enumerate(terms):
+        yield "all-but", i, safe_fsum([*total, -t]) * up, finite
+    prefix: list[float] = []
+    suffix: list[float] = []
+    _add_exact(prefix, terms[0])
+    _add_exact(suffix, terms[-1])
+    for size in range(2, n - 1):
+        _add_exact(prefix, terms[size - 1])
+        yield "prefix", size, safe_fsum(prefix) * up, not watch or math.isfinite(prefix[-1])
+        _add_exact(suffix, terms[n - size])
+        yield "suffix", size, safe_fsum(suffix) * up, not watch or math.isfinite(suffix[-1])
 
 
 def _add_exact(partials: list[float], x: float) -> None:
@@ -470,8 +476,8 @@ def _add_exact(partials: list[float], x: float) -> None:
 
     ``partials`` are non-overlapping floats, smallest magnitude first, whose
     exact sum is the exact sum of every value added; ``math.fsum(partials)``
-    rounds it once. If a partial sum overflows, a partial becomes non-finite
-    and stays so (the caller then takes the terms scaled down).
+    rounds it once. If a partial sum overflows, the last partial becomes
+    non-finite and stays so (the caller then takes the terms scaled down).
     """
     i = 0
     for y in partials:
