@@ -261,8 +261,8 @@ def _backward_order(root: Value, accumulate: bool) -> list[Value]:
     postorder (no iterator per node); :meth:`Value.topological_order` keeps
     the postorder, which capture's ids follow. A node counts as reached when
     its ``_mark`` is this walk's new stamp: an attribute check instead of a
-    seen-set (two walks at once on one graph would confuse their marks, but
-    they would also share every grad).
+    seen-set. The caller holds :data:`_MARK_LOCK`, so a capture or another
+    backward() in another thread does not walk over the marks meanwhile.
     """
     if not root._prev:
         return []
