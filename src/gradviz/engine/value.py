@@ -83,7 +83,7 @@ class Value:
         self._params = _params or _NO_PARAMS
         self._backward_fn: Callable[[], None] | None = None
         self._seq = _next_seq()
-        self._mark: object = None  # scratch for graph walks: backward() stamps reached nodes; capture() keeps ids here briefly, then resets it to None
+        self._mark: object = None  # scratch for graph walks (backward's stamps, capture's marks and ids), under _MARK_LOCK
 
     def __setstate__(self, state: tuple[dict[str, object] | None, dict[str, object] | None]) -> None:
         # pickle and copy: the restored Value is made now, in this process,
