@@ -32,7 +32,7 @@ import operator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress, repeat
-from typing import Any, Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from ..engine.ops import OPS, Op
 from .._gc import paused_gc
@@ -251,31 +251,31 @@ def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:
     return op, ops, None
 
 
+def _forward(op: Op, xs: tuple[float, ...], params: Mapping[str, float]) -> float:
+    """``op``'s forward value at operand data ``xs``; nan where the arithmetic raises (IEEE semantics).
+
+    The same as :meth:`Op.apply`, without an empty ``**params`` per node: the
+    replay runs it once per op node of a big graph.
+    """
+    try:
+        return float(op.forward(*xs, **params) if params else op.forward(*xs))
+    except (ArithmeticError, ValueError):
+        return math.nan
+
+
 def _evaluate(op: Op, node: Node, xs: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
     """The forward value and the local derivatives of ``node``'s op at operand data ``xs``.
 
-    Arithmetic errors give nan (IEEE semantics, as :func:`_safe`), and so
+    Arithmetic errors give nan (IEEE semantics, as :func:`_forward`), and so
     does a derivative function that does not return a tuple. The same as
-    :meth:`Op.apply` and :meth:`Op.grads`, without their call (or an empty
-    ``**params``) per node: this runs once per op node of a big graph.
+    :meth:`Op.apply` and :meth:`Op.grads`, without an empty ``**params`` per node.
     """
     params = node.params
-    try:
-        value = op.forward(*xs, **params) if params else op.forward(*xs)
-    except (ArithmeticError, ValueError):
-        value = math.nan
     try:
         grads = op.local_grads(node.data, *xs, **params) if params else op.local_grads(node.data, *xs)
     except (ArithmeticError, ValueError):
         grads = None
-    return float(value), (tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs))
-
-
-def _safe(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except (ArithmeticError, ValueError):
-        return math.nan
+    return _forward(op, xs, params), (tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs))
 
 
 def replay(
@@ -385,5 +385,5 @@ def forward_values(graph: Graph, leaves: Mapping[str, float]) -> dict[str, float
             continue
         if why or op is None:
             raise UsageError(f"node {node.name()} cannot be evaluated: {why}; use the engine's own forward")
-        values[nid] = float(_safe(op.apply, tuple(values[o] for o in ops), node.params))
+        values[nid] = _forward(op, tuple(values[o] for o in ops), node.params)
     return values
