@@ -422,7 +422,7 @@ def _first_fitting_subset(terms: Sequence[float], fits: Callable[[float], bool])
     for i, t in enumerate(terms):
         if fits(t):  # the exact sum of one term is the term
             return (i,)
-    if not _all_finite(terms) and not all(map(math.isfinite, terms)):
+    if not all(map(math.isfinite, terms)):
         return None
     top = max(map(abs, terms))
     k = max(0, math.frexp(top)[1] + n.bit_length() + 1 - sys.float_info.max_exp)
@@ -591,6 +591,11 @@ class _Checker:
         local = self.rp.local[consumer]
         return safe_fsum([local[s] for s in self.rp.slots(consumer, operand)])
 
+    def contributions(self, nid: str, terms: Sequence[float], idx: Sequence[int], *, more: str = "") -> str:
+        """``'t from consumer + ...'`` for the uses ``idx`` of node ``nid`` (terms as from :meth:`local_terms`), capped by :func:`_listed`."""
+        uses = self.rp.uses[nid]
+        return _listed(idx, lambda i: f"{fmt(terms[i])} from {self.name(uses[i][0])}", " + ", more=more)
+
     def local_terms(self, nid: str) -> list[float] | None:
         """Each use's contribution to node ``nid``'s grad, from the consumers' recorded grads.
 
@@ -713,7 +718,7 @@ class _Checker:
     def check_nonfinite_data(self) -> None:
         cause: dict[str, tuple[str, ...]] = {}
         self.nonfinite_data = cause
-        if _all_finite(self.data):
+        if all(map(math.isfinite, self.data)):
             return
         for nid, node in self.g.nodes.items():
             if math.isfinite(node.data):
@@ -907,12 +912,9 @@ class _Checker:
         uses = self.rp.uses[nid]
         n = len(uses)
 
-        def part(i: int) -> str:
-            return f"{fmt(terms[i])} from {self.name(uses[i][0])}"
-
         def parts(idx: Sequence[int]) -> str:
             more = f", {fmt(safe_fsum([terms[i] for i in idx]))} in all" if len(idx) > _LIST_CAP else ""
-            return _listed(idx, part, " + ", more=more)
+            return self.contributions(nid, terms, idx, more=more)
 
         if kept is not None:
             keep = set(kept)
@@ -1128,7 +1130,7 @@ class _Checker:
         return True
 
     def check_nonfinite_grads(self) -> None:
-        if _all_finite(self.rec):
+        if all(map(math.isfinite, self.rec)):
             return
         rp, nodes = self.rp, self.g.nodes
         cause: dict[str, tuple[str, ...]] = {}
@@ -1168,20 +1170,11 @@ class _Checker:
         total = safe_fsum(terms)
         if math.isfinite(total):
             return f"its contributions add up to {fmt(total)}: the engine wrote it"
-        uses = self.rp.uses[nid]
-        listed = _listed(range(len(terms)), lambda i: f"{fmt(terms[i])} from {self.name(uses[i][0])}", " + ")
+        listed = self.contributions(nid, terms, range(len(terms)))
         return (
             f"its contributions are finite ({listed}) but their sum is beyond the float64 range, "
             "so IEEE addition gives it, as in any float64 engine; scale the computation (e.g. the loss) down"
         )
-
-
-def _all_finite(values: Iterable[float]) -> bool:
-    """True if no value is nan or infinite, by one C-level sum (which a nan or an infinity makes non-finite).
-
-    A finite overflow (``1e308 + 1e308``) gives False too: callers then look at each value.
-    """
-    return math.isfinite(sum(values))
 
 
 def _merge(groups: Iterable[Iterable[str]]) -> tuple[str, ...]:
