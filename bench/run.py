@@ -122,13 +122,15 @@ _COLLECTOR = _CollectorClock()
 gc.callbacks.append(_COLLECTOR)
 
 
-def _timed(step: Callable[[], Any], *, min_total: float = 0.2, max_runs: int = 5) -> tuple[float, Any]:
+def _timed(step: Callable[[], Any], *, min_total: float = 0.2, max_runs: int = 5) -> tuple[float, Any, float]:
     """Fastest of a few runs of ``step`` (one run if it takes ``min_total`` or more).
 
-    The collector's share of the fastest run is left in ``_timed.collector``
-    (seconds), for the build rows.
+    Returns:
+        tuple: ``(seconds, result, collector)``: the fastest run's time, the
+        last run's result, and the seconds the cyclic collector spent in the
+        fastest run.
     """
-    best, result, spent, runs = math.inf, None, 0.0, 0
+    best, result, spent, runs, collector = math.inf, None, 0.0, 0, 0.0
     while runs < max_runs and (runs == 0 or spent < min_total):
         result = None
         gc.collect()
@@ -137,9 +139,9 @@ def _timed(step: Callable[[], Any], *, min_total: float = 0.2, max_runs: int = 5
         result = step()
         elapsed = time.perf_counter() - t0
         if elapsed < best:
-            _timed.collector = _COLLECTOR.total - collected  # type: ignore[attr-defined]
+            collector = _COLLECTOR.total - collected
         best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
-    return best, result
+    return best, result, collector
 
 
 def _memory_per_node(graph: str, engine: str, size: int) -> tuple[float, float, int]:
@@ -185,24 +187,23 @@ def worker(graph: str, size: int, engine: str) -> dict[str, Any]:
     mem, peak, nodes = _memory_per_node(graph, engine, size)
     out.update(nodes=nodes, memory_per_node=mem, peak_per_node=peak)
 
-    times["build"], root = _timed(lambda: BUILDERS[graph](engine, size))
-    out["build_collector"] = _timed.collector  # type: ignore[attr-defined]
+    times["build"], root, out["build_collector"] = _timed(lambda: BUILDERS[graph](engine, size))
     before = gradviz.snapshot(root, moment="before-backward") if engine == "gradviz" else None
     try:
-        times["backward"], _ = _timed(root.backward)
+        times["backward"], _, _ = _timed(root.backward)
     except RecursionError as exc:
         times["backward"] = f"fails: RecursionError ({exc})"
     except MemoryError:
         times["backward"] = "fails: MemoryError"
-    times["capture"], after = _timed(lambda: gradviz.capture(root, moment="after-backward", keep_objects=False))
+    times["capture"], after, _ = _timed(lambda: gradviz.capture(root, moment="after-backward", keep_objects=False))
     if engine == "gradviz":
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "g.json")
-            times["JSON save"], _ = _timed(lambda: snap.save(after, path))
+            times["JSON save"], _, _ = _timed(lambda: snap.save(after, path))
             out["json_bytes_per_node"] = os.path.getsize(path) / nodes
-            times["JSON load"], loaded = _timed(lambda: snap.load(path))
+            times["JSON load"], loaded, _ = _timed(lambda: snap.load(path))
         assert loaded == after, "the snapshot did not load back equal"
-        times["DOT source"], _ = _timed(lambda: dot_source(after))
+        times["DOT source"], _, _ = _timed(lambda: dot_source(after))
         check, diff = _analysis("check"), _analysis("diff")
         times["check"] = _timed(lambda: check(after))[0] if check else "n/a (not built)"
         times["diff"] = _timed(lambda: diff(before, after))[0] if diff else "n/a (not built)"
