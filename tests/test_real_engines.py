@@ -1,0 +1,191 @@
+"""gradviz on engines nobody on the gradviz team wrote (issue 9, point 8).
+
+For each engine of the corpus (``real_engines.specs.ENGINES``: micrograd-style
+packages from PyPI, pinned in the ``test`` extra, and a microgpt-style engine
+written here), one unlabelled computation that uses every op the engine has,
+at values where operand order matters, after the engine's own backward:
+
+* check finds nothing and leaves no node unverified, live and from a snapshot;
+* a grad corrupted by hand (grad + 1) is found, that node named culprit;
+* diff against the same computation in ``gradviz.Value`` pairs every leaf
+  and the root, and no matched node differs;
+* the engine's grads equal central finite differences and PyTorch float64,
+  so the engine is known to be correct and any finding is a false alarm.
+
+What fails today is marked ``xfail(strict=True)`` with the issue's point:
+when a fix makes it pass, the test turns red and the marker is removed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import gradviz
+from gradviz.exporters.snapshot import dumps, loads
+
+from real_engines import microgpt
+from real_engines.specs import ENGINES, LEAVES, float_function, gradviz_build, torch_unary, build
+
+SET_ORDER = "issue 9 point 1: _prev is a set; capture invents the order of '-' and '/' operands, so correct ops are called wrong"
+NO_LOCAL_GRADS = "issue 9 point 3: _local_grads is not read; no node is verified"
+DIFF = "issue 9 points 2/7: diff pairs the wrong nodes (leaves swapped, root unpaired) and calls them changed"
+SNAPSHOT_OPS = "issue 9 point 4: from a snapshot, op names outside the op table leave nodes unverified"
+NO_SIN = "issue 9 point 4: gradviz.Value has no sin, cos, tan"
+INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
+         "wrong-gradient culprits with got == expected")
+
+FEMTO_OP = ("issue 9 point 4: femtograd keeps its op name in 'op' (no underscore), so a snapshot has no op "
+            "names and every op node is unverified")
+MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
+SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
+
+#: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
+XFAIL: dict[tuple[str, str], str] = {
+    ("check", "omnigrad"): SET_ORDER,
+    ("check", MICROGPT): NO_LOCAL_GRADS,
+    ("snapshot", "micrograd-andrews"): SNAPSHOT_OPS + " ('math.log', '0.6**-1', 'e')",
+    ("snapshot", "omnigrad"): SET_ORDER + "; " + SNAPSHOT_OPS + " ('power', 'ln()', 'sin()', 'sqrt', 'abs', ...)",
+    ("snapshot", "kaitorch"): SNAPSHOT_OPS + " ('ln', 'LeakyReLU')",
+    ("snapshot", "femtograd"): FEMTO_OP,
+    ("snapshot", MICROGPT): NO_LOCAL_GRADS,
+    ("corrupt-leaf", "omnigrad"): SET_ORDER + "; the corrupted leaf is not among the culprits",
+    ("corrupt-leaf", MICROGPT): NO_LOCAL_GRADS + "; the corrupted grad is not found",
+    **{("corrupt-inner", name): INNER for name in SET_ENGINES},
+    ("corrupt-inner", "omnigrad"): SET_ORDER + "; " + INNER,
+    ("corrupt-inner", MICROGPT): NO_LOCAL_GRADS + "; the corrupted grad is not found",
+    **{("diff", name): DIFF for name in [*SET_ENGINES, MICROGPT]},
+    ("diff", "omnigrad"): NO_SIN + "; " + DIFF,
+}
+
+
+def cases(test: str) -> list:
+    """The engines as parameters, with the strict xfail of ``test`` on each."""
+    out = []
+    for engine in ENGINES:
+        reason = XFAIL.get((test, engine.dist))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        out.append(pytest.param(engine, id=engine.dist.split(" ")[0], marks=marks))
+    return out
+
+
+def run(engine):
+    """The corpus computation in ``engine``, after its own backward: (root, inner, leaves)."""
+    leaves = engine.leaves()
+    root, inner = engine.build(leaves)
+    engine.backward(root)
+    return root, inner, leaves
+
+
+def capture(engine, root):
+    return gradviz.capture(root, children_attr=engine.children_attr)
+
+
+def node_id(graph, obj):
+    (nid,) = [nid for nid, o in graph.objects.items() if o is obj]
+    return nid
+
+
+# -- the corpus itself ----------------------------------------------------------------
+
+
+def test_corpus_has_six_pypi_engines_and_a_microgpt_style_one():
+    pypi = [e for e in ENGINES if e.version is not None and e.dist != "micrograd"]
+    assert len(pypi) >= 6
+    assert any(e.version is None and e.backward is microgpt.backward for e in ENGINES)
+
+
+@pytest.mark.parametrize("engine", cases("ops"))
+def test_computation_uses_every_op_of_the_engine(engine):
+    """Each op the spec lists appears in the captured graph (no op is skipped)."""
+    root, _, _ = run(engine)
+    graph = capture(engine, root)
+    assert len(graph) > 3 * (len(engine.unary) + len(engine.binary))
+    if engine.backward is microgpt.backward:
+        return  # no op names to look at
+    names = {getattr(o, "_op", getattr(o, "op", "")) for o in graph.objects.values()}
+    assert len(names - {""}) >= len(engine.unary) + 2
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", cases("check"))
+def test_check_after_own_backward_finds_nothing_and_verifies_every_node(engine):
+    root, _, _ = run(engine)
+    report = gradviz.check(capture(engine, root))
+    assert [(f.node, f.kind) for f in report.findings] == []
+    assert report.unverified == []
+
+
+@pytest.mark.parametrize("engine", cases("snapshot"))
+def test_check_of_a_snapshot_finds_nothing_and_verifies_every_node(engine):
+    root, _, _ = run(engine)
+    report = gradviz.check(loads(dumps(capture(engine, root))))
+    assert [(f.node, f.kind) for f in report.findings] == []
+    assert report.unverified == []
+
+
+@pytest.mark.parametrize("where", ["leaf", "inner"])
+@pytest.mark.parametrize("engine", cases("corrupt"))
+def test_a_grad_corrupted_by_hand_is_named_culprit(engine, where, request):
+    reason = XFAIL.get((f"corrupt-{where}", engine.dist))
+    if reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    root, inner, leaves = run(engine)
+    target = leaves[0] if where == "leaf" else inner
+    right = float(target.grad)
+    target.grad = target.grad + 1.0
+    graph = capture(engine, root)
+    report = gradviz.check(graph)
+    culprits = [(f.node, f.quantity, f.got, f.expected) for f in report.culprits]
+    assert culprits == [(node_id(graph, target), "grad", pytest.approx(right + 1.0), pytest.approx(right))]
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", cases("diff"))
+def test_diff_against_gradviz_pairs_every_leaf_and_finds_no_change(engine):
+    root, _, leaves = run(engine)
+    groot, gleaves = gradviz_build(engine)
+    groot.backward()
+    a, b = capture(engine, root), gradviz.capture(groot)
+    result = gradviz.diff(a, b)
+    pairs = {row.a: row.b for row in result.rows}
+    wanted = {node_id(a, x): node_id(b, y) for x, y in zip(leaves, gleaves)}
+    wanted[a.root] = b.root
+    assert {aid: pairs.get(aid) for aid in wanted} == wanted
+    assert [(row.a, row.b, row.what) for row in result.changed] == []
+
+
+# -- the engine is correct: its grads against independent references --------------------
+
+
+def central_differences(f, xs, h=1e-6):
+    grads = []
+    for i in range(len(xs)):
+        up = list(xs); up[i] += h
+        down = list(xs); down[i] -= h
+        grads.append((f(*up) - f(*down)) / (2 * h))
+    return grads
+
+
+@pytest.mark.parametrize("engine", cases("fd"))
+def test_engine_grads_equal_central_differences(engine):
+    root, _, leaves = run(engine)
+    f = float_function(engine)
+    assert float(root.data) == pytest.approx(f(*LEAVES), rel=1e-7)
+    assert [float(x.grad) for x in leaves] == pytest.approx(central_differences(f, LEAVES), rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("engine", cases("torch"))
+def test_engine_grads_equal_pytorch_float64(engine, torch):
+    root, _, leaves = run(engine)
+    tensors = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
+    troot, _ = build(*tensors, engine.binary, {name: torch_unary(torch)[name] for name in engine.unary})
+    troot.backward()
+    assert float(root.data) == pytest.approx(troot.item(), rel=1e-7)
+    assert [float(x.grad) for x in leaves] == pytest.approx([t.grad.item() for t in tensors], rel=1e-7, abs=1e-12)
