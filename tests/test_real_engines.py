@@ -36,6 +36,10 @@ NO_SIN = "issue 9 point 4: gradviz.Value has no sin, cos, tan"
 INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
          "wrong-gradient culprits with got == expected")
 
+TWICE = ("issue 9 point 9: a second backward() that adds onto the first gets stale-gradient findings "
+         "mixed with 'wrong-gradient: fits no known fault'")
+NOISE = ("issue 9 point 10: node ids of a set-valued engine move when the data move by one ulp "
+         "(the digest that orders set operands changes)")
 FEMTO_OP = ("issue 9 point 4: femtograd keeps its op name in 'op' (no underscore), so a snapshot has no op "
             "names and every op node is unverified")
 MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
@@ -57,6 +61,10 @@ XFAIL: dict[tuple[str, str], str] = {
     ("corrupt-inner", MICROGPT): NO_LOCAL_GRADS + "; the corrupted grad is not found",
     **{("diff", name): DIFF for name in [*SET_ENGINES, MICROGPT]},
     ("diff", "omnigrad"): NO_SIN + "; " + DIFF,
+    **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
+    ("twice", "omnigrad"): SET_ORDER + "; " + TWICE,
+    ("twice", MICROGPT): NO_LOCAL_GRADS,
+    **{("noise", name): NOISE for name in SET_ENGINES},
 }
 
 
@@ -189,3 +197,113 @@ def test_engine_grads_equal_pytorch_float64(engine, torch):
     troot.backward()
     assert float(root.data) == pytest.approx(troot.item(), rel=1e-7)
     assert [float(x.grad) for x in leaves] == pytest.approx([t.grad.item() for t in tensors], rel=1e-7, abs=1e-12)
+
+
+# -- backward twice, ids under noise ------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", cases("twice"))
+def test_a_second_backward_is_told_as_stale_gradients_or_nothing(engine):
+    """An engine that zeroes grads in backward gets no finding; one that adds gets only stale-gradient."""
+    root, _, _ = run(engine)
+    engine.backward(root)
+    report = gradviz.check(capture(engine, root))
+    if engine.zeroes_grads:
+        assert [(f.node, f.kind) for f in report.findings] == []
+        assert report.unverified == []
+    else:
+        assert report.findings
+        assert {f.kind for f in report.findings} == {"stale-gradient"}
+
+
+@pytest.mark.parametrize("engine", cases("noise"))
+def test_ids_do_not_move_when_the_data_move_by_one_ulp(engine):
+    def leaf_ids(xs):
+        V = engine.value_class()
+        leaves = [V(x) for x in xs]
+        root, _ = engine.build(leaves)
+        engine.backward(root)
+        graph = capture(engine, root)
+        return [node_id(graph, x) for x in leaves]
+
+    first = leaf_ids(LEAVES)
+    for nudged in ([math.nextafter(x, math.inf) for x in LEAVES], [math.nextafter(x, -math.inf) for x in LEAVES],
+                   [x * (1 + 4e-16) for x in LEAVES]):
+        assert leaf_ids(nudged) == first
+
+
+# -- quirks of single engines ---------------------------------------------------------------
+
+
+def kaitorch_activation(name, x, *args):
+    import kaitorch.activations as A
+    from kaitorch.core import Scalar
+
+    leaf = Scalar(x)
+    out = getattr(A, name)(*args)(leaf)
+    root = out * 2.0
+    root.backward()
+    return leaf, out, root
+
+
+KAITORCH_WRONG = {
+    # name, input, args, kaitorch's derivative (taken at the output), the true one (at the input)
+    "tanh": (0.5, (), 1 - math.tanh(math.tanh(0.5)) ** 2, 1 - math.tanh(0.5) ** 2),
+    "sigmoid": (0.5, (), (lambda s: s * (1 - s))(1 / (1 + math.exp(-1 / (1 + math.exp(-0.5))))),
+                (lambda s: s * (1 - s))(1 / (1 + math.exp(-0.5)))),
+    "ELU": (-0.7, (1.0,), math.exp(math.exp(-0.7) - 1), math.exp(-0.7)),
+}
+
+
+@pytest.mark.parametrize("name", [
+    "tanh", "sigmoid",
+    pytest.param("ELU", marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 9 point 4: 'ELU' is outside the op table; its probed derivative is trusted, so the wrong one is not found"))),
+])
+def test_kaitorch_activations_with_a_wrong_derivative_are_found(name):
+    """kaitorch 0.1.0 takes tanh', sigmoid' and ELU' at the output instead of the input: a real bug."""
+    x, args, got, right = KAITORCH_WRONG[name]
+    leaf, out, root = kaitorch_activation(name, x, *args)
+    assert leaf.grad == pytest.approx(2 * got)  # the bug is there
+    graph = gradviz.capture(root)
+    report = gradviz.check(graph)
+    culprits = [(f.node, f.kind, f.operand, f.got, f.expected) for f in report.culprits]
+    assert culprits == [(node_id(graph, out), "wrong-local-derivative", node_id(graph, leaf),
+                         pytest.approx(got), pytest.approx(right))]
+
+
+def test_micrograd_relu_at_zero_agrees_with_gradviz_and_pytorch():
+    from micrograd.engine import Value
+
+    a = Value(0.0)
+    y = a.relu() * 3.0 + a
+    y.backward()
+    assert a.grad == 1.0  # relu'(0) = 0, as PyTorch
+    assert gradviz.check(y).findings == []
+
+
+def test_omnigrad_abs_and_relu_at_zero_agree_with_pytorch():
+    from omnigrad.diffengine import Value
+
+    a = Value(0.0)
+    y = a.abs() * 3.0 + a.reLU() * 5.0 + a
+    y.backward()
+    assert a.grad == 1.0  # abs'(0) = relu'(0) = 0, as PyTorch
+    report = gradviz.check(y)
+    assert report.findings == [] and report.unverified == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 9 point 4: femtograd's op name is under 'op', so its relu is not recognised and relu'(0) = 1 "
+    "is not reported as a kink"))
+def test_femtograd_relu_at_zero_is_a_kink():
+    from femtograd.femtograd import value
+
+    a = value(0.0)
+    r = a.relu()
+    y = r * 3.0
+    y.backward()
+    assert a.grad == 3.0  # femtograd takes relu'(0) = 1; PyTorch takes 0
+    graph = gradviz.capture(y, children_attr="prev")
+    culprits = [(f.node, f.kind, f.operand, f.got, f.expected) for f in gradviz.check(graph).culprits]
+    assert culprits == [(node_id(graph, r), "kink", node_id(graph, a), 1.0, 0.0)]

@@ -103,6 +103,8 @@ class Engine:
         unary: canonical op name -> how to call it on one of its values.
         backward: runs its own backward from the root.
         children_attr: its operand attribute, if not ``_prev``/``_children``.
+        zeroes_grads: its backward zeroes every grad first (a second call
+            gives the same grads); the others add onto the old ones.
         quirks: what a user of gradviz meets with it (README table).
     """
 
@@ -114,6 +116,7 @@ class Engine:
     unary: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     backward: Callable[[Any], None] = lambda root: root.backward()
     children_attr: str | None = None
+    zeroes_grads: bool = False
     quirks: str = ""
 
     @property
@@ -184,7 +187,7 @@ ENGINES = [
         "warns at import without matplotlib",
     ),
     Engine(
-        "nano-autograds", "1.1.1", "autograd.core.engine", "Value", ALL_BINARY, {"relu": method("relu")},
+        "nano-autograds", "1.1.1", "autograd.core.engine", "Value", ALL_BINARY, {"relu": method("relu")}, zeroes_grads=True,
         quirks="imports as `autograd`; `_prev` a set; `ReLU`; backward zeroes every grad first; "
         "`_backward(keep_graph=False)` takes an argument; imports numpy without declaring it",
     ),
@@ -222,7 +225,7 @@ ENGINES = [
     Engine(
         "microgpt-style (tests/real_engines/microgpt.py)", None, "real_engines.microgpt", "Value",
         frozenset(BINARY), {"exp": method("exp"), "log": method("log"), "relu": method("relu")},
-        backward=microgpt.backward,
+        backward=microgpt.backward, zeroes_grads=True,
         quirks="`_children` and `_local_grads` tuples, no `_op`, no `_backward`; free-function backward",
     ),
 ]
