@@ -255,13 +255,25 @@ KAITORCH_WRONG = {
 }
 
 
+
+def _swish_derivative(x):
+    """d/dx x * sigmoid(x) = sigmoid(x) + swish(x) * (1 - sigmoid(x))."""
+    sig = 1 / (1 + math.exp(-x))
+    return sig + x * sig * (1 - sig)
+
+
+KAITORCH_WRONG["swish"] = (0.5, (1.0,), _swish_derivative(0.5 / (1 + math.exp(-0.5))), _swish_derivative(0.5))
+POINT4_PROBED = ("issue 9 point 4: '{}' is outside the op table; its probed derivative is trusted, "
+                 "so the wrong one is not found")
+
+
 @pytest.mark.parametrize("name", [
     "tanh", "sigmoid",
-    pytest.param("ELU", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 9 point 4: 'ELU' is outside the op table; its probed derivative is trusted, so the wrong one is not found"))),
+    pytest.param("swish", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("swish"))),
+    pytest.param("ELU", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("ELU"))),
 ])
 def test_kaitorch_activations_with_a_wrong_derivative_are_found(name):
-    """kaitorch 0.1.0 takes tanh', sigmoid' and ELU' at the output instead of the input: a real bug."""
+    """kaitorch 0.1.0 takes tanh', sigmoid', ELU' and swish' at the output instead of the input: a real bug."""
     x, args, got, right = KAITORCH_WRONG[name]
     leaf, out, root = kaitorch_activation(name, x, *args)
     assert leaf.grad == pytest.approx(2 * got)  # the bug is there
@@ -307,3 +319,23 @@ def test_femtograd_relu_at_zero_is_a_kink():
     graph = gradviz.capture(y, children_attr="prev")
     culprits = [(f.node, f.kind, f.operand, f.got, f.expected) for f in gradviz.check(graph).culprits]
     assert culprits == [(node_id(graph, r), "kink", node_id(graph, a), 1.0, 0.0)]
+
+
+# -- the corpus is what the test extra and the README say ---------------------------------
+
+
+def test_every_engine_is_pinned_installed_and_in_the_readme_table():
+    from importlib.metadata import version
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Engines gradviz has been tried on", 1)[1].split("\n## ", 1)[0]
+    for engine in ENGINES:
+        if engine.version is None:
+            assert "| microgpt-style (ours) |" in table
+            continue
+        assert f'"{engine.dist}=={engine.version}"' in pyproject
+        assert version(engine.dist) == engine.version
+        assert f"| {engine.dist} | {engine.version} |" in table
