@@ -87,8 +87,24 @@ def build(a: Any, b: Any, c: Any, binary: frozenset[str], unary: dict[str, Calla
 
 
 def method(name: str) -> Callable[[Any], Any]:
-    """The unary op that calls ``value.name()``."""
-    return lambda v: getattr(v, name)()
+    """The unary op that calls ``value.name()`` (the name is kept on it as ``.method``)."""
+    def apply(v):
+        return getattr(v, name)()
+    apply.method = name
+    return apply
+
+
+#: Each binary form of :data:`BINARY` applied to two leaves (for the test that
+#: an engine lacks what its spec leaves out).
+BINARY_FORMS: dict[str, Callable[[Any, Any], Any]] = {
+    "sub": lambda a, b: a - b, "div": lambda a, b: a / b, "rsub": lambda a, b: 2 - a, "rdiv": lambda a, b: 2 / a,
+    "neg": lambda a, b: -a, "radd": lambda a, b: 0.5 + a, "rmul": lambda a, b: 3 * a, "pow": lambda a, b: a ** 3,
+    "vpow": lambda a, b: a ** b,
+}
+
+#: Public methods of engine classes that are not ops of one scalar.
+NOT_OPS = frozenset({"backward", "zero_grad", "trace", "draw_dot", "activation",
+                     "gamma_internal", "digamma_internal", "gamma_actual", "softmax"})
 
 
 @dataclass(frozen=True)
@@ -118,10 +134,6 @@ class Engine:
     children_attr: str | None = None
     zeroes_grads: bool = False
     quirks: str = ""
-
-    @property
-    def id(self) -> str:
-        return self.dist
 
     def value_class(self) -> type:
         with warnings.catch_warnings():  # scalargrad warns that matplotlib is missing
