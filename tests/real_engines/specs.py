@@ -304,3 +304,11 @@ def float_function(engine: Engine) -> Callable[[float, float, float], float]:
     """The engine's computation on plain floats."""
     ops = {name: FLOAT_UNARY[name] for name in engine.unary}
     return lambda a, b, c: build(a, b, c, engine.binary, ops)[0]
+
+
+#: gradviz's own engine through the same tests: what they ask of a foreign
+#: engine, gradviz must do on its own (a failure here is not foreign-specific).
+CONTROL = Engine(
+    "gradviz", None, "gradviz", "Value", frozenset(BINARY),
+    {name: method(name) for name in ("exp", "log", "tanh", "relu", "sigmoid")}, zeroes_grads=True,
+)
