@@ -1,4 +1,4 @@
-"""gradviz on engines nobody on the gradviz team wrote (issue 9, point 8).
+"""gradviz on engines nobody on the gradviz team wrote (issue 9, Deliver 8).
 
 For each engine of the corpus (``real_engines.specs.ENGINES``: micrograd-style
 packages from PyPI, pinned in the ``test`` extra, and a microgpt-style engine
@@ -6,14 +6,22 @@ written here), one unlabelled computation that uses every op the engine has,
 at values where operand order matters, after the engine's own backward:
 
 * check finds nothing and leaves no node unverified, live and from a snapshot;
-* a grad corrupted by hand (grad + 1) is found, that node named culprit;
+* a grad corrupted by hand (grad + 1), at a leaf or an interior node, is
+  found, that node named the one culprit with the right expected value;
 * diff against the same computation in ``gradviz.Value`` pairs every leaf
   and the root, and no matched node differs;
+* a second backward gets only stale-gradient findings (none where the
+  engine's backward zeroes grads), and node ids stay when data move by an ulp;
 * the engine's grads equal central finite differences and PyTorch float64,
   so the engine is known to be correct and any finding is a false alarm.
 
-What fails today is marked ``xfail(strict=True)`` with the issue's point:
-when a fix makes it pass, the test turns red and the marker is removed.
+gradviz's own ``Value`` runs the same tests as a control. Then single
+engines' quirks: kaitorch's wrong activation derivatives (a real bug that
+check must find), relu and abs at 0.
+
+What fails today is marked ``xfail(strict=True)`` with the issue's point
+(``XFAIL``): when a fix makes it pass, the test turns red and the entry is
+removed. The README's table "Engines gradviz has been tried on" says the same.
 """
 
 from __future__ import annotations
