@@ -163,7 +163,7 @@ def _digest(*parts: bytes | str | float) -> bytes:
 
 def _order_sets(
     root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Callable[[Any], tuple]
-) -> tuple[Callable[[Any], Sequence[Any]], dict[int, str]]:
+) -> tuple[Callable[[Any], Sequence[Any]], dict[int, str], dict[int, tuple]]:
     """Order set-valued operands from evidence, deterministically; say how each order was found.
 
     Two keys are computed for every node, in the spirit of Weisfeiler-Lehman
@@ -185,28 +185,24 @@ def _order_sets(
     (:func:`gradviz.graph.order.lost_operands`).
 
     Returns:
-        tuple: ``(children, states)``: a children function giving each
-        node's operands in order, and ``id(node) -> state`` (see
+        tuple: ``(children, states, attrs)``: a children function giving
+        each node's operands in order, ``id(node) -> state`` (see
         :data:`gradviz.graph.model.ORDERS`) for every node whose operands came
-        from a set.
+        from a set, and ``id(node) -> attr_of(node)``.
     """
     nodes = postorder(root, children)  # any topological order will do for the keys
     kids_of = {id(v): children(v) for v in nodes}
     attrs = {id(v): attr_of(v) for v in nodes}
     up: dict[int, bytes] = {}
-    bits: dict[int, bytes] = {}  # the same, with the data's bits: the last tie-break
     for v in nodes:  # operands first
         kids = kids_of[id(v)]
-        op, label, data, _grad = attrs[id(v)]
+        op, label, _data, _grad = attrs[id(v)]
         if any(id(k) not in up for k in kids):  # postorder emits operands first, unless they depend on v
             raise _cycle_error(label or type(v).__name__)
         parts = [up[id(k)] for k in kids]
-        more = [bits[id(k)] for k in kids]
         if isinstance(kids, list):  # came from a set: its order means nothing
             parts.sort()
-            more.sort()
         up[id(v)] = _digest(op, label, str(len(kids)), b"|", *parts)
-        bits[id(v)] = _digest(op, label, data, b"|", *more)
     uses: dict[int, list[bytes]] = {id(v): [] for v in nodes}
     down: dict[int, bytes] = {}
     for v in reversed(nodes):  # consumers first
@@ -216,9 +212,23 @@ def _order_sets(
         for slot, k in enumerate(kids):
             uses[id(k)].append(down[id(v)] + struct.pack("<q", -1 if from_set else slot))
 
+    bits: dict[int, bytes] = {}  # the upward digest with the data's bits, only where it is needed
+
+    def bits_of(v: Any) -> bytes:
+        # operands first; the subgraphs already digested are not walked again
+        for w in postorder(v, lambda x: () if id(x) in bits else kids_of[id(x)]):
+            if id(w) not in bits:
+                kids = kids_of[id(w)]
+                parts = [bits[id(k)] for k in kids]
+                if isinstance(kids, list):
+                    parts.sort()
+                op, label, data, _grad = attrs[id(w)]
+                bits[id(w)] = _digest(op, label, data, b"|", *parts)
+        return bits[id(v)]
+
     def key(k: Any) -> tuple:
         data = attrs[id(k)][2]
-        return (down[id(k)], math.isnan(data), 0.0 if math.isnan(data) else data, bits[id(k)])
+        return (down[id(k)], math.isnan(data), 0.0 if math.isnan(data) else data)
 
     ordered: dict[int, Sequence[Any]] = {}
     states: dict[int, str] = {}
@@ -228,12 +238,14 @@ def _order_sets(
             ordered[id(v)] = kids
             continue
         members = sorted(kids, key=key)
+        if any(key(a) == key(b) for a, b in zip(members, members[1:])):  # alike in structure and own data
+            members.sort(key=lambda k: (*key(k), bits_of(k)))
         ordered[id(v)] = members
         if members:
             states[id(v)], perm = _set_order(v, members, attrs)
             if perm is not None:
                 ordered[id(v)] = [members[i] for i in perm]
-    return (lambda v: ordered[id(v)]), states
+    return (lambda v: ordered[id(v)]), states, attrs
 
 
 def _set_order(v: Any, members: list[Any], attrs: dict[int, tuple]) -> tuple[str, tuple[int, ...] | None]:
@@ -447,13 +459,13 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
             _number(v, "grad"),
         )
 
-    children, states = _order_sets(root, children, attrs)
+    children, states, attr_of = _order_sets(root, children, attrs)
     objects = postorder(root, children)
     ids = [f"n{i}" for i in range(len(objects))]
     index = dict(zip(map(id, objects), ids))
     nodes: dict[str, Node] = {}
     for nid, v in zip(ids, objects):
-        op_raw, label, data, grad = attrs(v)
+        op_raw, label, data, grad = attr_of[id(v)]
         op, params = normalize_op(op_raw)
         operands = tuple(index[id(k)] for k in children(v))
         for operand in operands:

@@ -31,10 +31,11 @@ the graph (``'merged'``, :func:`lost_operands`).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import permutations
 from typing import Any, Mapping, Sequence
 
-from ..engine.ops import Op
+from ..engine.ops import OPS, Op
 from .model import Graph, Node
 
 __all__ = ["ANY", "INFERRED", "UNKNOWN", "MERGED", "decide", "fits", "lost_operands", "describe", "resolve", "compares_by_value"]
@@ -140,6 +141,8 @@ def decide(op: Op | None, params: Mapping[str, float], data: float, xs: Sequence
         return None, ANY
     if op is None or len(xs) != op.arity or len(xs) > _MAX_OPERANDS or any(p not in params for p in op.params):
         return None, UNKNOWN
+    if not op.params and _symmetric(op.name):
+        return None, ANY
     readings = _classes(op, params, xs)
     if len(readings) == 1:
         return None, ANY
@@ -147,6 +150,21 @@ def decide(op: Op | None, params: Mapping[str, float], data: float, xs: Sequence
     if len(fitting) == 1:
         return fitting[0], INFERRED
     return None, UNKNOWN
+
+
+#: Operand data where no op of the table is symmetric by accident.
+_GENERIC = ((0.6180339887, 1.4142135623), (2.7182818284, 0.5772156649))
+
+
+@lru_cache(maxsize=None)
+def _symmetric(name: str) -> bool:
+    """True for an op whose every order is one reading at generic data (``+``, ``*``): then at any data.
+
+    Saves trying both orders at each of the millions of ``+`` and ``*`` nodes
+    of a big micrograd graph.
+    """
+    op = OPS[name]
+    return all(len(_classes(op, {}, xs[: op.arity])) == 1 for xs in _GENERIC)
 
 
 def compares_by_value(obj: object) -> bool:
@@ -236,8 +254,6 @@ def resolve(graph: Graph, observed: Mapping[str, Mapping[str, float]]) -> dict[s
         fits (in its data too, unless no reading fits the data). Nodes not
         listed stay as they are.
     """
-    from ..engine.ops import OPS
-
     out: dict[str, Node] = {}
     for nid, local in observed.items():
         node = graph.nodes.get(nid)
