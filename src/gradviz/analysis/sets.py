@@ -20,14 +20,17 @@ Every call restores the objects as they were (grads, data, the set).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..graph.capture import CHILD_ATTRIBUTES
 from ..graph.model import Graph
 from ..graph.order import describe, lost_operands, resolve
 from .probe import Probe, probe
 
-__all__ = ["resolve_orders", "order_sensitivity", "set_attribute", "lost_text", "from_set"]
+__all__ = [
+    "resolve_orders", "order_sensitivity", "set_attribute", "lost_text", "from_set", "merged_message",
+    "unresolved_note", "caveat", "DEPENDS", "MAY_DEPEND",
+]
 
 
 def from_set(graph: Graph, nid: str) -> bool:
@@ -119,3 +122,63 @@ def lost_text(graph: Graph, nid: str) -> str | None:
         return None
     attr = set_attribute(obj) or "_prev"
     return "; ".join(describe(x, attr) for x in lost[:4]) + (f"; and {len(lost) - 4} more" if len(lost) > 4 else "")
+
+
+def merged_message(graph: Graph, nid: str) -> str:
+    """The message of a merged-nodes finding at a node whose set of operands merged distinct ones."""
+    node = graph.nodes[nid]
+    kept = ", ".join(graph.nodes[o].name() for o in dict.fromkeys(node.operands))
+    lost = lost_text(graph, nid)
+    what = f"it lost {lost}" if lost else "what it lost is not known (a snapshot, or no _backward closure to read)"
+    return (
+        f"its operands are a set, which kept only {kept} of the operands {node.op_display()} uses: the engine's "
+        f"value-based __eq__/__hash__ made distinct operands of equal data one; {what}. That part of the graph "
+        "is not in the graph gradviz reads (nor in the engine's backward()), so its grads are not checked; "
+        "tell nodes apart by identity (keep the default __eq__ and __hash__) or keep operands in a tuple"
+    )
+
+
+def unresolved_note(graph: Graph, nid: str, observed: Mapping[str, float] | None) -> str:
+    """The check note of a node whose operand order stayed unknown: what was tried."""
+    node = graph.nodes[nid]
+    if observed is None:
+        why = "the data fits more than one order (or none), and there is no live _backward to probe"
+    else:
+        shown = ", ".join(f"d/d{graph.nodes[o].label or o} = {observed[o]:.6g}" for o in node.operands if o in observed)
+        why = f"the data fits more than one order (or none), and its probed derivatives ({shown}) fit no single one"
+    return f"{node.name()}: not verified: operand order unknown ({why}); no fault that depends on the order is reported"
+
+
+#: ``Finding.order_dependence`` values: live evidence, or only the possibility (a snapshot).
+DEPENDS, MAY_DEPEND = "yes", "possible"
+
+
+def caveat(graph: Graph, involved: list[str], sensitive: Mapping[str, Any], tried: Collection[str] = ()) -> tuple[str, str] | None:
+    """The run-to-run caveat of a finding that involves the nodes ``involved``, or None.
+
+    Args:
+        graph: the graph checked.
+        involved: the op nodes whose ``_backward`` the finding is about (the
+            node itself for a local derivative, its consumers for a grad).
+        sensitive: node id -> what :func:`order_sensitivity` found (live graphs).
+        tried: the nodes probed in both orders (their result does not
+            depend on the order unless they are in ``sensitive``).
+
+    Returns:
+        tuple: ``(DEPENDS or MAY_DEPEND, text to append to the message)``.
+    """
+    hit = [c for c in involved if c in sensitive]
+    if hit:
+        return DEPENDS, (
+            f" (order-dependent: the _backward of {graph.nodes[hit[0]].name()} gives its operands other derivatives "
+            "when its set of operands iterates in another order, and a set's order follows memory addresses: "
+            "this finding may change from run to run)"
+        )
+    sets = [c for c in involved if from_set(graph, c) and c not in tried]
+    if sets:
+        return MAY_DEPEND, (
+            f" (may depend on the run: the operands of {graph.nodes[sets[0]].name()} come from a set; if its "
+            "_backward pairs them by the set's iteration order, e.g. zip(self._prev, ...), the result changes "
+            "from run to run; check the live script to tell)"
+        )
+    return None
