@@ -29,7 +29,7 @@ from .probe import Probe, probe
 
 __all__ = [
     "resolve_orders", "order_sensitivity", "set_attribute", "lost_text", "from_set", "merged_message",
-    "unresolved_note", "caveat", "DEPENDS", "MAY_DEPEND",
+    "caveat", "DEPENDS", "MAY_DEPEND",
 ]
 
 
@@ -126,27 +126,21 @@ def lost_text(graph: Graph, nid: str) -> str | None:
 
 def merged_message(graph: Graph, nid: str) -> str:
     """The message of a merged-nodes finding at a node whose set of operands merged distinct ones."""
+    from ..engine.ops import OPS
+
     node = graph.nodes[nid]
-    kept = ", ".join(graph.nodes[o].name() for o in dict.fromkeys(node.operands))
+    kept = list(dict.fromkeys(node.operands))
+    spec = OPS.get(node.op)
+    uses = f" of the {spec.arity}" if spec is not None else ""
     lost = lost_text(graph, nid)
-    what = f"it lost {lost}" if lost else "what it lost is not known (a snapshot, or no _backward closure to read)"
+    what = f"it lost {lost}" if lost else "what it lost is not known here (a snapshot, or no _backward closure to read)"
     return (
-        f"its operands are a set, which kept only {kept} of the operands {node.op_display()} uses: the engine's "
-        f"value-based __eq__/__hash__ made distinct operands of equal data one; {what}. That part of the graph "
-        "is not in the graph gradviz reads (nor in the engine's backward()), so its grads are not checked; "
-        "tell nodes apart by identity (keep the default __eq__ and __hash__) or keep operands in a tuple"
+        f"its operands are a set, which kept {len(kept)}{uses} operands {node.op_display()} uses "
+        f"({', '.join(graph.nodes[o].name() for o in kept)}): the engine's value-based __eq__/__hash__ made distinct "
+        f"operands of equal data one; {what}. The lost operand and what it was computed from are not in the graph "
+        "(the engine's own backward() never reaches them either), so their grads are not checked; tell nodes apart "
+        "by identity (keep the default __eq__ and __hash__) or keep operands in a tuple"
     )
-
-
-def unresolved_note(graph: Graph, nid: str, observed: Mapping[str, float] | None) -> str:
-    """The check note of a node whose operand order stayed unknown: what was tried."""
-    node = graph.nodes[nid]
-    if observed is None:
-        why = "the data fits more than one order (or none), and there is no live _backward to probe"
-    else:
-        shown = ", ".join(f"d/d{graph.nodes[o].label or o} = {observed[o]:.6g}" for o in node.operands if o in observed)
-        why = f"the data fits more than one order (or none), and its probed derivatives ({shown}) fit no single one"
-    return f"{node.name()}: not verified: operand order unknown ({why}); no fault that depends on the order is reported"
 
 
 #: ``Finding.order_dependence`` values: live evidence, or only the possibility (a snapshot).

@@ -218,8 +218,8 @@ def describe(x: Any, children_attr: str = "_prev") -> str:
     label = getattr(x, "label", "") or ""
     op = getattr(x, "_op", "") or ""
     kids = getattr(x, children_attr, None) or getattr(x, "_children", None) or ()
-    try:
-        shown = ", ".join(_short(k) for k in list(kids)[:4])
+    try:  # a set's order means nothing: show the operands sorted
+        shown = ", ".join(sorted(map(_short, list(kids)))[:4])
     except TypeError:
         shown = ""
     what = f"{op!s} of ({shown})" if op else "a leaf"
