@@ -10,6 +10,7 @@ bits of a digest; and sets that merged distinct nodes of equal data.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -21,7 +22,9 @@ from gradviz.exporters.snapshot import dumps, loads
 from gradviz.graph.order import decide
 from gradviz.engine.ops import OPS
 
-from buggy_engines import set_prev
+from gradviz.analysis import check as C
+
+from buggy_engines import set_prev, set_value_eq, set_zip
 
 
 def shape(graph):
@@ -208,3 +211,125 @@ def test_ids_equal_before_and_after_backward_with_set_operands():
     L.backward()
     after = gradviz.snapshot(L)
     assert shape(before) == shape(after)
+
+
+# -- sets that merged distinct nodes (value-based __eq__/__hash__) --------------------------------
+
+
+def merged_sum():
+    """issue 9, point 7: h1 = w1*x1 and h2 = w2*x2 have equal data, so the set of h1 + h2 keeps one."""
+    V = set_value_eq.Value
+    w1, x1, w2, x2 = V(2.0, label="w1"), V(3.0, label="x1"), V(-1.5, label="w2"), V(-4.0, label="x2")
+    h1 = w1 * x1
+    h1.label = "h1"
+    h2 = w2 * x2
+    h2.label = "h2"
+    y = h1 + h2
+    y.label = "y"
+    y.backward()
+    return y, (w1, x1, w2, x2, h2)
+
+
+def test_a_set_that_merged_equal_operands_is_reported_as_merged():
+    y, (w1, x1, w2, x2, h2) = merged_sum()
+    assert (w1.grad, x1.grad, w2.grad, x2.grad) == (3.0, 2.0, 0.0, 0.0)  # h2's _backward never ran
+    report = gradviz.check(y)
+    nodes = by_label(report.graph)
+    assert set(nodes) == {"w1", "x1", "h1", "y"}  # h2, w2, x2 are not in the engine's _prev
+    assert nodes["y"].order == "merged" and nodes["y"].operands == (nodes["h1"].id,)
+    assert [(f.node, f.kind, f.quantity, f.got, f.expected) for f in report.findings] == [
+        (nodes["y"].id, "merged-nodes", "data", None, None)
+    ], report.table()
+    message = report.culprits[0].message
+    assert f"kept 1 of the 2 operands + uses (h1 ({nodes['h1'].id}))" in message
+    assert "it lost h2 = * of (w2 -1.5, x2 -4), data 6" in message
+    # what is in the graph is checked against the engine's own derivative of y (probed): h1 got 1, right
+    assert report.unverified == []
+    assert any("not verified: its set of operands merged" in n for n in report.notes)
+
+
+def test_a_snapshot_of_a_merged_set_says_so_and_checks_nothing_behind_it():
+    y, _ = merged_sum()
+    report = gradviz.check(loads(dumps(gradviz.snapshot(y))))
+    nodes = by_label(report.graph)
+    assert [(f.node, f.kind, f.got, f.expected) for f in report.findings] == [(nodes["y"].id, "merged-nodes", None, None)]
+    assert "what it lost is not known here" in report.culprits[0].message
+    # h1's grad comes only from y, which cannot be replayed; w1 and x1 are still checked against h1's grad
+    assert report.unverified == [nodes["h1"].id]
+
+
+def test_value_eq_set_with_one_operand_used_twice_is_not_merged():
+    V = set_value_eq.Value
+    a = V(3.0, label="a")
+    b = a + a  # the closure holds a twice: one operand used twice, which the replay reads as such
+    b.label = "b"
+    b.backward()
+    assert a.grad == 2.0
+    graph = gradviz.capture(b)
+    assert by_label(graph)["b"].order == "any"
+    report = gradviz.check(b)
+    assert report.ok and report.unverified == [], report.table()
+
+
+# -- order dependence: a _backward that pairs a set with derivatives by position ------------------
+
+
+def zip_product(first: int, second: int):
+    """issue 9, point 8: c = a * b whose _backward zips the set {a, b} with (b, a); the set's order is chosen."""
+    V = set_zip.Value
+    a, b = V(2.0, label="a"), V(5.0, label="b")
+    a._serial, b._serial = first, second  # a lower serial iterates first (see set_zip)
+    c = a * b
+    c.label = "c"
+    L = c + V(1.0, label="k")
+    L.label = "L"
+    L.backward()
+    return L, a, b
+
+
+def validate_check_json(report):
+    import jsonschema
+
+    jsonschema.validate(json.loads(report.dumps()), C.schema())
+
+
+def test_latent_order_bug_is_found_in_a_run_where_it_happens_to_be_right():
+    L, a, b = zip_product(1, 2)
+    assert (a.grad, b.grad) == (5.0, 2.0)  # right in this run
+    report = gradviz.check(L)
+    nodes = by_label(report.graph)
+    rows = [(f.node, f.kind, f.operand, f.got, f.expected, f.order_dependence) for f in report.findings]
+    assert rows == [
+        (nodes["c"].id, "order-dependent", nodes["a"].id, 2.0, 5.0, "yes"),
+        (nodes["c"].id, "order-dependent", nodes["b"].id, 5.0, 2.0, "yes"),
+    ], report.table()
+    assert report.culprits[0].message.startswith("d c / d a is 5 in this run, right for *, but 2 when its set of operands")
+    assert "zip over _prev?" in report.culprits[0].message
+    validate_check_json(report)
+    assert json.loads(report.dumps())["findings"][0]["order_dependence"] == "yes"
+
+
+def test_order_bug_in_a_run_where_it_shows_carries_the_caveat():
+    L, a, b = zip_product(2, 1)
+    assert (a.grad, b.grad) == (2.0, 5.0)  # wrong in this run
+    report = gradviz.check(L)
+    nodes = by_label(report.graph)
+    rows = [(f.node, f.kind, f.operand, f.got, f.expected, f.order_dependence) for f in report.culprits]
+    assert rows == [
+        (nodes["c"].id, "wrong-local-derivative", nodes["a"].id, 2.0, 5.0, "yes"),
+        (nodes["c"].id, "wrong-local-derivative", nodes["b"].id, 5.0, 2.0, "yes"),
+    ], report.table()
+    assert report.culprits[0].message.endswith("this finding may change from run to run)")
+    validate_check_json(report)
+    # a snapshot cannot try the other order: the caveat says it is possible
+    snap = gradviz.check(loads(dumps(gradviz.snapshot(L))))
+    assert [(f.kind, f.order_dependence) for f in snap.culprits] == [("wrong-local-derivative", "possible")] * 2
+    assert "may depend on the run: the operands of c" in snap.culprits[0].message
+    validate_check_json(snap)
+
+
+def test_a_correct_set_engine_is_not_order_dependent():
+    L, _ = correct_set_computation()
+    L.backward()
+    report = gradviz.check(L)
+    assert report.ok and not any(f.order_dependence for f in report.findings)
