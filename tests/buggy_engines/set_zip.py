@@ -24,7 +24,7 @@ class Value(set_prev.Value):
 
     def __mul__(self, other):
         other = self._wrap(other)
-        out = self._make(self.data * other.data, (self, other), "*")
+        out = type(self)(self.data * other.data, (self, other), "*")
 
         def _backward():
             for child, d in zip(out._prev, (other.data, self.data)):
