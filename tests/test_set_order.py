@@ -24,7 +24,7 @@ from gradviz.engine.ops import OPS
 
 from gradviz.analysis import check as C
 
-from buggy_engines import set_prev, set_value_eq, set_zip
+from buggy_engines import set_prev, set_value_eq, set_wrong_sub, set_zip
 
 
 def shape(graph):
@@ -109,6 +109,44 @@ def test_correct_set_engine_with_noncommutative_ops_is_clean():
     assert nodes["L"].order == "any"  # tanh has one operand
     for report in (gradviz.check(L), gradviz.check(loads(dumps(graph)))):
         assert report.ok and report.unverified == [] and not report.notes, report.table()
+
+
+def sub_times_k(V):
+    a, b, k = V(7.0, label="a"), V(4.0, label="b"), V(3.0, label="k")
+    c = a - b
+    c.label = "c"
+    L = c * k
+    L.label = "L"
+    L.backward()
+    return L
+
+
+def test_a_wrong_sub_derivative_in_a_set_engine_is_still_found():
+    L = sub_times_k(set_wrong_sub.Value)  # adds out.grad to b: d(a - b)/db taken as +1
+    for report in (gradviz.check(L), gradviz.check(gradviz.snapshot(L))):
+        nodes = by_label(report.graph)
+        c, b = nodes["c"].id, nodes["b"].id
+        assert [(f.node, f.kind, f.operand, f.got, f.expected) for f in report.culprits] == [
+            (c, "wrong-local-derivative", b, 1.0, -1.0)
+        ], report.table()
+        assert [(f.node, f.got, f.expected, f.cause) for f in report.downstream] == [(b, 3.0, -3.0, (c,))]
+        assert report.culprits[0].message.startswith("d c / d b is 1, expected -1 for - (a - b): the op's _backward uses")
+    # live, the set was probed in both orders: the finding does not depend on the run; a snapshot cannot tell
+    assert [f.order_dependence for f in gradviz.check(L).culprits] == [""]
+    assert [f.order_dependence for f in gradviz.check(gradviz.snapshot(L)).culprits] == ["possible"]
+
+
+def test_a_forward_bug_that_no_order_explains_is_reported_without_an_expected_value():
+    L = sub_times_k(set_wrong_sub.ForwardBug)  # '-' computes a + b = 11
+    live = gradviz.check(L)
+    c = by_label(live.graph)["c"].id
+    # live, the probe gives the order (a - b): the expected value is known
+    assert [(f.node, f.kind, f.got, f.expected) for f in live.culprits] == [(c, "forward-inconsistent", 11.0, 3.0)]
+    snap = gradviz.check(gradviz.snapshot(L))
+    assert [(f.node, f.kind, f.got, f.expected) for f in snap.culprits] == [(c, "forward-inconsistent", 11.0, None)]
+    assert snap.culprits[0].message.startswith(
+        "data is 11 but - of its operands' data (7, 4) is 3 or -3, whichever operand comes first (they are kept in a set)"
+    )
 
 
 def test_snapshot_keeps_the_order_field_and_old_files_load():

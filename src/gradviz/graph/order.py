@@ -38,7 +38,10 @@ from typing import Any, Mapping, Sequence
 from ..engine.ops import OPS, Op
 from .model import Graph, Node
 
-__all__ = ["ANY", "INFERRED", "UNKNOWN", "MERGED", "decide", "fits", "lost_operands", "describe", "resolve", "compares_by_value"]
+__all__ = [
+    "ANY", "INFERRED", "UNKNOWN", "MERGED", "decide", "fits", "values", "lost_operands", "describe", "resolve",
+    "compares_by_value",
+]
 
 ANY, INFERRED, UNKNOWN, MERGED = "any", "inferred", "unknown", "merged"
 
@@ -165,6 +168,21 @@ def _symmetric(name: str) -> bool:
     """
     op = OPS[name]
     return all(len(_classes(op, {}, xs[: op.arity])) == 1 for xs in _GENERIC)
+
+
+def values(op: Op, params: Mapping[str, float], xs: Sequence[float]) -> list[float]:
+    """The op's value at each order of the operand data ``xs``, one per distinct value.
+
+    Example:
+        >>> from gradviz.engine.ops import OPS
+        >>> values(OPS['-'], {}, [7.0, 4.0])
+        [3.0, -3.0]
+    """
+    out: list[float] = []
+    for _, value, _ in _classes(op, params, xs):
+        if not any(_same(value, v) for v in out):
+            out.append(value)
+    return out
 
 
 def compares_by_value(obj: object) -> bool:
