@@ -386,3 +386,20 @@ def test_a_correct_set_engine_is_not_order_dependent():
     L.backward()
     report = gradviz.check(L)
     assert report.ok and not any(f.order_dependence for f in report.findings)
+
+
+def test_trace_and_networkx_carry_the_order():
+    L, _ = correct_set_computation()
+    L.backward()
+    tr = gradviz.trace(L)
+    steps = tr.to_dict()["steps"]
+    nodes = by_label(tr.graph)
+    by_node = {s["node"]: s for s in steps}
+    assert (by_node[nodes["e"].id]["order"], by_node[nodes["L"].id]["order"]) == ("inferred", "any")
+    rows = [line.split() for line in tr.table().splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    e_rows = [r for r in rows if r[1] == "e"]  # step, e, (n2), op, its grad, operand a, (n0), slot ...
+    assert [r[7] for r in e_rows] == ["0*", "1*"]
+    assert any(line.startswith("note: slot*: the engine keeps operands in a set") for line in tr.table().splitlines())
+    graph = gradviz.capture(L)
+    again = gradviz.from_networkx(gradviz.to_networkx(graph))
+    assert [(n.id, n.operands, n.order) for n in again] == [(n.id, n.operands, n.order) for n in graph]

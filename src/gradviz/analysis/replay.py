@@ -38,6 +38,7 @@ from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import UsageError
 from ..graph.model import Graph, Node
+from ..graph.order import MERGED, UNKNOWN
 
 __all__ = ["Replay", "replay", "close", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
 
@@ -230,9 +231,9 @@ class Replay:
 
 #: Why a node whose operands came from a set cannot be replayed (see gradviz.graph.order).
 _ORDER_UNKNOWN = {
-    "unknown": "not verified: operand order unknown (the engine keeps operands in a set, and neither the data "
+    UNKNOWN: "not verified: operand order unknown (the engine keeps operands in a set, and neither the data "
     "nor a probe of its _backward tells which operand is which)",
-    "merged": "not verified: its set of operands merged distinct operands (a value-based __eq__/__hash__ made "
+    MERGED: "not verified: its set of operands merged distinct operands (a value-based __eq__/__hash__ made "
     "them equal), so what the engine computed from the lost ones is not in the graph",
 }
 

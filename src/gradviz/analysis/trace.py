@@ -26,6 +26,7 @@ from ..engine.value import Value
 from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph, Node
+from ..graph.order import INFERRED, MERGED, UNKNOWN
 from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
 from .replay import Replay, close, replay, safe_fsum
@@ -62,22 +63,22 @@ class Addition:
 
 def _slot_text(node: Node, slots: tuple[int, ...]) -> str:
     """The slot column: ``'?'`` where the operands came from a set in an order nothing decides."""
-    if node.order in ("unknown", "merged"):
+    if node.order in (UNKNOWN, MERGED):
         return "?"
-    return ",".join(map(str, slots)) + ("*" if node.order == "inferred" else "")
+    return ",".join(map(str, slots)) + ("*" if node.order == INFERRED else "")
 
 
 def _order_notes(g: Graph, steps: list[str]) -> list[str]:
     """Say how the slots of nodes whose operands came from a set were found (see gradviz.graph.order)."""
+    what = {
+        INFERRED: "slot*: the engine keeps operands in a set; the order is the one that reproduces the data of",
+        UNKNOWN: "slot ?: the engine keeps operands in a set and nothing tells which operand is which at",
+        MERGED: "slot ?: a value-based __eq__ merged distinct operands in the set of",
+    }
     by_state: dict[str, list[str]] = {}
     for nid in dict.fromkeys(steps):
-        if g.nodes[nid].order in ("inferred", "unknown", "merged"):
+        if g.nodes[nid].order in what:
             by_state.setdefault(g.nodes[nid].order, []).append(g.nodes[nid].name())
-    what = {
-        "inferred": "slot*: the engine keeps operands in a set; the order is the one that reproduces the data of",
-        "unknown": "slot ?: the engine keeps operands in a set and nothing tells which operand is which at",
-        "merged": "slot ?: a value-based __eq__ merged distinct operands in the set of",
-    }
     return [f"{what[k]} {', '.join(v[:8])}{' ...' if len(v) > 8 else ''}" for k, v in by_state.items()]
 
 

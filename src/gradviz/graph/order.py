@@ -36,14 +36,15 @@ from itertools import permutations
 from typing import Any, Mapping, Sequence
 
 from ..engine.ops import OPS, Op
-from .model import Graph, Node
+from .model import ORDERS, Graph, Node
 
 __all__ = [
     "ANY", "INFERRED", "UNKNOWN", "MERGED", "decide", "fits", "values", "lost_operands", "describe", "resolve",
     "compares_by_value",
 ]
 
-ANY, INFERRED, UNKNOWN, MERGED = "any", "inferred", "unknown", "merged"
+#: The states of :data:`gradviz.graph.model.ORDERS`, by name.
+ANY, INFERRED, UNKNOWN, MERGED = ORDERS
 
 #: How close a reading's value must be to the recorded data to reproduce it:
 #: the checker's default relative tolerance, so a float32 engine's rounding
