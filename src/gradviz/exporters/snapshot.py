@@ -17,6 +17,11 @@ written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read
 back exactly; finite floats are written with Python's shortest round-trip
 ``repr``, so save and load round-trip every float bit for bit (``-0.0``
 included). The same graph always gives the same bytes.
+
+A node whose engine keeps its operands in a ``set`` also has ``"order"``:
+how the order of its operands was found (``"any"``, ``"inferred"``,
+``"unknown"`` or ``"merged"``, see :data:`gradviz.graph.model.ORDERS`). The
+field is optional: files written before it existed load with no order.
 """
 
 from __future__ import annotations
