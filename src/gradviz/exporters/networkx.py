@@ -93,7 +93,7 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
             float(attrs.get("grad", 0.0)),
             tuple(slots[i] for i in range(len(slots))),
             dict(attrs.get("params", {}) or {}),
-            str(attrs.get("order", "")),
+            order=str(attrs.get("order", "")),
         )
     moment = g.graph.get("moment")
     return Graph(nodes, str(root), moment if moment in MOMENTS else None, str(g.graph.get("engine", "networkx")))

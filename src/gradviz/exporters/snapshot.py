@@ -490,7 +490,7 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
             _decode_number(nd["grad"]),
             operands,
             {k: _decode_number(v) for k, v in params.items()} if params else NO_PARAMS,
-            nd.get("order", ""),
+            order=nd.get("order", ""),
         )
     return nodes
 
@@ -578,7 +578,10 @@ class _Columns:
             return None
         self.used = set(positions)
         ids = self.ids
-        return dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params, self.orders)))
+        nodes = dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
+        for i in compress(range(len(ids)), self.orders):  # the nodes of an engine that keeps operands in a set
+            nodes[ids[i]].order = self.orders[i]
+        return nodes
 
     def _earlier_operands(self) -> list[int] | None:
         """The position of every operand, in order, if the ids are unique and each operand is an earlier node's id; else None.

@@ -471,7 +471,7 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
         for operand in operands:
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS, states.get(id(v), ""))
+        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""))
     graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))
