@@ -518,7 +518,8 @@
   });
 
   // ---- keyboard ----
-  var cycle = { o: 0, c: 0, from: null };
+  // o / c: to the selected node's operands / consumers; pressed again, the next one of the same node
+  var cycle = { key: null, from: null, at: null, i: 0 };
   document.addEventListener("keydown", function (ev) {
     if (ev.target === search || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     var k = ev.key;
@@ -531,14 +532,13 @@
     else if (k === "u" || k === "Backspace") up();
     else if (k === "/") { search.focus(); ev.preventDefault(); }
     else if ((k === "o" || k === "c") && selected !== null) {
-      if (cycle.from !== selected) cycle = { o: 0, c: 0, from: selected };
-      var list = k === "o" ? D.ops[selected] : uses[selected].map(function (u) { return u[0]; });
+      if (cycle.key === k && cycle.at === selected) cycle.i++;
+      else cycle = { key: k, from: selected, at: null, i: 0 };
+      var list = k === "o" ? D.ops[cycle.from] : uses[cycle.from].map(function (u) { return u[0]; });
       if (!list.length) return;
-      var from = selected, next = list[cycle[k] % list.length];
-      cycle[k]++;
+      var next = list[cycle.i % list.length];
       goTo(next);
-      cycle = { o: 0, c: 0, from: next };
-      if (k === "c") cycle.back = from;
+      cycle.at = next;
     }
   });
 
