@@ -223,3 +223,23 @@ def test_a_real_notebook_displays_the_viewer(tmp_path):
     assert data["grad"][at["a"]] == -2.0  # dL/da = b + 1
     assert "image/svg+xml" in output["data"]
     json.dumps(output["data"])  # what the notebook file stores
+
+
+def test_readme_viewer_commands_write_viewer_pages(tmp_path):
+    import shlex
+    import shutil
+
+    from helpers import run_gradviz
+    from test_readme import cli_commands
+
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    commands = cli_commands("The viewer")
+    assert len(commands) == 3
+    for command in commands:
+        done = run_gradviz(*shlex.split(command)[1:], cwd=tmp_path)
+        assert done.returncode in (0, 1), f"{command}: {done.stderr}"  # check exits 1: it has findings
+    pages = {p.name: parse_page(p.read_text("utf-8")).payload for p in tmp_path.glob("*.html")}
+    assert sorted(pages) == ["buggy.html", "check.html", "mlp.html"]
+    assert len(pages["mlp.html"]["id"]) == 2448 and len(pages["mlp.html"]["layouts"]) > 21
+    assert [f["kind"] for f in pages["check.html"]["findings"]] == ["missing-accumulation"] * 2
+    assert pages["buggy.html"]["steps"][2][6] == 1  # d's call overwrote a

@@ -384,7 +384,7 @@
       received[p].forEach(function (ka) {
         var k = ka[0], a = ka[1];
         var li = el("li", a.over ? "over" : null);
-        var b = el("button", "link", "step " + (k + 1)); b.addEventListener("click", function () { goStep(k + 2); });
+        var b = el("button", "link", "call " + (k + 1)); b.addEventListener("click", function () { goStep(k + 2); });
         li.appendChild(b);
         li.appendChild(document.createTextNode(" from " + name(steps[k].node) + ": " + addText(a)));
         al.appendChild(li);
