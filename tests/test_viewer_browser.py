@@ -221,3 +221,18 @@ def test_a_value_used_twice_gets_two_additions(tmp_path, opened):
         o.page.keyboard.press("ArrowRight")
     ann = [t.text_content() for t in o.page.query_selector_all("#stage svg text.ann")]
     assert ann == ["slot 0: 0.0000 + 1.0000 = 1.0000", "slot 1: 1.0000 + 1.0000 = 2.0000"]
+
+
+@pytest.mark.slow
+def test_bench_viewer_prints_a_row_per_page(browser):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    done = subprocess.run([sys.executable, "bench/viewer.py", "--quick", "--runs", "1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    ms = r"\d+ ms"
+    assert re.search(rf"^worked example +7 +\d+\.\d s +\d+ kB +{ms} +{ms} +-$", done.stdout, flags=re.M), done.stdout
+    assert re.search(rf"^MLP example \(default\) +2,448 +\d+\.\d s +\d+\.\d MB +{ms} +{ms} +{ms}$", done.stdout, flags=re.M), done.stdout

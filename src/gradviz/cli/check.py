@@ -25,6 +25,8 @@ output:
                     (also .png .pdf .dot; .json writes the JSON report); a
                     big graph is cut to the part around the culprits
                     (--max-nodes N, --full)
+  -o OUT.html       the viewer: the same colours, the findings listed (each a
+                    link to its node), backward replayed call by call
 
 examples:
   gradviz check examples/buggy_accumulation.py --backward

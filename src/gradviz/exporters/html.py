@@ -48,9 +48,10 @@ from typing import Any, Mapping
 from ..errors import RenderError
 from ..graph.model import Graph, Node
 from ..graph.view import MAX_NODES, PLACEHOLDER_OP, marked_first, picture_view, select
+from ._format import printable
 from .dot import to_dot
 
-__all__ = ["to_html", "payload", "mimebundle", "FORMAT", "VERSION", "OPEN_BUDGET", "CSP"]
+__all__ = ["to_html", "payload", "mimebundle", "FORMAT", "VERSION", "OPEN_BUDGET", "NOTEBOOK_BUDGET", "CSP"]
 
 FORMAT = "gradviz-viewer"
 VERSION = 1
@@ -58,6 +59,8 @@ VERSION = 1
 #: of boxes and placeholders. The 2,448-node MLP example opens completely
 #: with it; a 10^5-node graph gets its first few levels.
 OPEN_BUDGET = 5000
+#: ``open_budget`` of a notebook's display (:func:`mimebundle`): no inner layouts.
+NOTEBOOK_BUDGET = 0
 #: The policy's fixed part; the hashes of the inlined script and style follow.
 CSP = "default-src 'none'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -328,7 +331,6 @@ def payload(
     ids = list(graph.nodes)
     index = {nid: i for i, nid in enumerate(ids)}
     rp = replay(graph)
-    from ._format import printable
 
     data: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "title": printable(title or ""), "engine": printable(graph.engine),
@@ -407,8 +409,8 @@ def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], n
         pending: list[tuple[str, list[str]]] = []
         by_members: dict[str, dict[str, Any]] = {}
         for key in placeholders:
-            if key == "viewer:outputs":
-                keys[key] = {"open": -1, "members": []}
+            if key == "viewer:outputs":  # lists the part's outputs it collects
+                keys[key] = {"open": -1, "members": [index[o] for o in sub.nodes[key].operands]}
                 continue
             base = key[: -len(":uses")] if key.endswith(":uses") and key[: -len(":uses")] in view.members else key
             if base not in by_members:
@@ -425,8 +427,8 @@ def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], n
             spent = len(drawn)
         for base, members in pending:
             ref = by_members[base]
-            ref["members"] = [index[m] for m in members]
             if not members or len(members) >= size or spent + min(len(members), max_nodes or len(members)) > open_budget:
+                ref["members"] = [index[m] for m in members]  # not laid out: the page lists them
                 continue
             text = placeholders.get(base) or placeholders.get(f"{base}:uses") or base
             part, context_notes, part_sinks = _part(graph, index, members, max_nodes)
@@ -467,7 +469,19 @@ def _document(data: Mapping[str, Any]) -> str:
     )
 
 
-def to_html(graph: Graph, **options: Any) -> str:
+def to_html(
+    graph: Graph,
+    *,
+    trace: Any = None,
+    report: Any = None,
+    roles: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+    title: str | None = None,
+    max_nodes: int | None = MAX_NODES,
+    open_budget: int = OPEN_BUDGET,
+    renderer: str | None = None,
+    rankdir: str = "LR",
+) -> str:
     """The viewer page of ``graph``: one self-contained HTML file.
 
     Args:
@@ -500,24 +514,29 @@ def to_html(graph: Graph, **options: Any) -> str:
         >>> page.startswith('<!DOCTYPE html>'), "default-src 'none'" in page
         (True, True)
     """
-    return _document(payload(graph, **options)[0])
+    return _document(payload(graph, trace=trace, report=report, roles=roles, notes=notes, title=title, max_nodes=max_nodes,
+                             open_budget=open_budget, renderer=renderer, rankdir=rankdir)[0])
 
 
-def mimebundle(graph: Graph, **options: Any) -> dict[str, str]:
+def mimebundle(graph: Graph, *, open_budget: int = NOTEBOOK_BUDGET, **options: Any) -> dict[str, str]:
     """A notebook's view of ``graph``: the viewer (``text/html``) and the static SVG as fallback.
 
     The viewer is an ``<iframe sandbox="allow-scripts" srcdoc=...>``: its
     own document, so its Content-Security-Policy applies and two viewers in
-    one notebook do not share ids.
+    one notebook do not share ids. A notebook shows it when a cell runs, so
+    by default no box of a big graph gets an inner layout (each opens as the
+    list of its nodes): one Graphviz layout, as for the SVG alone; write an
+    ``.html`` file for the laid-out insides.
 
     Args:
         graph: the graph.
-        **options: as for :func:`to_html`.
+        open_budget: as for :func:`to_html` (default :data:`NOTEBOOK_BUDGET`).
+        **options: the other options of :func:`to_html`.
 
     Returns:
         dict: ``{'text/html': ..., 'image/svg+xml': ...}``.
     """
-    data, svg = payload(graph, **options)
+    data, svg = payload(graph, open_budget=open_budget, **options)
     page = html.escape(_document(data), quote=True)
     frame = f'<iframe sandbox="allow-scripts" width="100%" height="560" frameborder="0" title="gradviz viewer" srcdoc="{page}"></iframe>'
     return {"text/html": frame, "image/svg+xml": svg.decode("utf-8")}

@@ -461,7 +461,13 @@
     if (!info) return;
     info.overlay.textContent = "";
     Array.prototype.forEach.call(info.content.querySelectorAll("g.running"), function (g) { g.classList.remove("running"); });
-    for (var p in info.grads) info.grads[p].textContent = t === null ? info.gradText[p] : "grad " + fmt4(now[p]);
+    if (info.shownAt !== t || t !== null) {  // only texts that change: a big picture has thousands
+      for (var p in info.grads) {
+        var text = t === null ? info.gradText[p] : "grad " + fmt4(now[p]);
+        if (info.grads[p].textContent !== text) info.grads[p].textContent = text;
+      }
+      info.shownAt = t;
+    }
     if (t !== null && t >= 2) {
       var s = steps[t - 2];
       var g = info.boxes[s.node];
