@@ -66,6 +66,10 @@
     if (!isFinite(x)) return x > 0 ? "inf" : "-inf";
     return String(x);
   }
+  function short(x) {  // 8 significant digits: a table row stays one line
+    x = num(x);
+    return typeof x === "number" && isFinite(x) ? String(Number(x.toPrecision(8))) : full(x);
+  }
   function name(p) { return D.label[p] ? D.label[p] + " (" + D.id[p] + ")" : D.id[p]; }
 
   // ---- DOM helpers: text only through textContent ----
@@ -143,28 +147,51 @@
   });
   var cur = -1, trail = [], selected = null, t = null, vb = null;
 
+  var paints = [];
+  function paintOf(k) {  // a style's attributes as [name, value] pairs, checked against PAINT once
+    if (!paints[k]) {
+      var st = D.styles[k] || {};
+      paints[k] = Object.keys(st).filter(function (a) { return PAINT[a] === 1; }).map(function (a) { return [a, String(st[a])]; });
+    }
+    return paints[k];
+  }
   function build(li) {
     if (built[li]) return built[li];
     var L = D.layouts[li];
     var svg = sv("svg", { viewBox: "0 0 " + L.width + " " + L.height, preserveAspectRatio: "xMidYMid meet" });
     var content = sv("g", { transform: L.transform });
     var info = { svg: svg, content: content, boxes: {}, grads: {}, gradText: {}, width: L.width, height: L.height };
-    L.items.forEach(function (it) {
+    // Edges are not interactive: all edges of one style become one path (thousands of elements
+    // fewer to build and draw in a big picture), drawn under the nodes.
+    var edges = {}, edgeLayer = sv("g");
+    edgeLayer.setAttribute("class", "edge");
+    L.items.forEach(function (it, n) {
       var kind = it[0], ref = it[1];
+      if (kind === "e") {
+        it[2].forEach(function (s) {
+          var d = s[0] === 2 ? s[2] : s[0] === 0 || s[0] === 1 ? "M" + s[2].trim().split(/\s+/).join("L") + (s[0] === 0 ? "Z" : "") : null;
+          if (d !== null) (edges[s[1]] = edges[s[1]] || []).push(d);
+        });
+        return;
+      }
       var g = sv("g");
       if (kind === "v" || kind === "o") { g.setAttribute("class", "node " + kind); g.dataset.pos = String(ref); }
       else if (kind === "p") { g.setAttribute("class", "ph"); g.dataset.open = String(ref.open); g.__ref = ref; }
-      else if (kind === "e") g.setAttribute("class", "edge");
       var texts = [];
       it[2].forEach(function (s) {
         var tag = TAGS[s[0]];
         if (!tag) return;
-        var e = document.createElementNS(SVGNS, tag[0]), st = D.styles[s[1]] || {};
-        for (var k in st) if (PAINT[k] === 1 && Object.prototype.hasOwnProperty.call(st, k)) e.setAttribute(k, st[k]);
+        var e = document.createElementNS(SVGNS, tag[0]), st = paintOf(s[1]);
+        for (var k = 0; k < st.length; k++) e.setAttribute(st[k][0], st[k][1]);
         for (var j = 1; j < tag.length; j++) e.setAttribute(tag[j], s[j + 1]);
         if (tag[0] === "text") { e.textContent = s[tag.length + 1]; texts.push(e); }
         g.appendChild(e);
       });
+      if (kind === "p" && texts.length) {  // far out its text is not drawn: a tooltip says what it holds
+        var tip = document.createElementNS(SVGNS, "title");
+        tip.textContent = texts.map(function (x) { return x.textContent; }).join(" ");
+        g.insertBefore(tip, g.firstChild);
+      }
       if (kind === "v") {
         info.boxes[ref] = g;
         // cells: label (if any), data, grad, note
@@ -174,6 +201,12 @@
         }
       }
       content.appendChild(g);
+      if (n === 0) content.appendChild(edgeLayer);  // above the background, under everything else
+    });
+    Object.keys(edges).forEach(function (k) {
+      var e = sv("path", { d: edges[k].join("") }), st = paintOf(Number(k));
+      for (var j = 0; j < st.length; j++) e.setAttribute(st[j][0], st[j][1]);
+      edgeLayer.appendChild(e);
     });
     var overlay = sv("g");
     content.appendChild(overlay);
@@ -205,7 +238,15 @@
   function up() { if (trail.length) show(trail.pop(), true); }
 
   // ---- pan and zoom: the svg's viewBox ----
-  function setBox(b) { vb = b; built[cur].svg.setAttribute("viewBox", b.join(" ")); }
+  function setBox(b) {
+    vb = b;
+    var svg = built[cur].svg;
+    svg.setAttribute("viewBox", b.join(" "));
+    // Far out, where a 12-point text would be under 3 pixels, the boxes' texts are not drawn:
+    // laying out thousands of unreadable texts is most of the cost of a big picture.
+    var scale = Math.min(svg.clientWidth / b[2], svg.clientHeight / b[3]);
+    svg.classList.toggle("far", scale * 12 < 3);
+  }
   function fit() { var i = built[cur]; setBox([0, 0, i.width, i.height]); }
   function toSvg(cx, cy) {
     var m = built[cur].svg.getScreenCTM();
@@ -246,9 +287,17 @@
     else goTo(Number(g.dataset.pos), true);
   });
   function bbox(g) { try { return g.getBBox(); } catch (e) { return null; } }
-  function reveal(g) {
+  function reveal(g, zoom) {
     var b = bbox(g);
     if (!b) return;
+    var svg = built[cur].svg;
+    if (zoom && svg.classList.contains("far")) {  // found by search or keys: come close enough to read it
+      var tf = built[cur].content.transform.baseVal.consolidate();
+      var cx = b.x + b.width / 2 + (tf ? tf.matrix.e : 0), cy = b.y + b.height / 2 + (tf ? tf.matrix.f : 0);
+      var w = svg.clientWidth || 800, h = svg.clientHeight || 600;
+      setBox([cx - w / 2, cy - h / 2, w, h]);
+      return;
+    }
     var t = built[cur].content.transform.baseVal.consolidate();
     var dx = t ? t.matrix.e : 0, dy = t ? t.matrix.f : 0;
     var x = b.x + dx, y = b.y + dy;
@@ -281,7 +330,7 @@
     renderPanel();
     paint();
     var g = built[cur].boxes[p];
-    if (g) reveal(g);
+    if (g) reveal(g, !fromClick);
   }
   function row(table, head, value, id, cls) {
     var tr = el("tr"); tr.appendChild(el("th", null, head));
@@ -363,10 +412,10 @@
       var c = u[0], l = local[c] ? local[c][u[1]] : null;
       var tr = el("tr");
       var td = el("td"); td.appendChild(nodeButton(c)); td.appendChild(el("span", "muted", " slot " + u[1])); tr.appendChild(td);
-      tr.appendChild(el("td", null, l === null ? "unknown op" : full(l)));
-      tr.appendChild(el("td", null, full(grad[c])));
+      tr.appendChild(el("td", null, l === null ? "unknown op" : short(l)));
+      tr.appendChild(el("td", null, short(grad[c])));
       var prod = l === null ? null : l * grad[c];
-      tr.appendChild(el("td", null, prod === null ? "?" : full(prod)));
+      tr.appendChild(el("td", null, prod === null ? "?" : short(prod)));
       if (prod === null) known = false; else sum += prod;
       ct.appendChild(tr);
     });
