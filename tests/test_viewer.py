@@ -243,3 +243,24 @@ def test_readme_viewer_commands_write_viewer_pages(tmp_path):
     assert len(pages["mlp.html"]["id"]) == 2448 and len(pages["mlp.html"]["layouts"]) > 21
     assert [f["kind"] for f in pages["check.html"]["findings"]] == ["missing-accumulation"] * 2
     assert pages["buggy.html"]["steps"][2][6] == 1  # d's call overwrote a
+
+
+def test_cli_html_says_what_picture_flags_do_not_do(tmp_path, capsys):
+    out = tmp_path / "L.html"
+    assert main(["render", str(EXAMPLES / "worked_example.py"), "--backward", "-o", str(out), "--focus", "a"]) == 0
+    err = capsys.readouterr().err
+    assert "--focus and --collapse shape a picture; the viewer holds the whole graph" in err
+    assert len(_payload(out)["id"]) == 7
+
+
+def test_cli_html_without_a_renderer_fails_before_running_the_script(tmp_path, capsys, monkeypatch):
+    from gradviz.exporters import image
+
+    monkeypatch.setattr(image, "_has_pygraphviz", lambda: False)
+    monkeypatch.setattr(image.shutil, "which", lambda name: None)
+    script = tmp_path / "s.py"
+    script.write_text("open('ran', 'w').close()\nfrom gradviz import Value\nL = Value(1.0) * 2.0\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", str(script), "-o", "L.html"]) == 2
+    assert "no Graphviz renderer found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.py"]

@@ -81,6 +81,8 @@ def _viewer(args: argparse.Namespace, output: str) -> int:
     """``-o OUT.html``: the viewer cuts a big graph itself and embeds the insides of what it hides."""
     from ._viewer import open_traced
 
+    if args.focus is not None or args.collapse != "auto":
+        say("--focus and --collapse shape a picture; the viewer holds the whole graph: search it, and open its boxes")
     with stage(f"reading {args.input}"):
         graph, recorded = open_traced(args.input, root=args.root, backward=args.backward)
     with stage(f"laying out {len(graph):,} nodes for the viewer"):
