@@ -295,7 +295,22 @@ def payload(
 ) -> tuple[dict[str, Any], bytes]:
     """The viewer's data: the graph, its layouts, the backward steps, findings or diff rows.
 
-    Args: as :func:`to_html`.
+    Args:
+        graph: the captured graph.
+        trace: a :class:`gradviz.Trace` of the engine's own ``_backward``
+            calls; None replays the op table on the graph's numbers (never
+            calling a live ``backward()`` again).
+        report: a :class:`gradviz.CheckReport` or :class:`gradviz.DiffResult`
+            (or its ``to_dict()``): findings listed and coloured, or both
+            sides' values in the panel. A report object also gives
+            ``roles``, ``notes`` and ``title`` unless they are passed.
+        roles, notes, title, rankdir: as for :func:`gradviz.to_dot`.
+        max_nodes: the main picture shows a graph of more nodes as
+            :func:`gradviz.graph.view.picture_view` does; None lays out
+            every node in one picture.
+        open_budget: how many nodes the embedded layouts of boxes and
+            placeholders draw in all (:data:`OPEN_BUDGET`).
+        renderer: see :func:`gradviz.exporters.image.available_renderer`.
 
     Returns:
         tuple: the JSON-ready payload (format ``gradviz-viewer``, version 1)
@@ -469,37 +484,14 @@ def _document(data: Mapping[str, Any]) -> str:
     )
 
 
-def to_html(
-    graph: Graph,
-    *,
-    trace: Any = None,
-    report: Any = None,
-    roles: Mapping[str, str] | None = None,
-    notes: Mapping[str, str] | None = None,
-    title: str | None = None,
-    max_nodes: int | None = MAX_NODES,
-    open_budget: int = OPEN_BUDGET,
-    renderer: str | None = None,
-    rankdir: str = "LR",
-) -> str:
+def to_html(graph: Graph, **options: Any) -> str:
     """The viewer page of ``graph``: one self-contained HTML file.
 
     Args:
         graph: the captured graph.
-        trace: a :class:`gradviz.Trace` of the engine's own ``_backward``
-            calls; None replays the op table on the graph's numbers (never
-            calling a live ``backward()`` again).
-        report: a :class:`gradviz.CheckReport` or :class:`gradviz.DiffResult`
-            (or its ``to_dict()``): findings listed and coloured, or both
-            sides' values in the panel. A report object also gives
-            ``roles``, ``notes`` and ``title`` unless they are passed.
-        roles, notes, title, rankdir: as for :func:`gradviz.to_dot`.
-        max_nodes: the main picture shows a graph of more nodes as
-            :func:`gradviz.graph.view.picture_view` does; None lays out
-            every node in one picture.
-        open_budget: how many nodes the embedded layouts of boxes and
-            placeholders draw in all (:data:`OPEN_BUDGET`).
-        renderer: see :func:`gradviz.exporters.image.available_renderer`.
+        **options: ``trace``, ``report``, ``roles``, ``notes``, ``title``,
+            ``max_nodes``, ``open_budget``, ``renderer``, ``rankdir``: see
+            :func:`payload`.
 
     Returns:
         str: the HTML document.
@@ -514,8 +506,7 @@ def to_html(
         >>> page.startswith('<!DOCTYPE html>'), "default-src 'none'" in page
         (True, True)
     """
-    return _document(payload(graph, trace=trace, report=report, roles=roles, notes=notes, title=title, max_nodes=max_nodes,
-                             open_budget=open_budget, renderer=renderer, rankdir=rankdir)[0])
+    return _document(payload(graph, **options)[0])
 
 
 def mimebundle(graph: Graph, *, open_budget: int = NOTEBOOK_BUDGET, **options: Any) -> dict[str, str]:
