@@ -472,7 +472,7 @@
   function renderStep() {
     stepInfo.textContent = "";
     pos.textContent = t === null ? "–" : t === 0 ? "start / " + S : t === 1 ? "seed / " + S : "call " + (t - 1) + " / " + S;
-    var how = D.replayed ? "replayed over gradviz's op table (a snapshot has no _backward to call)" : "recorded as the engine made them";
+    var how = D.replayed ? "replayed over gradviz's op table from the recorded data (no engine calls were recorded: a snapshot, or no --backward)" : "recorded as the engine made them";
     if (t === null) {
       stepInfo.appendChild(el("p", null, S + " _backward calls, " + how + ". Press > or the Right key to replay them from every grad 0."));
     } else if (t === 0) {
