@@ -25,6 +25,11 @@ POINTS: dict[str, list[tuple[tuple[float, ...], dict[str, float]]]] = {
     "tanh": [((0.3,), {}), ((-1.7,), {})],
     "relu": [((0.3,), {}), ((-1.7,), {})],
     "sigmoid": [((0.3,), {}), ((-1.7,), {})],
+    "sin": [((0.3,), {}), ((-2.5,), {})],
+    "cos": [((0.3,), {}), ((-2.5,), {})],
+    "tan": [((0.3,), {}), ((-1.2,), {})],
+    "sqrt": [((0.3,), {}), ((4.0,), {})],
+    "abs": [((0.3,), {}), ((-1.7,), {})],
 }
 
 
@@ -66,6 +71,7 @@ EXPRESSIONS = [
     lambda a, b: ((a - b) ** 2).sigmoid() + (b.relu() / a).log(),
     lambda a, b: a**b + 2**a - 1 / b + (-a).exp(),
     lambda a, b: sum([a, b, a * a]) / (1 + b**2),
+    lambda a, b: (a * b).sin() * b.cos() + (a - b).tan() + (a + b * b).sqrt() * abs(a - b),
 ]
 
 
@@ -90,6 +96,11 @@ def test_expressions_use_every_op():
     "name, xs, params, expected",
     [
         ("relu", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch
+        ("abs", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch's sgn
+        ("abs", (-0.0,), {}, (0.0,)),
+        ("sqrt", (0.0,), {}, (math.inf,)),  # as PyTorch: 0.5 / sqrt(0)
+        ("sqrt", (math.inf,), {}, (0.0,)),
+        ("cos", (0.0,), {}, (-0.0,)),
         ("**", (0.0,), {"exponent": 0.0}, (0.0,)),  # a**0 is constant; not 0 * inf
         ("**", (0.0,), {"exponent": 2.0}, (0.0,)),
         ("pow", (0.0, 2.0), {}, (0.0, 0.0)),  # d(a**b)/db = a**b ln a is taken as 0 at a = 0, b >= 0
@@ -128,6 +139,13 @@ def test_local_derivatives_at_edges(name, xs, params, expected):
         ("sigmoid", (-1000.0,), {}, 0.0),
         ("tanh", (-1000.0,), {}, -1.0),
         ("*", (math.inf, 0.0), {}, math.nan),
+        ("sqrt", (-1.0,), {}, math.nan),
+        ("sqrt", (-0.0,), {}, -0.0),
+        ("sin", (math.inf,), {}, math.nan),
+        ("cos", (-math.inf,), {}, math.nan),
+        ("tan", (math.inf,), {}, math.nan),
+        ("abs", (-math.inf,), {}, math.inf),
+        ("abs", (-0.0,), {}, 0.0),
     ],
 )
 def test_forward_follows_ieee(name, xs, params, expected):

@@ -24,6 +24,8 @@ EXPRESSIONS = {
     "tanh-relu-sigmoid": lambda a, b, c: (a * b).tanh() + (b + c).relu() + (a - c).sigmoid(),
     "neuron": lambda a, b, c: (a * 0.3 + b * -0.7 + c).tanh(),
     "used-twice": lambda a, b, c: (a * b + a) * a + (b + b),
+    "sin-cos-tan": lambda a, b, c: (a * b).sin() * c.cos() + (a - c * 0.5).tan(),
+    "sqrt-abs": lambda a, b, c: (a + b * b).sqrt() * (b - c).abs() + abs(c),
     "deep-mix": lambda a, b, c: ((a - b) ** 2).sigmoid() * (c.relu() + a).log() + (a**b).tanh() / (1 + (-c).exp()),
 }
 
@@ -74,6 +76,10 @@ EDGES = {
     "log-negative": (lambda a, b: a.log() + b, (-1.0, 3.0)),
     "exp-overflow": (lambda a, b: (a * 1000).exp() * b, (1.0, 2.0)),
     "negative-base": (lambda a, b: a**b, (-2.0, 0.5)),
+    "abs-at-0": (lambda a, b: a.abs() * b, (0.0, 2.0)),
+    "sqrt-at-0": (lambda a, b: a.sqrt() * b, (0.0, 2.0)),
+    "sqrt-negative": (lambda a, b: a.sqrt() + b, (-1.0, 2.0)),
+    "sin-cos-tan-at-inf": (lambda a, b: a.sin() + a.cos() + a.tan() + b, (math.inf, 1.0)),
 }
 
 

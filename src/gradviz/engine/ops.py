@@ -14,7 +14,7 @@ Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
 be found by the checker, instead of stopping the program that builds it.
 
 Local derivatives are the textbook ones (e.g. d tanh(x)/dx = 1 - tanh(x)^2);
-at kinks gradviz follows PyTorch: relu'(0) = 0, the derivative of ``a**0``
+at kinks gradviz follows PyTorch: relu'(0) = 0, abs'(0) = 0, the derivative of ``a**0``
 with respect to ``a`` is 0 everywhere (also at ``a == 0``), and the
 derivative of ``a**b`` with respect to ``b`` is 0 where ``a == 0`` and
 ``b >= 0``.
@@ -66,6 +66,29 @@ def _log(a: float) -> float:
     if a == 0:
         return -math.inf
     return math.nan  # negative or nan
+
+
+def _unary(f: Callable[[float], float]) -> Callable[[float], float]:
+    """``f`` with IEEE results where :mod:`math` raises: nan (``sqrt(-1)``, ``sin(inf)``), inf on overflow."""
+
+    def safe(a: float) -> float:
+        try:
+            return f(a)
+        except ValueError:  # math domain error: IEEE 754 gives nan
+            return math.nan
+        except OverflowError:
+            return math.inf
+
+    safe.__name__ = f"_{f.__name__}"
+    return safe
+
+
+_sqrt, _sin, _cos, _tan = map(_unary, (math.sqrt, math.sin, math.cos, math.tan))
+
+
+def _sign(a: float) -> float:
+    # abs's derivative; 0 at the kink (and at nan), as PyTorch's sgn
+    return 1.0 if a > 0 else -1.0 if a < 0 else 0.0
 
 
 def _sigmoid(a: float) -> float:
@@ -254,6 +277,19 @@ OPS: dict[str, Op] = {
             kinks=lambda out, a: ((0.0, 1.0) if a == 0 else None,),
         ),
         Op("sigmoid", 1, "_sigmoid(a)", ("out * (1.0 - out)",), "sigmoid", doc="1 / (1 + e ** -a)"),
+        Op("sin", 1, "_sin(a)", ("_cos(a)",), "sin", doc="sine (radians)"),
+        Op("cos", 1, "_cos(a)", ("-_sin(a)",), "cos", doc="cosine (radians)"),
+        Op("tan", 1, "_tan(a)", ("1.0 + out * out",), "tan", doc="tangent (radians)"),
+        Op("sqrt", 1, "_sqrt(a)", ("_div(0.5, out)",), "sqrt", doc="square root; nan below 0"),
+        Op(
+            "abs",
+            1,
+            "abs(a)",
+            ("_sign(a)",),
+            "abs",
+            doc="|a|",
+            kinks=lambda out, a: ((-1.0, 1.0) if a == 0 else None,),
+        ),
     )
 }
 

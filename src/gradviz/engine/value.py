@@ -187,6 +187,29 @@ class Value:
         """1 / (1 + e ** -self), computed without overflow."""
         return Value._apply(OPS["sigmoid"], (self,))
 
+    def sin(self) -> "Value":
+        """Sine of self (radians); ``nan`` at infinity, as in IEEE 754."""
+        return Value._apply(OPS["sin"], (self,))
+
+    def cos(self) -> "Value":
+        """Cosine of self (radians); ``nan`` at infinity."""
+        return Value._apply(OPS["cos"], (self,))
+
+    def tan(self) -> "Value":
+        """Tangent of self (radians); ``nan`` at infinity."""
+        return Value._apply(OPS["tan"], (self,))
+
+    def sqrt(self) -> "Value":
+        """Square root; ``nan`` below 0, and an infinite derivative at 0, as in PyTorch."""
+        return Value._apply(OPS["sqrt"], (self,))
+
+    def abs(self) -> "Value":
+        """|self|; its derivative at 0 is 0, as in PyTorch."""
+        return Value._apply(OPS["abs"], (self,))
+
+    def __abs__(self) -> "Value":
+        return self.abs()
+
     # -- reverse mode ----------------------------------------------------------------
     def topological_order(self) -> list["Value"]:
         """Every node of this graph, operands before consumers, ``self`` last.
