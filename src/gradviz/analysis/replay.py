@@ -37,6 +37,7 @@ from typing import Iterable, Mapping
 from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import UsageError
+from ..graph.capture import read_op
 from ..graph.model import Graph, Node
 
 __all__ = ["Replay", "replay", "close", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
@@ -334,7 +335,8 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
                 rebuilt.add(node.id)
         pos = operand_pos[i] = tuple(map(index.__getitem__, ops))
         if why or op is None:
-            unknown[node.id] = why or "unknown op"
+            doubt = read_op(node.op, list(map(datas.__getitem__, pos)), node.data)[2] if op is None else None
+            unknown[node.id] = f"{why}: {doubt}" if doubt else why or "unknown op"
             if node.id in override:
                 local_at[i] = tuple(float(x) for x in override[node.id])
             continue

@@ -19,6 +19,7 @@ keeps one ``a``), and the captured node shows what the engine kept.
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 import re
 import struct
@@ -33,14 +34,53 @@ from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node
 
-__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "CHILD_ATTRIBUTES"]
+__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES"]
 
 #: Attribute names under which engines keep a node's operands, tried in order.
 CHILD_ATTRIBUTES = ("_prev", "_children")
 
-# Other engines' names for gradviz's ops.
-_OP_ALIASES = {"ReLU": "relu", "Relu": "relu", "TANH": "tanh", "Tanh": "tanh", "sub": "-", "add": "+", "mul": "*", "div": "/"}
-_POW_NAME = re.compile(r"^\*\*\s*\(?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\)?$")
+# Other engines' names for gradviz's ops, collected from micrograd 0.1.0 ('ReLU',
+# '**2'), micrograd-style packages on PyPI ('^', 'e', 'math.log', '2.5**-1', 'sin',
+# 'cos', 'neg', ...) and ports on GitHub ('power', 'ln', 'exp()', ...). A name is
+# only a hint: read_op trusts it where the node's data is what the op gives.
+_OP_ALIASES = {
+    **dict.fromkeys(("ReLU", "Relu", "RELU", "relu()", "ReLu"), "relu"),
+    **dict.fromkeys(("TANH", "Tanh", "tanh()", "math.tanh"), "tanh"),
+    **dict.fromkeys(("Sigmoid", "sigmoid()", "sigm", "σ"), "sigmoid"),
+    **dict.fromkeys(("e", "exp()", "Exp", "math.exp", "e^x", "e**x"), "exp"),
+    **dict.fromkeys(("ln", "ln()", "Log", "log()", "math.log", "log_e"), "log"),
+    **dict.fromkeys(("Sin", "sin()", "math.sin"), "sin"),
+    **dict.fromkeys(("Cos", "cos()", "math.cos"), "cos"),
+    **dict.fromkeys(("Tan", "tan()", "math.tan"), "tan"),
+    **dict.fromkeys(("Sqrt", "sqrt()", "math.sqrt", "√"), "sqrt"),
+    **dict.fromkeys(("Abs", "abs()", "|x|"), "abs"),
+    **dict.fromkeys(("add", "plus", "sum", "Add"), "+"),
+    **dict.fromkeys(("sub", "minus", "Sub"), "-"),
+    **dict.fromkeys(("mul", "times", "Mul", "×"), "*"),
+    **dict.fromkeys(("div", "truediv", "Div", "÷"), "/"),
+    **dict.fromkeys(("negate", "neg()", "Neg"), "neg"),
+}
+# Names of a power: with a Value exponent (two operands), or with a number exponent
+# that is either in the name ('**2', '^2', '2.5**-1': the base's data, then the
+# exponent) or nowhere (read from the data, see _hidden_exponent).
+_POWER_NAMES = ("**", "^", "pow", "power", "Pow", "Power", "pow()", "math.pow")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_POW_NAME = re.compile(rf"^(?:{_NUMBER}|x)?\s*(?:\*\*|\^|pow|power)\s*\(?\s*({_NUMBER})\s*\)?$")
+# micrograd 0.1.0's own names say what they are, as gradviz's do: a node whose data
+# disagree is a forward bug (a finding), not a doubt about the name
+_MICROGRAD_NAMES = {"ReLU": "relu"}
+_MICROGRAD_POW = re.compile(rf"^\*\*\s*\(?\s*({_NUMBER})\s*\)?$")
+# '-' and 'sub' with one operand are a negation; a power with one operand and no
+# exponent in its name keeps the exponent hidden
+_UNARY_READING = {"-": "neg", "sub": "neg", "minus": "neg"}
+
+# A hidden exponent is read from the data only as a simple fraction p/q, q <= 4:
+# any real k fits one node's data, and a check against such a fit checks nothing.
+_EXPONENT_DENOMINATORS = (1, 2, 3, 4)
+_EXPONENT_MAX = 64
+# How close the data must be to the op's formula for the name to be trusted:
+# loose enough for a float32 engine, far tighter than any other op's value.
+_AGREE_RTOL, _AGREE_ATOL = 1e-5, 1e-9
 
 
 def is_value_like(obj: object) -> bool:
@@ -56,28 +96,135 @@ def is_value_like(obj: object) -> bool:
     return hasattr(obj, "data") and hasattr(obj, "grad") and any(hasattr(obj, a) for a in CHILD_ATTRIBUTES)
 
 
-def normalize_op(raw: object) -> tuple[str, dict[str, float]]:
-    """Map another engine's op name to gradviz's op name and parameters.
+def normalize_op(raw: object, arity: int | None = None) -> tuple[str, dict[str, float]]:
+    """Map another engine's op name to gradviz's op name and parameters, by name only.
 
     micrograd records a power as ``'**2'`` and relu as ``'ReLU'``; gradviz
     calls them ``'**'`` with ``{'exponent': 2.0}`` and ``'relu'``. Unknown
     names are kept as they are (the checker then probes the live object).
+    This only reads the name: :func:`read_op` also checks that the node's
+    data agree, which is what capture uses.
 
     Args:
         raw: the engine's ``_op`` (str; None or missing means a leaf).
+        arity: the node's operand count, if known: ``'-'`` with one operand
+            is ``'neg'``, ``'^'`` with two is ``'pow'`` and with one is ``'**'``
+            (whose exponent the name does not give).
 
     Returns:
         tuple: ``(op_name, params)``.
+
+    Example:
+        >>> normalize_op('2.5**-1'), normalize_op('^', 2), normalize_op('math.log')
+        (('**', {'exponent': -1.0}), ('pow', {}), ('log', {}))
     """
     if raw is None:
         return "", {}
     name = str(raw)
-    if name in OPS or name == "":
+    if name == "":
         return name, {}
-    m = _POW_NAME.match(name)
+    if arity == 1 and name in _UNARY_READING:
+        return _UNARY_READING[name], {}
+    if name in _POWER_NAMES and arity is not None:
+        return ("pow" if arity == 2 else "**"), {}
+    if name in OPS:
+        return name, {}
+    m = _POW_NAME.match(name.strip())
     if m:
         return "**", {"exponent": float(m.group(1))}
     return _OP_ALIASES.get(name, name), {}
+
+
+def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[str, dict[str, float], str | None]:
+    """Read another engine's op name as gradviz's op, trusting it only where the data agree.
+
+    A gradviz op name (``'+'``, ``'relu'``, ...) and micrograd 0.1.0's own
+    names (``'ReLU'``, ``'**2'``) are taken as they are (a data that
+    disagrees is then a forward finding of the checker). Any other name
+    that :func:`normalize_op` maps to a gradviz op is trusted only if the op,
+    applied to ``operand_data``, gives ``data`` (relative 1e-5, absolute
+    1e-9): ``'e'`` may be exp or not, ``'^'`` may be a power or a xor. A
+    power whose exponent the name does not give (``'^'``, ``'power'`` with
+    one operand) gets the simple exponent ``p/q`` (``q <= 4``, ``|p/q| <= 64``)
+    for which ``a ** (p/q)`` is ``data``, if there is exactly one such reading.
+
+    Args:
+        raw: the engine's ``_op``.
+        operand_data: the operands' data, in slot order.
+        data: the node's data.
+
+    Returns:
+        tuple: ``(op_name, params, doubt)``: gradviz's op and parameters, or
+        the engine's name kept as it is, with ``doubt`` saying why it was not
+        trusted (None when it was, or when it names no op gradviz knows).
+
+    Example:
+        >>> read_op('e', [1.0], 2.718281828459045)
+        ('exp', {}, None)
+        >>> read_op('e', [1.0], 5.0)[2]
+        "the name 'e' reads as exp, but exp(1) = 2.718, not its data 5: the name is not trusted"
+        >>> read_op('^', [3.0], 9.0)
+        ('**', {'exponent': 2.0}, None)
+    """
+    name = "" if raw is None else str(raw)
+    n = len(operand_data)
+    if not n or name == "":
+        return name, {}, None
+    spec = OPS.get(name)
+    if spec is not None and spec.arity == n and not spec.params:
+        return name, {}, None
+    if spec is not None and spec.arity == 2 and n == 1:
+        x = operand_data[0]
+        if not (name in _UNARY_READING or name in _POWER_NAMES) or _agrees(data, spec.apply((x, x))):
+            return name, {}, None  # a set that kept one copy of a repeated operand: the replay rebuilds it
+    op_name, params = normalize_op(name, n)
+    spec = OPS.get(op_name)
+    if spec is None:
+        return name, {}, None
+    if (name in _MICROGRAD_NAMES or _MICROGRAD_POW.match(name)) and spec.arity == n:
+        return op_name, params, None
+    if spec.arity != n:
+        return name, {}, f"the name {name!r} reads as {spec.name}, which takes {spec.arity} operand(s), but the node has {n}"
+    if spec.params and not params:  # a power whose exponent the name does not give
+        exponent, why = _hidden_exponent(operand_data[0], data)
+        if exponent is None:
+            return name, {}, f"the name {name!r} reads as a power, but its exponent is not in the name, and {why}"
+        params = {"exponent": exponent}
+    expected = spec.apply(tuple(operand_data), params)
+    if not _agrees(data, expected):
+        shown = spec.display(params)
+        args = ", ".join(map(_short, operand_data))
+        formula = f"{args} {shown}" if spec.symbol.startswith("**") else f"{shown}({args})"
+        return name, {}, (
+            f"the name {name!r} reads as {shown}, but {formula} = {_short(expected)}, not its data {_short(data)}: "
+            "the name is not trusted"
+        )
+    return op_name, params, None
+
+
+def _agrees(got: float, expected: float) -> bool:
+    if math.isnan(got) or math.isnan(expected):
+        return math.isnan(got) and math.isnan(expected)
+    return math.isclose(got, expected, rel_tol=_AGREE_RTOL, abs_tol=_AGREE_ATOL)
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _hidden_exponent(a: float, out: float) -> tuple[float | None, str]:
+    """The one simple exponent ``k = p/q`` with ``a ** k == out``, or None and why there is none."""
+    if not (math.isfinite(a) and math.isfinite(out)) or abs(a) in (0.0, 1.0) or out == 0:
+        return None, f"no exponent can be read from the data (base {_short(a)}, result {_short(out)})"
+    ratio = math.log(abs(out)) / math.log(abs(a))
+    fits = set()
+    for q in _EXPONENT_DENOMINATORS:
+        k = round(ratio * q) / q
+        if abs(k) <= _EXPONENT_MAX and _agrees(out, OPS["**"].apply((a,), {"exponent": k})):
+            fits.add(k)
+    if len(fits) != 1:
+        return None, f"no simple exponent p/q (q <= 4) gives {_short(a)} ** k = {_short(out)}"
+    return fits.pop(), ""
 
 
 def _number(obj: object, attr: str) -> float:
@@ -401,11 +548,11 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
     nodes: dict[str, Node] = {}
     for nid, v in zip(ids, objects):
         op_raw, label, data, grad = attrs(v)
-        op, params = normalize_op(op_raw)
         operands = tuple(index[id(k)] for k in children(v))
         for operand in operands:
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
+        op, params, _doubt = read_op(op_raw, [nodes[o].data for o in operands], data)  # the replay says the doubt
         nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS)
     graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
