@@ -17,6 +17,11 @@ written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read
 back exactly; finite floats are written with Python's shortest round-trip
 ``repr``, so save and load round-trip every float bit for bit (``-0.0``
 included). The same graph always gives the same bytes.
+
+Optional per node: ``params`` (an op's number parameters, e.g. the exponent
+of ``**``) and ``local_grads`` (an engine's own local derivatives per operand
+slot, as microgpt's ``_local_grads``; as many as ``operands``). A file
+without them is read as before.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ def _node_dict(node: Node) -> dict[str, Any]:
     }
     if node.params:
         d["params"] = {k: _encode_number(float(v)) for k, v in sorted(node.params.items())}
+    if node.local_grads is not None:
+        d["local_grads"] = [_encode_number(float(v)) for v in node.local_grads]
     return d
 
 
@@ -104,7 +111,7 @@ def _node_json(node: Node) -> str:
     float ``repr`` (what ``json.dumps`` uses), about twice as fast as
     building a dict and encoding it; the rest go through ``json.dumps``.
     """
-    if node.params or not (_isfinite(node.data) and _isfinite(node.grad)):
+    if node.params or node.local_grads is not None or not (_isfinite(node.data) and _isfinite(node.grad)):
         return json.dumps(_node_dict(node), ensure_ascii=False, allow_nan=False)
     return (
         f'{{"id": {_string(node.id)}, "label": {_string(node.label)}, "op": {_string(node.op)}, '
@@ -474,6 +481,11 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
                 raise _later_operand(nodes_doc, i, operand, source)
         _check_node(nd, i, engine, source)
         params = nd.get("params")
+        local = nd.get("local_grads")
+        if local is not None and len(local) != len(operands):
+            raise SnapshotError(
+                f"{source}: node {_show(nid)} at $.nodes[{i}].local_grads: {len(local)} local derivative(s) for {len(operands)} operand(s)"
+            )
         nodes[nid] = Node(
             nid,
             nd["op"],
@@ -482,6 +494,7 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
             _decode_number(nd["grad"]),
             operands,
             {k: _decode_number(v) for k, v in params.items()} if params else NO_PARAMS,
+            None if local is None else tuple(map(_decode_number, local)),
         )
     return nodes
 
@@ -552,12 +565,21 @@ class _Columns:
                 self.params = None
                 break
             self.params[i] = dict(zip(p, values))
+        # the engine's own local derivatives, on the nodes of engines that store them
+        self.local: list[tuple[float, ...] | None] | None = [None] * len(nodes_doc)
+        raw_local = list(map(dict.get, nodes_doc, repeat("local_grads")))
+        for i in compress(range(len(nodes_doc)), map(is_not, raw_local, repeat(None))):
+            values = _floats(list(raw_local[i]))
+            if values is None or len(values) != len(self.operands[i]):  # the careful road says what is wrong
+                self.local = None
+                break
+            self.local[i] = tuple(values)
         #: The set of the positions of all operands, once :meth:`nodes` has found them.
         self.used: set[int] | None = None
 
     def numbers_fit(self) -> bool:
         """Whether every number fits a 64-bit float."""
-        return self.data is not None and self.grad is not None and self.params is not None
+        return self.data is not None and self.grad is not None and self.params is not None and self.local is not None
 
     def nodes(self, engine: str) -> dict[str, Node] | None:
         """The nodes, or None if any check of :func:`_nodes_one_by_one` might fail."""
@@ -568,7 +590,7 @@ class _Columns:
             return None
         self.used = set(positions)
         ids = self.ids
-        return dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
+        return dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params, self.local)))
 
     def _earlier_operands(self) -> list[int] | None:
         """The position of every operand, in order, if the ids are unique and each operand is an earlier node's id; else None.

@@ -3,7 +3,10 @@
 Works on gradviz's own :class:`~gradviz.Value` and on look-alike objects of
 other engines (the adapter): anything with a number ``data``, a number
 ``grad`` and its operands under ``_prev`` (micrograd) or ``_children`` (newer
-variants); ``_op`` and ``label`` are optional.
+variants); ``_op`` and ``label`` are optional. An engine without
+``_backward`` that keeps each node's local derivatives under
+``_local_grads`` (Karpathy's microgpt) has them read into
+``Node.local_grads``; other engines' op names are read by :func:`read_op`.
 
 Ids are ``'n0'``, ``'n1'``, ... in the order of an iterative depth-first
 postorder from the root, operands visited in order: the same program gives
@@ -34,10 +37,14 @@ from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node
 
-__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES"]
+__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES", "LOCAL_GRADS_ATTRIBUTE"]
 
 #: Attribute names under which engines keep a node's operands, tried in order.
 CHILD_ATTRIBUTES = ("_prev", "_children")
+
+#: Where engines without ``_backward`` (Karpathy's microgpt) keep a node's local
+#: derivatives, aligned with its operands; ``capture(local_grads_attr=...)`` names another.
+LOCAL_GRADS_ATTRIBUTE = "_local_grads"
 
 # Other engines' names for gradviz's ops, collected from micrograd 0.1.0 ('ReLU',
 # '**2'), micrograd-style packages on PyPI ('^', 'e', 'math.log', '2.5**-1', 'sin',
@@ -349,6 +356,7 @@ def capture(
     moment: str | None = None,
     children_attr: str | None = None,
     keep_objects: bool = True,
+    local_grads_attr: str | None = None,
 ) -> Graph:
     """Capture the computation graph that ends at ``root``.
 
@@ -362,13 +370,20 @@ def capture(
         keep_objects: keep id -> live object in ``Graph.objects`` (lets the
             checker probe ``_backward``); False frees the graph's objects
             sooner.
+        local_grads_attr: the attribute under which a foreign engine keeps
+            each node's local derivatives, aligned with its operands, if not
+            ``_local_grads`` (Karpathy's microgpt). Read into
+            ``Node.local_grads`` where a node has it and its operands are a
+            sequence of as many (a ``set`` of operands has no order to align
+            them with).
 
     Returns:
         Graph: nodes in topological order with ids ``'n0'`` ... and the root last.
 
     Raises:
         CaptureError: if ``root`` or a node in its graph is not value-like,
-            a ``data``/``grad`` is not a real number, or the graph has a cycle.
+            a ``data``/``grad`` or a local derivative is not a real number,
+            or the graph has a cycle.
 
     Example:
         >>> from gradviz import Value, capture
@@ -391,7 +406,7 @@ def capture(
     with paused_gc():
         if own:
             return _capture_own(root, moment, keep_objects)
-        return _capture_foreign(root, children, moment, keep_objects)
+        return _capture_foreign(root, children, moment, keep_objects, local_grads_attr or LOCAL_GRADS_ATTRIBUTE)
 
 
 _PREV, _MARK = attrgetter("_prev"), attrgetter("_mark")
@@ -530,7 +545,29 @@ def _capture_own_careful(root: Value, moment: str | None, keep_objects: bool) ->
     return graph
 
 
-def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool) -> Graph:
+def _local_grads(v: Any, attr: str, operands: tuple[str, ...], kids: Sequence[Any]) -> tuple[float, ...] | None:
+    """``v``'s own local derivatives under ``attr``, one float per operand slot, or None."""
+    raw = getattr(v, attr, None)
+    if raw is None or not operands or not isinstance(kids, tuple):
+        return None  # not stored, a leaf, or operands from a set: nothing to align them with
+    try:
+        values = tuple(raw)
+    except TypeError:
+        raise CaptureError(f"{type(v).__name__}.{attr} must be a sequence of numbers, got {type(raw).__name__}") from None
+    if len(values) != len(operands):
+        return None  # the engine's zip() drops the extra ones: its backward is not what they say
+    out = []
+    for x in values:
+        try:
+            out.append(float(x.item() if hasattr(x, "item") else x))
+        except (TypeError, ValueError):
+            raise CaptureError(f"{type(v).__name__}.{attr} must hold real numbers, got {type(x).__name__}: {x!r:.60}") from None
+    return tuple(out)
+
+
+def _capture_foreign(
+    root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool, local_attr: str
+) -> Graph:
     def attrs(v: Any) -> tuple[str, str, float, float]:
         op = getattr(v, "_op", "")
         label = getattr(v, "label", "")
@@ -553,14 +590,17 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
         op, params, _doubt = read_op(op_raw, [nodes[o].data for o in operands], data)  # the replay says the doubt
-        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS)
+        local = _local_grads(v, local_attr, operands, children(v))
+        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS, local)
     graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))
     return graph
 
 
-def snapshot(root: Any, *, moment: str | None = None, children_attr: str | None = None) -> Graph:
+def snapshot(
+    root: Any, *, moment: str | None = None, children_attr: str | None = None, local_grads_attr: str | None = None
+) -> Graph:
     """Capture ``root``'s graph as a snapshot to save or compare later.
 
     The same as :func:`capture` except that no live objects are kept, so
@@ -571,8 +611,9 @@ def snapshot(root: Any, *, moment: str | None = None, children_attr: str | None 
         root: as for :func:`capture`.
         moment: 'before-backward', 'after-backward', or None.
         children_attr: as for :func:`capture`.
+        local_grads_attr: as for :func:`capture`.
 
     Returns:
         Graph
     """
-    return capture(root, moment=moment, children_attr=children_attr, keep_objects=False)
+    return capture(root, moment=moment, children_attr=children_attr, keep_objects=False, local_grads_attr=local_grads_attr)

@@ -39,6 +39,11 @@ class Node:
         operands: ids of the operands, in order, duplicates kept.
         params: the op's number parameters, e.g. ``{'exponent': 2.0}``;
             for an op without any, the shared read-only :data:`NO_PARAMS`.
+        local_grads: the engine's own local derivatives of this node with
+            respect to each operand slot, aligned with ``operands``, for
+            engines that store them (microgpt's ``_local_grads``); None when
+            the engine does not. The checker uses them as it uses probed
+            ones: they are what the engine's backward multiplies by.
     """
 
     id: str
@@ -48,6 +53,7 @@ class Node:
     grad: float = 0.0
     operands: tuple[str, ...] = ()
     params: Mapping[str, float] = field(default_factory=lambda: NO_PARAMS)
+    local_grads: tuple[float, ...] | None = None
 
     @property
     def is_leaf(self) -> bool:
