@@ -103,7 +103,7 @@ class Trace:
     def table(self) -> str:
         """The trace as text: one row per addition."""
         g = self.graph
-        how = "replayed (no _backward to call)" if self.replayed else f"engine {g.engine}"
+        how = "replayed over the op table (a snapshot has no _backward to call)" if self.replayed else f"engine {g.engine}"
         n = len(self.steps)
         when = " when the first ran" if n else " after backward() (nothing to call: the root has no operands)"
         lines = [f"gradviz trace: {n} _backward call{'s' * (n != 1)}, {how}; root {g.root_node.name()} grad {fmt(self.seed)}{when}"]
