@@ -112,3 +112,22 @@ class WrongLog(Named):
 
     def log(self):
         return self._node(math.log(self.data), (self,), (1 / self.data**2,), "log")
+
+
+class ReluAtZeroOne(Named):
+    """relu's local derivative at 0 taken as 1 (``>= 0``): a kink, not a bug."""
+
+    __slots__ = ()
+
+    def relu(self):
+        return self._node(max(0, self.data), (self,), (float(self.data >= 0),), "relu")
+
+
+class OwnAttribute:
+    """microgpt's engine with its local derivatives under another name, ``_d``."""
+
+    def __init__(self, data, children=(), d=()):
+        self.data, self.grad, self._children, self._d = data, 0.0, children, d
+
+    def __mul__(self, other):
+        return OwnAttribute(self.data * other.data, (self, other), (other.data, self.data))

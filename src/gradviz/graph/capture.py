@@ -200,8 +200,11 @@ def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[st
     expected = spec.apply(tuple(operand_data), params)
     if not _agrees(data, expected):
         shown = spec.display(params)
-        args = ", ".join(map(_short, operand_data))
-        formula = f"{args} {shown}" if spec.symbol.startswith("**") else f"{shown}({args})"
+        xs = list(map(_short, operand_data))
+        if spec.symbol.startswith("**"):  # a ** k, a ** b
+            formula = f"{xs[0]}{shown}" if params else f"{xs[0]}**{xs[1]}"
+        else:
+            formula = f" {spec.symbol} ".join(xs) if n == 2 else f"{shown}({xs[0]})"
         return name, {}, (
             f"the name {name!r} reads as {shown}, but {formula} = {_short(expected)}, not its data {_short(data)}: "
             "the name is not trusted"
