@@ -1,4 +1,4 @@
-"""kink: at a kink (relu at 0) the engine chose another valid derivative than gradviz and PyTorch.
+"""kink: at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch.
 
 Not a bug of its own but a special case of a wrong local derivative: the
 unit of :mod:`.local` asks :func:`at_kink` before it blames one.
@@ -18,7 +18,7 @@ class Kink(Rule):
     """A local derivative, found different from gradviz's, that is another subgradient at the op's kink."""
 
     kind = KINK
-    meaning = "at a kink (relu at 0) the engine chose another valid derivative than gradviz and PyTorch"
+    meaning = "at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch"
 
 
 def at_kink(ctx: Context, nid: str, slots: tuple[int, ...] | list[int], got: float) -> bool:
