@@ -14,6 +14,8 @@ can compare the engine's local derivatives with its op table's;
 
 import math
 
+from . import base
+
 
 class Value:
     __slots__ = ("data", "grad", "_children", "_local_grads")
@@ -52,23 +54,10 @@ class Value:
     def relu(self):
         return self._node(max(0, self.data), (self,), (float(self.data > 0),), "relu")
 
-    def __neg__(self):
-        return self * -1
-
-    def __radd__(self, other):
-        return self + other
-
-    def __sub__(self, other):
-        return self + (-other)
-
-    def __rsub__(self, other):
-        return other + (-self)
-
-    def __rmul__(self, other):
-        return self * other
-
-    def __truediv__(self, other):
-        return self * other**-1
+    # built from + * ** as in the lecture's engine, whose definitions serve any engine
+    __neg__, __radd__, __sub__, __rsub__, __rmul__, __truediv__ = (
+        base.Value.__neg__, base.Value.__radd__, base.Value.__sub__, base.Value.__rsub__, base.Value.__rmul__, base.Value.__truediv__,
+    )
 
     def __rtruediv__(self, other):
         return other * self**-1
