@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+from functools import lru_cache
 import re
 import struct
 from itertools import compress, repeat
@@ -184,11 +185,12 @@ def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[st
         x = operand_data[0]
         if not (name in _UNARY_READING or name in _POWER_NAMES) or _agrees(data, spec.apply((x, x))):
             return name, {}, None  # a set that kept one copy of a repeated operand: the replay rebuilds it
-    op_name, params = normalize_op(name, n)
+    op_name, fixed, by_name = _reading(name, n)
     spec = OPS.get(op_name)
     if spec is None:
         return name, {}, None
-    if (name in _MICROGRAD_NAMES or _MICROGRAD_POW.match(name)) and spec.arity == n:
+    params = dict(fixed)
+    if by_name and spec.arity == n:
         return op_name, params, None
     if spec.arity != n:
         return name, {}, f"the name {name!r} reads as {spec.name}, which takes {spec.arity} operand(s), but the node has {n}"
@@ -210,6 +212,17 @@ def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[st
             "the name is not trusted"
         )
     return op_name, params, None
+
+
+@lru_cache(maxsize=4096)
+def _reading(name: str, arity: int) -> tuple[str, tuple[tuple[str, float], ...], bool]:
+    """:func:`normalize_op` of a name (parameters as pairs), and whether the name alone is trusted; once per name.
+
+    A graph of a million nodes has a handful of op names: the regular
+    expressions run once for each, not once per node.
+    """
+    op_name, params = normalize_op(name, arity)
+    return op_name, tuple(params.items()), name in _MICROGRAD_NAMES or _MICROGRAD_POW.match(name) is not None
 
 
 def _agrees(got: float, expected: float) -> bool:
