@@ -3,7 +3,7 @@
 Works on gradviz's own :class:`~gradviz.Value` and on look-alike objects of
 other engines (the adapter): anything with a number ``data``, a number
 ``grad`` and its operands under ``_prev`` (micrograd) or ``_children`` (newer
-variants); ``_op`` and ``label`` are optional. An engine without
+variants); ``_op`` (or ``op``, a string) and ``label`` are optional. An engine without
 ``_backward`` that keeps each node's local derivatives under
 ``_local_grads`` (Karpathy's microgpt) has them read into
 ``Node.local_grads``; other engines' op names are read by :func:`read_op`.
@@ -585,7 +585,10 @@ def _capture_foreign(
     root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool, local_attr: str
 ) -> Graph:
     def attrs(v: Any) -> tuple[str, str, float, float]:
-        op = getattr(v, "_op", "")
+        op = getattr(v, "_op", None)
+        if op is None:  # an engine that names it without the underscore (femtograd); only a name counts
+            op = getattr(v, "op", None)
+            op = op if isinstance(op, str) else None
         label = getattr(v, "label", "")
         return (
             "" if op is None else str(op),
