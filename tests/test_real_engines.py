@@ -41,7 +41,6 @@ from real_engines.specs import (
 SET_ORDER = "issue 9 point 1: _prev is a set; capture invents the order of '-' and '/' operands, so correct ops are called wrong"
 DIFF = "issue 9 points 2/7: diff pairs the wrong nodes (leaves swapped, root unpaired) and calls them changed"
 SNAPSHOT_OPS = "issue 9 point 4: from a snapshot, op names outside the op table leave nodes unverified"
-NO_SIN = "issue 9 point 4: gradviz.Value has no sin, cos, tan"
 INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
          "wrong-gradient culprits with got == expected (gradviz.Value too: see the control)")
 INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupted after backward is blamed on its "
@@ -58,7 +57,7 @@ SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 #: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
 XFAIL: dict[tuple[str, str], str] = {
     ("check", "omnigrad"): SET_ORDER,
-    ("snapshot", "omnigrad"): SET_ORDER + "; " + SNAPSHOT_OPS + " ('power', 'ln()', 'sin()', 'sqrt', 'abs', ...)",
+    ("snapshot", "omnigrad"): SET_ORDER + "; " + SNAPSHOT_OPS + " ('softsign')",
     ("snapshot", "kaitorch"): SNAPSHOT_OPS + " ('ln', 'LeakyReLU')",
     ("corrupt-leaf", "omnigrad"): SET_ORDER + "; the corrupted leaf is not among the culprits",
     **{("corrupt-inner", name): INNER for name in SET_ENGINES},
@@ -66,7 +65,6 @@ XFAIL: dict[tuple[str, str], str] = {
     ("corrupt-inner", MICROGPT): INNER,
     ("corrupt-inner", "gradviz"): INNER_OWN,
     **{("diff", name): DIFF for name in [*SET_ENGINES, MICROGPT]},
-    ("diff", "omnigrad"): NO_SIN + "; " + DIFF,
     **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
     ("twice", "omnigrad"): SET_ORDER + "; " + TWICE,
     **{("noise", name): NOISE for name in SET_ENGINES},

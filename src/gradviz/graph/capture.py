@@ -54,7 +54,7 @@ LOCAL_GRADS_ATTRIBUTE = "_local_grads"
 _OP_ALIASES = {
     **dict.fromkeys(("ReLU", "Relu", "RELU", "relu()", "ReLu"), "relu"),
     **dict.fromkeys(("TANH", "Tanh", "tanh()", "math.tanh"), "tanh"),
-    **dict.fromkeys(("Sigmoid", "sigmoid()", "sigm", "σ"), "sigmoid"),
+    **dict.fromkeys(("Sigmoid", "sigmoid()", "sigm", "sigmod", "σ"), "sigmoid"),  # 'sigmod': omnigrad's
     **dict.fromkeys(("e", "exp()", "Exp", "math.exp", "e^x", "e**x"), "exp"),
     **dict.fromkeys(("ln", "ln()", "Log", "log()", "math.log", "log_e"), "log"),
     **dict.fromkeys(("Sin", "sin()", "math.sin"), "sin"),
