@@ -79,6 +79,7 @@ def test_read_op_trusts_names_whose_data_agree(raw, xs, data, expected):
         ("e", (6, 3), 5.0, "the name 'e' reads as exp, which takes 1 operand(s), but the node has 2"),
         ("^", (1.0,), 1.0, "the name '^' reads as a power, but its exponent is not in the name, and no exponent can be read from the data (base 1, result 1)"),
         ("^", (2.0,), 3.0, "the name '^' reads as a power, but its exponent is not in the name, and no simple exponent p/q (q <= 4) gives 2 ** k = 3"),
+        ("^", (1.001,), 1.001**2.005, "the name '^' reads as a power, but its exponent is not in the name, and no simple exponent p/q (q <= 4) gives 1.001 ** k = 1.002"),
         ("ln", (2.0,), 0.5, "the name 'ln' reads as log, but log(2) = 0.6931, not its data 0.5: the name is not trusted"),
         ("sub", (1.0, 2.0, 3.0), 0.0, "the name 'sub' reads as -, which takes 2 operand(s), but the node has 3"),
     ],

@@ -86,6 +86,9 @@ _UNARY_READING = {"-": "neg", "sub": "neg", "minus": "neg"}
 # any real k fits one node's data, and a check against such a fit checks nothing.
 _EXPONENT_DENOMINATORS = (1, 2, 3, 4)
 _EXPONENT_MAX = 64
+# Tighter than _AGREE_RTOL: near a base of 1, a loose fit would take an exponent close
+# to p/q for p/q itself, and the derivative checked with it would be wrong.
+_EXPONENT_RTOL = 1e-12
 # How close the data must be to the op's formula for the name to be trusted:
 # loose enough for a float32 engine, far tighter than any other op's value.
 _AGREE_RTOL, _AGREE_ATOL = 1e-5, 1e-9
@@ -243,7 +246,7 @@ def _hidden_exponent(a: float, out: float) -> tuple[float | None, str]:
     fits = set()
     for q in _EXPONENT_DENOMINATORS:
         k = round(ratio * q) / q
-        if abs(k) <= _EXPONENT_MAX and _agrees(out, OPS["**"].apply((a,), {"exponent": k})):
+        if abs(k) <= _EXPONENT_MAX and math.isclose(out, OPS["**"].apply((a,), {"exponent": k}), rel_tol=_EXPONENT_RTOL):
             fits.add(k)
     if len(fits) != 1:
         return None, f"no simple exponent p/q (q <= 4) gives {_short(a)} ** k = {_short(out)}"
