@@ -30,6 +30,7 @@ POINTS: dict[str, list[tuple[tuple[float, ...], dict[str, float]]]] = {
     "tan": [((0.3,), {}), ((-1.2,), {})],
     "sqrt": [((0.3,), {}), ((4.0,), {})],
     "abs": [((0.3,), {}), ((-1.7,), {})],
+    "softsign": [((0.3,), {}), ((-1.7,), {})],
 }
 
 
@@ -71,7 +72,7 @@ EXPRESSIONS = [
     lambda a, b: ((a - b) ** 2).sigmoid() + (b.relu() / a).log(),
     lambda a, b: a**b + 2**a - 1 / b + (-a).exp(),
     lambda a, b: sum([a, b, a * a]) / (1 + b**2),
-    lambda a, b: (a * b).sin() * b.cos() + (a - b).tan() + (a + b * b).sqrt() * abs(a - b),
+    lambda a, b: (a * b).sin() * b.cos() + (a - b).tan() + (a + b * b).sqrt() * abs(a - b) + (a - b).softsign(),
 ]
 
 

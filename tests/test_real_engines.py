@@ -57,7 +57,7 @@ SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 #: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
 XFAIL: dict[tuple[str, str], str] = {
     ("check", "omnigrad"): SET_ORDER,
-    ("snapshot", "omnigrad"): SET_ORDER + "; " + SNAPSHOT_OPS + " ('softsign')",
+    ("snapshot", "omnigrad"): SET_ORDER,
     ("snapshot", "kaitorch"): SNAPSHOT_OPS + " ('ln', 'LeakyReLU')",
     ("corrupt-leaf", "omnigrad"): SET_ORDER + "; the corrupted leaf is not among the culprits",
     **{("corrupt-inner", name): INNER for name in SET_ENGINES},

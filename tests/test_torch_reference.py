@@ -14,6 +14,15 @@ from gradviz import OPS, Value, capture
 
 pytestmark = pytest.mark.torch
 
+def softsign(x):
+    """x.softsign() on a gradviz Value; torch has it as a function only."""
+    if isinstance(x, Value):
+        return x.softsign()
+    import torch
+
+    return torch.nn.functional.softsign(x)
+
+
 EXPRESSIONS = {
     "add-sub-mul-div": lambda a, b, c: (a + b) * c - a / b,
     "neg": lambda a, b, c: -a * b,
@@ -26,6 +35,7 @@ EXPRESSIONS = {
     "used-twice": lambda a, b, c: (a * b + a) * a + (b + b),
     "sin-cos-tan": lambda a, b, c: (a * b).sin() * c.cos() + (a - c * 0.5).tan(),
     "sqrt-abs": lambda a, b, c: (a + b * b).sqrt() * (b - c).abs() + abs(c),
+    "softsign": lambda a, b, c: softsign(a * b) + softsign(c) * a,
     "deep-mix": lambda a, b, c: ((a - b) ** 2).sigmoid() * (c.relu() + a).log() + (a**b).tanh() / (1 + (-c).exp()),
 }
 

@@ -281,6 +281,7 @@ OPS: dict[str, Op] = {
         Op("cos", 1, "_cos(a)", ("-_sin(a)",), "cos", doc="cosine (radians)"),
         Op("tan", 1, "_tan(a)", ("1.0 + out * out",), "tan", doc="tangent (radians)"),
         Op("sqrt", 1, "_sqrt(a)", ("_div(0.5, out)",), "sqrt", doc="square root; nan below 0"),
+        Op("softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(1.0, (1.0 + abs(a)) ** 2)",), "softsign", doc="a / (1 + |a|)"),
         Op(
             "abs",
             1,

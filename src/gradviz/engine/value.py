@@ -203,6 +203,10 @@ class Value:
         """Square root; ``nan`` below 0, and an infinite derivative at 0, as in PyTorch."""
         return Value._apply(OPS["sqrt"], (self,))
 
+    def softsign(self) -> "Value":
+        """self / (1 + |self|), as ``torch.nn.functional.softsign``."""
+        return Value._apply(OPS["softsign"], (self,))
+
     def abs(self) -> "Value":
         """|self|; its derivative at 0 is 0, as in PyTorch."""
         return Value._apply(OPS["abs"], (self,))
