@@ -46,6 +46,7 @@ from buggy_engines import op_names as O
     ],
 )
 def test_normalize_op_reads_other_engines_names(raw, arity, expected):
+    """By name only: no data, so a parameter the name does not give is left out."""
     assert normalize_op(raw, arity) == expected
 
 
@@ -63,6 +64,11 @@ def test_normalize_op_reads_other_engines_names(raw, arity, expected):
         ("sin", (0.5,), math.sin(0.5), ("sin", {})),
         ("ReLU", (-1.0,), 5.0, ("relu", {})),  # micrograd's own name: its data is a forward finding
         ("**2", (3.0,), 6.0, ("**", {"exponent": 2.0})),
+        ("LeakyReLU", (-2.0,), -0.2, ("leaky_relu", {"slope": 0.1})),  # kaitorch: the slope only in the data
+        ("ELU", (-0.7,), 0.5 * math.expm1(-0.7), ("elu", {"alpha": 0.5})),
+        ("swish", (0.5,), 0.5 / (1 + math.exp(-1.0)), ("swish", {"beta": 2.0})),
+        ("softsign", (3.0,), 0.75, ("softsign", {})),
+        ("sigmod", (0.0,), 0.5, ("sigmoid", {})),  # omnigrad's spelling
     ],
 )
 def test_read_op_trusts_names_whose_data_agree(raw, xs, data, expected):
@@ -80,6 +86,8 @@ def test_read_op_trusts_names_whose_data_agree(raw, xs, data, expected):
         ("^", (1.0,), 1.0, "the name '^' reads as a power, but its exponent is not in the name, and no exponent can be read from the data (base 1, result 1)"),
         ("^", (2.0,), 3.0, "the name '^' reads as a power, but its exponent is not in the name, and no simple exponent p/q (q <= 4) gives 2 ** k = 3"),
         ("^", (1.001,), 1.001**2.005, "the name '^' reads as a power, but its exponent is not in the name, and no simple exponent p/q (q <= 4) gives 1.001 ** k = 1.002"),
+        ("LeakyReLU", (0.0,), 0.0, "the name 'LeakyReLU' reads as leaky_relu, but its slope is not in the name, and the data (0, 0) do not give it"),
+        ("LeakyReLU", (2.0,), 1.0, "the name 'LeakyReLU' reads as leaky_relu(nan), but leaky_relu(nan)(2) = 2, not its data 1: the name is not trusted"),
         ("ln", (2.0,), 0.5, "the name 'ln' reads as log, but log(2) = 0.6931, not its data 0.5: the name is not trusted"),
         ("sub", (1.0, 2.0, 3.0), 0.0, "the name 'sub' reads as -, which takes 2 operand(s), but the node has 3"),
     ],

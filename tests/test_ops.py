@@ -31,6 +31,9 @@ POINTS: dict[str, list[tuple[tuple[float, ...], dict[str, float]]]] = {
     "sqrt": [((0.3,), {}), ((4.0,), {})],
     "abs": [((0.3,), {}), ((-1.7,), {})],
     "softsign": [((0.3,), {}), ((-1.7,), {})],
+    "leaky_relu": [((0.3,), {"slope": 0.1}), ((-1.7,), {"slope": 0.1}), ((-0.4,), {"slope": 2.0})],
+    "elu": [((0.3,), {"alpha": 1.0}), ((-1.7,), {"alpha": 0.5})],
+    "swish": [((0.3,), {"beta": 1.0}), ((-1.7,), {"beta": 2.5})],
 }
 
 
@@ -73,6 +76,7 @@ EXPRESSIONS = [
     lambda a, b: a**b + 2**a - 1 / b + (-a).exp(),
     lambda a, b: sum([a, b, a * a]) / (1 + b**2),
     lambda a, b: (a * b).sin() * b.cos() + (a - b).tan() + (a + b * b).sqrt() * abs(a - b) + (a - b).softsign(),
+    lambda a, b: (a - b).leaky_relu(0.1) * (b - a).elu(0.5) + (a * b).swish(1.5),
 ]
 
 
@@ -99,6 +103,9 @@ def test_expressions_use_every_op():
         ("relu", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch
         ("abs", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch's sgn
         ("abs", (-0.0,), {}, (0.0,)),
+        ("leaky_relu", (0.0,), {"slope": 0.1}, (0.1,)),  # as PyTorch: the slope at 0
+        ("elu", (0.0,), {"alpha": 0.5}, (0.5,)),  # as PyTorch: alpha at 0
+        ("leaky_relu", (3.0,), {"slope": math.nan}, (1.0,)),  # a slope read as unknown is not used here
         ("sqrt", (0.0,), {}, (math.inf,)),  # as PyTorch: 0.5 / sqrt(0)
         ("sqrt", (math.inf,), {}, (0.0,)),
         ("cos", (0.0,), {}, (-0.0,)),

@@ -40,7 +40,6 @@ from real_engines.specs import (
 
 SET_ORDER = "issue 9 point 1: _prev is a set; capture invents the order of '-' and '/' operands, so correct ops are called wrong"
 DIFF = "issue 9 points 2/7: diff pairs the wrong nodes (leaves swapped, root unpaired) and calls them changed"
-SNAPSHOT_OPS = "issue 9 point 4: from a snapshot, op names outside the op table leave nodes unverified"
 INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
          "wrong-gradient culprits with got == expected (gradviz.Value too: see the control)")
 INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupted after backward is blamed on its "
@@ -58,7 +57,6 @@ SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 XFAIL: dict[tuple[str, str], str] = {
     ("check", "omnigrad"): SET_ORDER,
     ("snapshot", "omnigrad"): SET_ORDER,
-    ("snapshot", "kaitorch"): SNAPSHOT_OPS + " ('ln', 'LeakyReLU')",
     ("corrupt-leaf", "omnigrad"): SET_ORDER + "; the corrupted leaf is not among the culprits",
     **{("corrupt-inner", name): INNER for name in SET_ENGINES},
     ("corrupt-inner", "omnigrad"): SET_ORDER + "; " + INNER,
@@ -268,15 +266,9 @@ def _swish_derivative(x):
 
 
 KAITORCH_WRONG["swish"] = (0.5, (1.0,), _swish_derivative(0.5 / (1 + math.exp(-0.5))), _swish_derivative(0.5))
-POINT4_PROBED = ("issue 9 point 4: '{}' is outside the op table; its probed derivative is trusted, "
-                 "so the wrong one is not found")
 
 
-@pytest.mark.parametrize("name", [
-    "tanh", "sigmoid",
-    pytest.param("swish", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("swish"))),
-    pytest.param("ELU", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("ELU"))),
-])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "swish", "ELU"])
 def test_kaitorch_activations_with_a_wrong_derivative_are_found(name):
     """kaitorch 0.1.0 takes tanh', sigmoid', ELU' and swish' at the output instead of the input: a real bug."""
     x, args, got, right = KAITORCH_WRONG[name]

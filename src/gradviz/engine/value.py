@@ -203,6 +203,18 @@ class Value:
         """Square root; ``nan`` below 0, and an infinite derivative at 0, as in PyTorch."""
         return Value._apply(OPS["sqrt"], (self,))
 
+    def leaky_relu(self, slope: Number = 0.01) -> "Value":
+        """self if self > 0 else slope * self, as ``torch.nn.functional.leaky_relu``; its derivative at 0 is ``slope``."""
+        return Value._apply(OPS["leaky_relu"], (self,), {"slope": float(slope)})
+
+    def elu(self, alpha: Number = 1.0) -> "Value":
+        """self if self > 0 else alpha * (e ** self - 1), as ``torch.nn.functional.elu``."""
+        return Value._apply(OPS["elu"], (self,), {"alpha": float(alpha)})
+
+    def swish(self, beta: Number = 1.0) -> "Value":
+        """self * sigmoid(beta * self); at ``beta = 1`` it is SiLU (``torch.nn.functional.silu``)."""
+        return Value._apply(OPS["swish"], (self,), {"beta": float(beta)})
+
     def softsign(self) -> "Value":
         """self / (1 + |self|), as ``torch.nn.functional.softsign``."""
         return Value._apply(OPS["softsign"], (self,))

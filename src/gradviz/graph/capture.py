@@ -62,6 +62,10 @@ _OP_ALIASES = {
     **dict.fromkeys(("Tan", "tan()", "math.tan"), "tan"),
     **dict.fromkeys(("Sqrt", "sqrt()", "math.sqrt", "√"), "sqrt"),
     **dict.fromkeys(("Abs", "abs()", "|x|"), "abs"),
+    **dict.fromkeys(("LeakyReLU", "LeakyRelu", "leakyrelu", "leaky_relu()", "lrelu"), "leaky_relu"),
+    **dict.fromkeys(("ELU", "Elu", "elu()"), "elu"),
+    **dict.fromkeys(("Swish", "swish()", "silu", "SiLU"), "swish"),
+    **dict.fromkeys(("Softsign", "softsign()", "SoftSign"), "softsign"),
     **dict.fromkeys(("add", "plus", "sum", "Add"), "+"),
     **dict.fromkeys(("sub", "minus", "Sub"), "-"),
     **dict.fromkeys(("mul", "times", "Mul", "×"), "*"),
@@ -70,7 +74,7 @@ _OP_ALIASES = {
 }
 # Names of a power: with a Value exponent (two operands), or with a number exponent
 # that is either in the name ('**2', '^2', '2.5**-1': the base's data, then the
-# exponent) or nowhere (read from the data, see _hidden_exponent).
+# exponent) or nowhere (read from the data: the op table's Op.read_params).
 _POWER_NAMES = ("**", "^", "pow", "power", "Pow", "Power", "pow()", "math.pow")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _POW_NAME = re.compile(rf"^(?:{_NUMBER}|x)?\s*(?:\*\*|\^|pow|power)\s*\(?\s*({_NUMBER})\s*\)?$")
@@ -82,13 +86,6 @@ _MICROGRAD_POW = re.compile(rf"^\*\*\s*\(?\s*({_NUMBER})\s*\)?$")
 # exponent in its name keeps the exponent hidden
 _UNARY_READING = {"-": "neg", "sub": "neg", "minus": "neg"}
 
-# A hidden exponent is read from the data only as a simple fraction p/q, q <= 4:
-# any real k fits one node's data, and a check against such a fit checks nothing.
-_EXPONENT_DENOMINATORS = (1, 2, 3, 4)
-_EXPONENT_MAX = 64
-# Tighter than _AGREE_RTOL: near a base of 1, a loose fit would take an exponent close
-# to p/q for p/q itself, and the derivative checked with it would be wrong.
-_EXPONENT_RTOL = 1e-12
 # How close the data must be to the op's formula for the name to be trusted:
 # loose enough for a float32 engine, far tighter than any other op's value.
 _AGREE_RTOL, _AGREE_ATOL = 1e-5, 1e-9
@@ -157,7 +154,9 @@ def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[st
     1e-9): ``'e'`` may be exp or not, ``'^'`` may be a power or a xor. A
     power whose exponent the name does not give (``'^'``, ``'power'`` with
     one operand) gets the simple exponent ``p/q`` (``q <= 4``, ``|p/q| <= 64``)
-    for which ``a ** (p/q)`` is ``data``, if there is exactly one such reading.
+    for which ``a ** (p/q)`` is ``data``, if there is exactly one such reading;
+    other parameters the name does not give (kaitorch's ``'LeakyReLU'``) are
+    read from the data as the op table says (:meth:`~gradviz.engine.ops.Op.read_params`).
 
     Args:
         raw: the engine's ``_op``.
@@ -197,11 +196,12 @@ def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[st
         return op_name, params, None
     if spec.arity != n:
         return name, {}, f"the name {name!r} reads as {spec.name}, which takes {spec.arity} operand(s), but the node has {n}"
-    if spec.params and not params:  # a power whose exponent the name does not give
-        exponent, why = _hidden_exponent(operand_data[0], data)
-        if exponent is None:
-            return name, {}, f"the name {name!r} reads as a power, but its exponent is not in the name, and {why}"
-        params = {"exponent": exponent}
+    if spec.params and not params:  # e.g. a power whose exponent the name does not give
+        read, why = spec.read_params(tuple(operand_data), data)
+        if read is None:
+            what = "a power" if spec.name == "**" else spec.name
+            return name, {}, f"the name {name!r} reads as {what}, but {why}"
+        params = read
     expected = spec.apply(tuple(operand_data), params)
     if not _agrees(data, expected):
         shown = spec.display(params)
@@ -236,21 +236,6 @@ def _agrees(got: float, expected: float) -> bool:
 
 def _short(x: float) -> str:
     return f"{x:.4g}"
-
-
-def _hidden_exponent(a: float, out: float) -> tuple[float | None, str]:
-    """The one simple exponent ``k = p/q`` with ``a ** k == out``, or None and why there is none."""
-    if not (math.isfinite(a) and math.isfinite(out)) or abs(a) in (0.0, 1.0) or out == 0:
-        return None, f"no exponent can be read from the data (base {_short(a)}, result {_short(out)})"
-    ratio = math.log(abs(out)) / math.log(abs(a))
-    fits = set()
-    for q in _EXPONENT_DENOMINATORS:
-        k = round(ratio * q) / q
-        if abs(k) <= _EXPONENT_MAX and math.isclose(out, OPS["**"].apply((a,), {"exponent": k}), rel_tol=_EXPONENT_RTOL):
-            fits.add(k)
-    if len(fits) != 1:
-        return None, f"no simple exponent p/q (q <= 4) gives {_short(a)} ** k = {_short(out)}"
-    return fits.pop(), ""
 
 
 def _number(obj: object, attr: str) -> float:
