@@ -103,6 +103,7 @@ def test_expressions_use_every_op():
         ("relu", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch
         ("abs", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch's sgn
         ("abs", (-0.0,), {}, (0.0,)),
+        ("softsign", (1e300,), {}, (0.0,)),  # 1 / (1 + |a|) ** 2 without overflow
         ("leaky_relu", (0.0,), {"slope": 0.1}, (0.1,)),  # as PyTorch: the slope at 0
         ("elu", (0.0,), {"alpha": 0.5}, (0.5,)),  # as PyTorch: alpha at 0
         ("leaky_relu", (3.0,), {"slope": math.nan}, (1.0,)),  # a slope read as unknown is not used here

@@ -396,7 +396,7 @@ OPS: dict[str, Op] = {
             doc="a * sigmoid(beta * a) (SiLU at beta = 1)",
             reads=_read_beta,
         ),
-        Op("softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(1.0, (1.0 + abs(a)) ** 2)",), "softsign", doc="a / (1 + |a|)"),
+        Op("softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(_div(1.0, 1.0 + abs(a)), 1.0 + abs(a))",), "softsign", doc="a / (1 + |a|)"),
         Op(
             "abs",
             1,
