@@ -9,6 +9,7 @@ micrograd2023: ``'sin'``, ``'cos'``) and ports on GitHub (``'power'``,
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -175,3 +176,22 @@ def test_diff_counts_caret_and_star_star_as_the_same_op():
     result = gradviz.diff(y, gy)
     assert result.changed == [] and len(result.rows) == 4
     assert {(r.op_a, r.op_b) for r in result.rows} == {("", ""), ("**2", "**2"), ("+", "+")}
+
+
+def test_an_older_snapshot_with_a_name_that_leaves_its_parameters_out_still_loads():
+    """Before gradviz knew swish, a snapshot of kaitorch kept its 'swish' with no parameters: v1 files keep loading."""
+    x = Value(0.5)
+    y = x * 2.0
+    y.backward()
+    doc = json.loads(dumps(gradviz.capture(y)))
+    doc["engine"] = "kaitorch.core.Scalar"
+    doc["nodes"][2].update(op="swish", operands=["n0"], data=0.5 / (1 + math.exp(-0.5)))
+    doc["nodes"].pop(1)
+    g = loads(json.dumps(doc))
+    assert g.nodes["n2"].op == "swish" and dict(g.nodes["n2"].params) == {}
+    report = gradviz.check(g)
+    assert report.findings == [] and report.unverified == ["n0"]
+    assert report.notes[0].startswith("n2: op 'swish' needs the parameter 'beta', which the node lacks")
+    doc["engine"] = "gradviz"  # gradviz's own snapshots always carry them
+    with pytest.raises(gradviz.SnapshotError, match="has parameters beta, got none"):
+        loads(json.dumps(doc))

@@ -29,8 +29,8 @@ def at_kink(ctx: Context, nid: str, slots: tuple[int, ...] | list[int], got: flo
     """
     node = ctx.g.nodes[nid]
     op = OPS.get(node.op)
-    if op is None or len(slots) != 1:
-        return False
+    if op is None or len(slots) != 1 or any(p not in node.params for p in op.params):
+        return False  # (another engine's snapshot may name an op without its parameters)
     xs = tuple(ctx.g.nodes[x].data for x in ctx.rp.operands[nid])
     interval = op.kink_intervals(node.data, xs, node.params)[slots[0]]
     return interval is not None and interval[0] - ctx.atol <= got <= interval[1] + ctx.atol
