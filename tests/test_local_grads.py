@@ -193,3 +193,13 @@ def test_wrong_local_derivative_of_an_op_whose_operand_has_other_uses():
     report = gradviz.check(y)
     assert [(f.node, f.kind, f.operand, f.got, f.expected) for f in report.culprits] == [("n1", C.LOCAL, "n0", 0.25, 0.5)]
     assert [(f.node, f.got, f.expected, f.cause) for f in report.downstream] == [("n0", 2.75, 3.5, ("n1",))]
+
+
+def test_snapshots_before_and_after_backward_keep_the_local_grads():
+    a, b = M.Value(2.0), M.Value(-3.0)
+    c = a * b + a
+    before, after = gradviz.snapshot_backward(c, backward=lambda: M.backward(c))
+    assert [n.local_grads for n in before] == [n.local_grads for n in after] == [None, None, (-3.0, 2.0), (1.0, 1.0)]
+    assert [n.grad for n in after] == [-2.0, 2.0, 1.0, 1.0]
+    report = gradviz.check(after)
+    assert report.ok and report.unverified == []
