@@ -24,9 +24,9 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
-from functools import lru_cache
 import re
 import struct
+from functools import lru_cache
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
@@ -80,7 +80,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _POW_NAME = re.compile(rf"^(?:{_NUMBER}|x)?\s*(?:\*\*|\^|pow|power)\s*\(?\s*({_NUMBER})\s*\)?$")
 # micrograd 0.1.0's own names say what they are, as gradviz's do: a node whose data
 # disagree is a forward bug (a finding), not a doubt about the name
-_MICROGRAD_NAMES = {"ReLU": "relu"}
+_MICROGRAD_NAMES = frozenset({"ReLU"})
 _MICROGRAD_POW = re.compile(rf"^\*\*\s*\(?\s*({_NUMBER})\s*\)?$")
 # '-' and 'sub' with one operand are a negation; a power with one operand and no
 # exponent in its name keeps the exponent hidden
