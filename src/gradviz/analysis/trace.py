@@ -226,6 +226,20 @@ def _replayed(graph: Graph) -> Trace:
     return Trace(graph, steps, replayed=True, seed=1.0, notes=notes)
 
 
+_LOCAL_GRADS_NOTE = (
+    "the engine has no _backward: its backward is one loop, child.grad += local * node.grad, over the local "
+    "derivatives each node stored (_local_grads); these steps are that loop, replayed with them"
+)
+
+
+def _steps_in_local_grads(graph: Graph) -> bool:
+    """True for an engine without ``_backward`` whose op nodes store their local derivatives (microgpt)."""
+    ops = [nid for nid, node in graph.nodes.items() if node.operands]
+    return bool(ops) and all(
+        graph.nodes[nid].local_grads is not None and not callable(getattr(graph.objects.get(nid), "_backward", None)) for nid in ops
+    )
+
+
 class _Wrapped:
     """Install recording wrappers on live ``_backward`` attributes; restore them."""
 
@@ -307,6 +321,10 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
             return _replayed(graph)
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+    if _steps_in_local_grads(graph):
+        out = _replayed(graph)
+        out.notes.insert(0, _LOCAL_GRADS_NOTE)
+        return out
     root = graph.objects[graph.root]
     backward = backward_of(graph, backward)
     rp = replay(graph)

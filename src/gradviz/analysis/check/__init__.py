@@ -81,6 +81,7 @@ def check(
     atol: float = ATOL,
     probe: bool = True,
     children_attr: str | None = None,
+    local_grads_attr: str | None = None,
 ) -> CheckReport:
     """Check every forward value and gradient of a graph; name culprits.
 
@@ -93,6 +94,11 @@ def check(
         probe: call live nodes' ``_backward`` in isolation (grads are restored).
         children_attr: the operand attribute of a foreign engine, if not
             ``_prev`` or ``_children``.
+        local_grads_attr: the attribute under which an engine without
+            ``_backward`` keeps each node's local derivatives, if not
+            ``_local_grads`` (see :func:`gradviz.capture`). With them, every
+            grad is checked against its consumers' stored derivatives, also
+            where the op is unknown, and those of known ops against the op table.
 
     Returns:
         CheckReport: ``report.ok`` is True when nothing is wrong.
@@ -112,7 +118,7 @@ def check(
     if isinstance(root_or_graph, Graph):
         graph = root_or_graph
     else:
-        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True, local_grads_attr=local_grads_attr)
     return _run(Context(graph, rtol, atol, probe))
 
 
@@ -144,14 +150,24 @@ def _run(ctx: Context) -> CheckReport:
         for rule in RULES:
             rule.finish(ctx)
     rp = ctx.rp
+    stored: list[str] = []  # unknown ops whose local derivatives the engine stored: one note for all
     for nid, why in rp.unknown.items():
-        if nid not in rp.local:
+        if nid in rp.local and ctx.g.nodes[nid].local_grads is not None:
+            stored.append(nid)
+        elif nid not in rp.local:
             ctx.notes.append(
                 f"{ctx.name(nid)}: {why}; the grads behind it are not checked against a reference"
                 + ("" if ctx.g.objects else " (check the script instead of a snapshot to probe it live)")
             )
         else:
             ctx.notes.append(f"{ctx.name(nid)}: {why}; its local derivatives were measured by probing its _backward")
+    if stored:
+        reasons = {rp.unknown[nid] for nid in stored}
+        why = reasons.pop() if len(reasons) == 1 else "ops gradviz cannot replay"
+        ctx.notes.append(
+            f"{ctx.names(stored)}: {why}; the local derivatives are the engine's own (_local_grads): "
+            "every grad passed on through them is checked, the derivatives themselves against no formula"
+        )
     order = {k: i for i, k in enumerate(KINDS)}
     ctx.findings.sort(key=lambda f: (not f.culprit, ctx.index[f.node], order[f.kind], f.operand or ""))
     return CheckReport(
