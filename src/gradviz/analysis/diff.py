@@ -2,21 +2,46 @@
 
 The graphs may be two snapshots of one run (before and after
 ``backward()``), two runs of a program, or two engines computing the same
-thing. Nodes are matched in this order, and each row says how:
+thing. Nodes are paired, and each row says how (its ``method``):
 
 1. **id**: when both graphs have the same ids, each with the same op,
-   parameters and operand ids, every node is matched by id. gradviz's ids
-   are positions in a deterministic traversal, so two captures of the same
-   computation always agree, whatever the engine.
-2. **label**: otherwise, nodes whose label occurs exactly once in each graph
-   are matched by label.
-3. **structure**: the remaining nodes are matched by a structural digest
-   computed bottom-up from op, parameters, label and the operands' digests
-   (a label-matched operand counts by its label; operands count as a
-   multiset, since an engine that keeps them in a set has no order); nodes
-   with equal digests are paired in topological order. A graph built differently (``a - b`` as
-   one op in one engine and ``a + (-1 * b)`` in another) leaves some nodes
-   on one side only; they are listed.
+   parameters and operand ids, nodes are paired by id, if that pairing
+   holds up: no two paired nodes carry different labels, and where some
+   data differ, the value-aware matching below finds the same pairs. (Ids
+   are positions in a traversal; an engine that keeps its operands in a
+   ``set`` orders them by a digest, so ``x * y`` in micrograd and in gradviz
+   can have the same ids with ``x`` and ``y`` swapped.)
+2. **label**: nodes whose label occurs exactly once in each graph.
+3. **structure**: nodes paired by their place in the graph, in this order:
+   nodes whose structural digest (op, parameters and the operands' digests,
+   bottom-up; operands as a multiset; a label-paired node counts by its
+   label; no data, no grad) occurs exactly once on each side; then the two
+   roots, if still unpaired and not labelled differently; then, from every
+   pair with the same op, their operands, assigned so that as few pairs as
+   possible differ in digest, then in data, then in operand slot, then by
+   the smallest relative data difference (so nodes alike in shape are told
+   apart by their data, and data changes do not break a pairing that the
+   shape gives); then, bottom-up, a node whose operands are all paired with
+   the operands of one node of the same op on the other side (or, when only
+   some are, the one such consumer of theirs).
+4. **value**: a leaf still unpaired is paired with the one unpaired leaf on
+   the other side whose data equals its own within the tolerance, if that
+   one has no other such leaf either; this pairs the leaves under ops that
+   two engines decompose differently (micrograd's ``a - b`` is
+   ``a + b * -1``). Leaves with different data are paired only through
+   structure 3, never here: two constants ``2`` and ``3`` are the same node
+   only if the graph around them says so.
+
+Nodes are paired only with nodes of the same op, except the roots and
+label pairs. A pair whose ops differ while their operands are not paired
+with each other is **decomposed** (``a - b`` as ``'-'`` in gradviz and
+``'+'`` over ``b * -1`` in micrograd): its data and grad are compared, its
+op is not counted as a change. Nodes with no counterpart are listed.
+
+The verdict (:attr:`DiffResult.verdict`): ``'equal'`` when every node is
+paired and no pair differs; ``'equal-where-paired'`` when no pair differs,
+the roots are paired with each other, and some nodes have no counterpart
+(the two graphs decompose some ops differently); else ``'different'``.
 
 Values are compared with :func:`gradviz.analysis.replay.close`; two nans are
 equal. The relative difference is ``|a - b| / max(|a|, |b|)`` (0 when both
@@ -28,10 +53,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+import networkx as nx
 
 from ..graph.capture import capture
 from ..graph.model import Graph, Node
@@ -43,7 +72,7 @@ __all__ = ["diff", "DiffResult", "DiffRow", "FORMAT", "VERSION", "METHODS", "sch
 FORMAT = "gradviz-diff"
 VERSION = 1
 #: Matching methods, in the order they are tried.
-METHODS = ("id", "label", "structure")
+METHODS = ("id", "label", "structure", "value")
 
 
 def _abs_rel(x: float, y: float) -> tuple[float, float]:
@@ -64,13 +93,17 @@ class DiffRow:
     Attributes:
         a: the node's id in the first graph.
         b: its id in the second graph.
-        method: how they were matched: 'id', 'label' or 'structure'.
+        method: how they were matched: 'id', 'label', 'structure' or 'value'.
         label: the label (the second graph's if they differ).
         op_a: the op in the first graph (as displayed).
         op_b: the op in the second graph.
         data_a, data_b, grad_a, grad_b: the values on each side.
         data_abs, data_rel, grad_abs, grad_rel: absolute and relative differences.
         data_changed, grad_changed: differ beyond the tolerance.
+        decomposed: the ops differ and the operands are not paired with
+            each other: the two graphs compute this node by different ops
+            (micrograd's ``a - b`` is ``a + b * -1``); its op is not counted
+            as a change.
     """
 
     a: str
@@ -89,11 +122,12 @@ class DiffRow:
     grad_rel: float
     data_changed: bool
     grad_changed: bool
+    decomposed: bool = False
 
     @property
     def op_changed(self) -> bool:
-        """True if the two nodes have different ops."""
-        return self.op_a != self.op_b
+        """True if the two nodes have different ops over paired operands (not :attr:`decomposed`)."""
+        return self.op_a != self.op_b and not self.decomposed
 
     @property
     def changed(self) -> bool:
@@ -113,6 +147,7 @@ class DiffRow:
             "data_abs": num(self.data_abs), "data_rel": num(self.data_rel),
             "grad_abs": num(self.grad_abs), "grad_rel": num(self.grad_rel),
             "data_changed": self.data_changed, "grad_changed": self.grad_changed, "op_changed": self.op_changed,
+            "decomposed": self.decomposed,
         }
 
 
@@ -147,15 +182,38 @@ class DiffResult:
         return not self.only_a and not self.only_b and not self.changed
 
     @property
+    def verdict(self) -> str:
+        """``'equal'``, ``'equal-where-paired'`` or ``'different'`` (see the module docstring).
+
+        ``'equal-where-paired'``: no paired node differs and the roots are
+        paired with each other, but some nodes have no counterpart, as when
+        two engines decompose an op differently. ``gradviz diff`` exits 0
+        then, and 1 with ``--strict``.
+        """
+        if self.changed:
+            return "different"
+        if not self.only_a and not self.only_b:
+            return "equal"
+        roots = any(r.a == self.a.root and r.b == self.b.root for r in self.rows)
+        return "equal-where-paired" if roots else "different"
+
+    @property
+    def decomposed(self) -> list[DiffRow]:
+        """The rows whose node the two graphs compute by different ops (see :attr:`DiffRow.decomposed`)."""
+        return [r for r in self.rows if r.decomposed]
+
+    @property
     def changed(self) -> list[DiffRow]:
         """The matched rows whose op, data or grad differ."""
         return [r for r in self.rows if r.changed]
 
     def counts(self) -> dict[str, int]:
-        """How many nodes each method matched."""
+        """How many nodes each method matched: 'id', 'label' and 'structure' always, 'value' if used."""
         out = {m: 0 for m in METHODS}
         for r in self.rows:
             out[r.method] += 1
+        if not out["value"]:
+            del out["value"]
         return out
 
     def summary(self) -> str:
@@ -191,12 +249,26 @@ class DiffResult:
                     for r in rows
                 ],
             ).split("\n")]
+        if self.decomposed:
+            lines += ["", "decomposed differently (data and grad compared, not the op): " + ", ".join(
+                f"{self._name(r)} {r.op_a or 'leaf'} vs {r.op_b or 'leaf'}" for r in self.decomposed
+            )]
         for side, ids, graph in (("A", self.only_a, self.a), ("B", self.only_b, self.b)):
             if ids:
                 lines += ["", f"only in {side}: " + ", ".join(graph.nodes[i].name() for i in ids)]
         lines.append("")
-        lines.append("equal within tolerance" if self.equal else "different")
+        lines.append(self.conclusion())
         return text(lines)
+
+    def conclusion(self) -> str:
+        """The table's last line: the verdict in words."""
+        verdict = self.verdict
+        if verdict == "equal":
+            return "equal within tolerance"
+        if verdict == "equal-where-paired":
+            n = len(self.only_a) + len(self.only_b)
+            return f"equal on every paired node; {n} node{'s' if n != 1 else ''} have no counterpart"
+        return "different"
 
     def _name(self, r: DiffRow) -> str:
         ids = r.a if r.a == r.b else f"{r.a}→{r.b}"
@@ -237,6 +309,7 @@ class DiffResult:
             "format": FORMAT,
             "version": VERSION,
             "equal": self.equal,
+            "verdict": self.verdict,
             "method": self.method,
             "matched": self.counts(),
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
@@ -279,65 +352,291 @@ def _unique_labels(graph: Graph) -> dict[str, str]:
 
 
 def _digests(graph: Graph, anchored: dict[str, str]) -> dict[str, bytes]:
-    """Structural digest per node; ``anchored`` maps a matched node id to its label."""
+    """Structural digest per node; ``anchored`` maps a label-paired node's id to its label.
+
+    Operands count once each and as a multiset: an engine that keeps them in
+    a ``set`` has kept ``a + a`` as one ``a``, in no order.
+    """
     out: dict[str, bytes] = {}
     for node in graph:  # topological order: operands first
         h = hashlib.blake2b(digest_size=12)
         if node.id in anchored:
             h.update(b"L\0" + anchored[node.id].encode("utf-8", "surrogatepass"))
         else:
-            h.update(b"S\0" + _node_key(node))
-            for d in sorted(out[o] for o in node.operands):
+            operands = dict.fromkeys(node.operands)
+            h.update(b"S\0" + _node_key(node, len(operands)))
+            for d in sorted(out[o] for o in operands):
                 h.update(d)
         out[node.id] = h.digest()
     return out
 
 
-def _node_key(node: Node) -> bytes:
+def _node_key(node: Node, arity: int) -> bytes:
     params = ",".join(f"{k}={float(v)!r}" for k, v in sorted(node.params.items()))
-    return f"{node.op}\0{params}\0{node.label}\0{len(node.operands)}".encode("utf-8", "surrogatepass")
+    return f"{node.op}\0{params}\0{arity}".encode("utf-8", "surrogatepass")
 
 
-def _match(a: Graph, b: Graph) -> list[tuple[str, str, str]]:
-    """Pairs ``(id in a, id in b, method)``, in ``b``'s topological order."""
-    if _same_structure(a, b):
-        return [(nid, nid, "id") for nid in b.nodes]
-    labels_a, labels_b = _unique_labels(a), _unique_labels(b)
-    b_to_a: dict[str, tuple[str, str]] = {}
-    for label, bid in labels_b.items():
-        if label in labels_a:
-            b_to_a[bid] = (labels_a[label], "label")
-    anchored_a = {aid: a.nodes[aid].label for aid, _ in b_to_a.values()}
-    anchored_b = {bid: b.nodes[bid].label for bid in b_to_a}
-    da, db = _digests(a, anchored_a), _digests(b, anchored_b)
-    pool: dict[bytes, list[str]] = {}
-    matched_a = set(anchored_a)
-    for nid in a.nodes:
-        if nid not in matched_a:
-            pool.setdefault(da[nid], []).append(nid)
-    taken = {d: 0 for d in pool}
-    for bid in b.nodes:
-        if bid in b_to_a:
+def _same_op(x: Node, y: Node) -> bool:
+    return x.op == y.op and (x.params is y.params or dict(x.params) == dict(y.params))
+
+
+def _labels_conflict(x: Node, y: Node) -> bool:
+    """Two nodes both labelled, differently: never one node."""
+    return bool(x.label and y.label and x.label != y.label)
+
+
+#: Operand lists longer than this are paired slot by slot instead of by an
+#: optimal assignment (networkx's max_weight_matching is cubic in their length).
+_MAX_ASSIGN = 64
+#: Rounds of the bottom-up step; each round pairs what the one before made pairable.
+_CLIMB_ROUNDS = 4
+#: A leaf whose data is close to more than this many unpaired leaves is not paired by value.
+_VALUE_WINDOW = 64
+
+
+class _Pairing:
+    """A one-to-one pairing of ``a``'s nodes with ``b``'s, grown by the rules of the module docstring."""
+
+    def __init__(self, a: Graph, b: Graph, rtol: float, atol: float) -> None:
+        self.a, self.b, self.rtol, self.atol = a, b, rtol, atol
+        self.a2b: dict[str, str] = {}
+        self.b2a: dict[str, tuple[str, str]] = {}
+        self.b_pos = {nid: i for i, nid in enumerate(b.nodes)}
+        self.b_consumers = b.consumers()
+        self.da: dict[str, bytes] = {}
+        self.db: dict[str, bytes] = {}
+
+    def add(self, x: str, y: str, method: str) -> None:
+        self.a2b[x] = y
+        self.b2a[y] = (x, method)
+
+    def close(self, u: float, v: float) -> bool:
+        return close(u, v, rtol=self.rtol, atol=self.atol)
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """``(id in a, id in b, method)`` in ``b``'s topological order."""
+        b2a = self.b2a
+        return [(b2a[y][0], y, b2a[y][1]) for y in self.b.nodes if y in b2a]
+
+    # -- the rules, in the order they run ------------------------------------------------------
+    def run(self) -> "_Pairing":
+        a, b = self.a, self.b
+        labels_a = _unique_labels(a)
+        for label, y in _unique_labels(b).items():
+            if label in labels_a:
+                self.add(labels_a[label], y, "label")
+        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b})
+        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a})
+        self._unique_digests()
+        if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
+            self.add(a.root, b.root, "structure")
+        self.descend([(x, y) for y, (x, _) in self.b2a.items()])
+        for _ in range(_CLIMB_ROUNDS):
+            if not self._climb():
+                break
+        return self
+
+    def _unique_digests(self) -> None:
+        count_a = Counter(self.da.values())
+        count_b = Counter(self.db.values())
+        by_digest = {d: x for x, d in self.da.items() if count_a[d] == 1}
+        for y, d in self.db.items():
+            x = by_digest.get(d)
+            if x is None or count_b[d] != 1 or x in self.a2b or y in self.b2a:
+                continue
+            if not _labels_conflict(self.a.nodes[x], self.b.nodes[y]):
+                self.add(x, y, "structure")
+
+    def descend(self, start: list[tuple[str, str]]) -> None:
+        """Pair the operands of paired nodes with the same op, consumers before their operands."""
+        stack = sorted(start, key=lambda xy: self.b_pos[xy[1]])
+        a_nodes, b_nodes = self.a.nodes, self.b.nodes
+        while stack:
+            x, y = stack.pop()
+            nx_, ny = a_nodes[x], b_nodes[y]
+            if not nx_.operands or not ny.operands or not _same_op(nx_, ny):
+                continue
+            for p, q in self._assign(nx_, ny):
+                self.add(p, q, "structure")
+                stack.append((p, q))
+
+    def _cost(self, p: str, q: str, slot_p: int, slot_q: int) -> tuple[int, int, int, float] | None:
+        """How badly ``p`` and ``q`` fit as a pair (lexicographic), or None if they never can."""
+        x, y = self.a.nodes[p], self.b.nodes[q]
+        if not _same_op(x, y) or _labels_conflict(x, y) or (not x.operands) != (not y.operands):
+            return None
+        rel = _abs_rel(x.data, y.data)[1]
+        return (
+            int(self.da[p] != self.db[q]),
+            int(not self.close(x.data, y.data)),
+            int(slot_p != slot_q),
+            rel if rel < math.inf else _FAR,
+        )
+
+    def _assign(self, x: Node, y: Node) -> list[tuple[str, str]]:
+        """The best pairs between the unpaired operands of ``x`` and of ``y``."""
+        ra = [o for o in dict.fromkeys(x.operands) if o not in self.a2b]
+        rb = [o for o in dict.fromkeys(y.operands) if o not in self.b2a]
+        if not ra or not rb:
+            return []
+        slot_a = {o: x.operands.index(o) for o in ra}
+        slot_b = {o: y.operands.index(o) for o in rb}
+        costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q]) for p in ra for q in rb}
+        if len(ra) == 1 and len(rb) == 1:
+            return [(ra[0], rb[0])] if costs[ra[0], rb[0]] is not None else []
+        if max(len(ra), len(rb)) > _MAX_ASSIGN:
+            return [(p, q) for p, q in zip(ra, rb) if costs[p, q] is not None]
+        return _best_assignment(ra, rb, costs)
+
+    def _climb(self) -> bool:
+        """Bottom-up: leaves by value, then op nodes by their paired operands. True if it paired any."""
+        before = len(self.a2b)
+        self._leaves_by_value()
+        a_nodes, b_nodes, b_consumers = self.a.nodes, self.b.nodes, self.b_consumers
+        for x in a_nodes.values():
+            if x.id in self.a2b or not x.operands:
+                continue
+            operands = dict.fromkeys(x.operands)
+            known = [self.a2b[o] for o in operands if o in self.a2b]
+            if not known:
+                continue
+            want = set(known)
+            # the partner with the fewest uses: a leaf shared by a whole chain has a million
+            via = min(known, key=lambda q: len(b_consumers[q]))
+            found = []
+            for c in dict.fromkeys(b_consumers[via]):
+                yc = b_nodes[c]
+                if c in self.b2a or not _same_op(x, yc) or _labels_conflict(x, yc):
+                    continue
+                theirs = set(yc.operands)
+                if len(theirs) == len(operands) and want <= theirs:
+                    found.append(c)
+            if not found or (len(known) < len(operands) and len(found) > 1):
+                continue  # nothing fits, or only some operands are paired and several consumers could be it
+            self.add(x.id, found[0], "structure")
+            self.descend([(x.id, found[0])])
+        return len(self.a2b) > before
+
+    def _leaves_by_value(self) -> None:
+        """Pair unpaired leaves whose data match exactly one unpaired leaf on the other side, and back."""
+        side_a = _ValueIndex([n for n in self.a if n.is_leaf and n.id not in self.a2b], self.rtol, self.atol)
+        side_b = _ValueIndex([n for n in self.b if n.is_leaf and n.id not in self.b2a], self.rtol, self.atol)
+        if not side_a or not side_b:
+            return
+        for x in side_a.nodes:
+            if x.id in self.a2b:
+                continue
+            near = [y for y in side_b.near(x.data) if y.id not in self.b2a]
+            if len(near) != 1 or _labels_conflict(x, near[0]):
+                continue
+            back = [z for z in side_a.near(near[0].data) if z.id not in self.a2b]
+            if len(back) == 1:
+                self.add(x.id, near[0].id, "value")
+
+
+#: The relative difference counted for a pair with a nan or an infinity against a number.
+_FAR = 1e300
+
+
+def _best_assignment(
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], tuple[int, int, int, float] | None]
+) -> list[tuple[str, str]]:
+    """The most pairs, then the lowest summed cost (compared component by component).
+
+    Done as a maximum-weight matching (networkx) on the bipartite graph of
+    pairs that can be, with weights that order the cost components: each is
+    smaller than the one before summed over all pairs.
+    """
+    scale = float(max(len(ra), len(rb)) + 1)
+    g = nx.Graph()
+    for (p, q), c in costs.items():
+        if c is None:
             continue
-        d = db[bid]
-        if d in pool and taken[d] < len(pool[d]):
-            b_to_a[bid] = (pool[d][taken[d]], "structure")
-            taken[d] += 1
-    return [(b_to_a[bid][0], bid, b_to_a[bid][1]) for bid in b.nodes if bid in b_to_a]
+        digest, data, slot, rel = c
+        badness = digest * scale**3 + data * scale**2 + slot * scale + rel / (1.0 + rel)
+        g.add_edge(("a", p), ("b", q), weight=scale**4 - badness)
+    matching = nx.max_weight_matching(g, maxcardinality=True)
+    pairs = {}
+    for u, v in matching:
+        (side, p), (_, q) = (u, v) if u[0] == "a" else (v, u)
+        pairs[p] = q
+    return [(p, pairs[p]) for p in ra if p in pairs]
+
+
+class _ValueIndex:
+    """Leaves sorted by data, to find those whose data are close to a number."""
+
+    def __init__(self, nodes: list[Node], rtol: float, atol: float) -> None:
+        self.nodes = nodes
+        self.rtol, self.atol = rtol, atol
+        finite = sorted((n for n in nodes if math.isfinite(n.data)), key=lambda n: n.data)
+        self.keys = [n.data for n in finite]
+        self.finite = finite
+        self.other: dict[str, list[Node]] = {}
+        for n in nodes:
+            if not math.isfinite(n.data):
+                self.other.setdefault(repr(n.data), []).append(n)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def near(self, v: float) -> list[Node]:
+        """The leaves whose data are close to ``v`` (at most ``_VALUE_WINDOW`` + 1 of them)."""
+        if not math.isfinite(v):
+            return self.other.get(repr(v), [])
+        # close(u, v) needs |u - v| <= atol + rtol * max(|u|, |v|) <= atol + rtol * (|v| + |u - v|)
+        width = (self.atol + self.rtol * abs(v)) / (1.0 - self.rtol) if self.rtol < 1 else math.inf
+        lo = bisect_left(self.keys, v - width)
+        hi = bisect_right(self.keys, v + width, lo)
+        window = self.finite[lo : min(hi, lo + _VALUE_WINDOW + 1)]
+        return [n for n in window if close(n.data, v, rtol=self.rtol, atol=self.atol)]
+
+
+def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, and ``a``'s id -> ``b``'s."""
+    pairing = _Pairing(a, b, rtol, atol).run()
+    return pairing.pairs(), pairing.a2b
+
+
+def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: float) -> DiffRow:
+    data_abs, data_rel = _abs_rel(x.data, y.data)
+    grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
+    return DiffRow(
+        x.id, y.id, method, y.label or x.label, x.op_display(), y.op_display(),
+        x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
+        not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
+        decomposed,
+    )
+
+
+def _id_rows(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[DiffRow], bool]:
+    """Rows of the pairing by id, and whether it needs checking: some data or labels differ."""
+    rows = [_row(x, b.nodes[x.id], "id", False, rtol, atol) for x in a]
+    doubt = any(r.data_changed for r in rows) or any(
+        _labels_conflict(x, y) for x, y in zip(a, (b.nodes[k] for k in a.nodes))
+    )
+    return rows, doubt
 
 
 def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResult:
     """Compare two graphs node by node.
 
+    Nodes are paired as the module docstring says: by id when that holds
+    up, else by unique labels, structure and, for leaves, data.
+
     Args:
         a: the first graph: a :class:`Graph` (snapshot or capture) or a root
             value (captured now).
         b: the second graph, likewise.
-        rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`).
+        rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`);
+            also the tolerance within which data count as equal when nodes
+            are paired.
         atol: absolute tolerance.
 
     Returns:
-        DiffResult: ``result.equal`` is True when nothing differs.
+        DiffResult: ``result.equal`` is True when every node is paired and
+        nothing differs; ``result.verdict`` also tells apart graphs that agree
+        on every paired node but decompose some ops differently.
 
     Raises:
         CaptureError: if ``a`` or ``b`` is not a graph.
@@ -352,18 +651,25 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
     """
     ga = a if isinstance(a, Graph) else capture(a, keep_objects=False)
     gb = b if isinstance(b, Graph) else capture(b, keep_objects=False)
-    pairs = _match(ga, gb)
+    if _same_structure(ga, gb):
+        rows, doubt = _id_rows(ga, gb, rtol, atol)
+        if not doubt:
+            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+        pairs, a2b = _match(ga, gb, rtol, atol)
+        if len(pairs) == len(gb) and all(x == y for x, y, _ in pairs):  # the pairing by id holds up
+            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+    else:
+        pairs, a2b = _match(ga, gb, rtol, atol)
     rows = []
     for aid, bid, method in pairs:
         x, y = ga.nodes[aid], gb.nodes[bid]
-        data_abs, data_rel = _abs_rel(x.data, y.data)
-        grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
-        rows.append(DiffRow(
-            aid, bid, method, y.label or x.label, x.op_display(), y.op_display(),
-            x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
-            not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
-        ))
-    used_a = {aid for aid, _, _ in pairs}
+        # ops that differ over operands that are not each other's: one op, decomposed differently
+        decomposed = (
+            not _same_op(x, y) and bool(x.operands) and bool(y.operands)
+            and {a2b.get(o) for o in x.operands} != set(y.operands)
+        )
+        rows.append(_row(x, y, method, decomposed, rtol, atol))
+    used_a = set(a2b)
     used_b = {bid for _, bid, _ in pairs}
     methods = [m for m in METHODS if any(r.method == m for r in rows)]
     return DiffResult(
