@@ -405,6 +405,8 @@ class _Pairing:
         self.b_consumers = b.consumers()
         self.da: dict[str, bytes] = {}
         self.db: dict[str, bytes] = {}
+        # leaf pairs with different data that only the shape suggests: made last, if still free
+        self.deferred: list[tuple[str, str]] = []
 
     def add(self, x: str, y: str, method: str) -> None:
         self.a2b[x] = y
@@ -431,10 +433,20 @@ class _Pairing:
         if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
             self.add(a.root, b.root, "structure")
         self.descend([(x, y) for y, (x, _) in self.b2a.items()])
+        self._climb_all()
+        deferred = [(x, y) for x, y in self.deferred if x not in self.a2b and y not in self.b2a]
+        if deferred:
+            self.deferred = []
+            for x, y in deferred:
+                if x not in self.a2b and y not in self.b2a:
+                    self.add(x, y, "structure")
+            self._climb_all()
+        return self
+
+    def _climb_all(self) -> None:
         for _ in range(_CLIMB_ROUNDS):
             if not self._climb():
                 break
-        return self
 
     def _unique_digests(self) -> None:
         count_a = Counter(self.da.values())
@@ -457,6 +469,9 @@ class _Pairing:
             if not nx_.operands or not ny.operands or not _same_op(nx_, ny):
                 continue
             for p, q in self._assign(nx_, ny):
+                if a_nodes[p].is_leaf and not self.close(a_nodes[p].data, b_nodes[q].data):
+                    self.deferred.append((p, q))  # a leaf that fits better by its data may turn up
+                    continue
                 self.add(p, q, "structure")
                 stack.append((p, q))
 
