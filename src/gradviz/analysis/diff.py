@@ -57,6 +57,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import permutations
 from importlib import resources
 from typing import Any
 
@@ -388,6 +389,9 @@ def _labels_conflict(x: Node, y: Node) -> bool:
 #: Operand lists longer than this are paired slot by slot instead of by an
 #: optimal assignment (networkx's max_weight_matching is cubic in their length).
 _MAX_ASSIGN = 64
+#: Operand lists up to this long are assigned by trying every assignment
+#: (at most 3! = 6; binary ops have 2), faster than building a matching graph.
+_BRUTE_FORCE = 3
 #: Rounds of the bottom-up step; each round pairs what the one before made pairable.
 _CLIMB_ROUNDS = 4
 #: A leaf whose data is close to more than this many unpaired leaves is not paired by value.
@@ -501,6 +505,8 @@ class _Pairing:
             return [(ra[0], rb[0])] if costs[ra[0], rb[0]] is not None else []
         if max(len(ra), len(rb)) > _MAX_ASSIGN:
             return [(p, q) for p, q in zip(ra, rb) if costs[p, q] is not None]
+        if max(len(ra), len(rb)) <= _BRUTE_FORCE:
+            return _tried_assignment(ra, rb, costs)
         return _best_assignment(ra, rb, costs)
 
     def _climb(self) -> bool:
@@ -551,6 +557,22 @@ class _Pairing:
 
 #: The relative difference counted for a pair with a nan or an infinity against a number.
 _FAR = 1e300
+
+
+def _tried_assignment(
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], tuple[int, int, int, float] | None]
+) -> list[tuple[str, str]]:
+    """What :func:`_best_assignment` returns, found by trying every assignment (for short lists)."""
+    best: tuple | None = None
+    chosen: list[tuple[str, str]] = []
+    short, long_, flip = (ra, rb, False) if len(ra) <= len(rb) else (rb, ra, True)
+    for perm in permutations(long_, len(short)):
+        pairs = [((q, p) if flip else (p, q)) for p, q in zip(short, perm)]
+        fits = [costs[pq] for pq in pairs if costs[pq] is not None]
+        key = (-len(fits), *(sum(c[i] for c in fits) for i in range(4)))
+        if best is None or key < best:
+            best, chosen = key, [pq for pq in pairs if costs[pq] is not None]
+    return sorted(chosen, key=lambda pq: ra.index(pq[0]))
 
 
 def _best_assignment(
