@@ -352,3 +352,32 @@ def test_cli_exit_status_for_nodes_without_counterpart(tmp_path, capsys, monkeyp
     assert main(["diff", "m.json", "g.json", "--strict"]) == 1
     capsys.readouterr()
     assert main(["diff", "g.json", "g.json", "--strict"]) == 0
+
+
+# -- ops with many operands (another engine's n-ary sum) ------------------------------------------
+
+
+class Node:
+    """A look-alike of an engine with an n-ary op: operands in the order given."""
+
+    def __init__(self, data, prev=(), op=""):
+        self.data, self.grad, self._prev, self._op = data, 0.0, tuple(prev), op
+
+
+@pytest.mark.parametrize("n, method", [(5, "structure"), (70, "structure+value")])
+def test_an_n_ary_op_pairs_its_operands_by_data_whatever_their_order(n, method):
+    # 5 operands: networkx's matching pairs them; 70: more than it is asked to take, so the
+    # slot-by-slot pairs (all of other data) wait, and the leaves pair by their values
+    def build(order):
+        leaves = [Node(float(k)) for k in range(1, n + 1)]
+        for v in leaves:
+            v.grad = 1.0
+        total = Node(sum(v.data for v in leaves), [leaves[k] for k in order], "sum")
+        total.grad = 1.0
+        return named(total, **{f"x{k + 1}": v for k, v in enumerate(leaves)}, total=total)
+
+    (ga, na), (gb, nb) = build(range(n)), build(reversed(range(n)))
+    assert D._same_structure(ga, gb)  # equal ids, each naming another leaf
+    result = gradviz.diff(ga, gb)
+    assert {na[r.a]: nb[r.b] for r in result.rows} == {k: k for k in [f"x{i}" for i in range(1, n + 1)] + ["total"]}
+    assert result.equal and result.method == method
