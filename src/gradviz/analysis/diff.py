@@ -498,13 +498,10 @@ class _Pairing:
         rb = [o for o in dict.fromkeys(y.operands) if o not in self.b2a]
         if not ra or not rb:
             return []
-        slot_a = {o: x.operands.index(o) for o in ra}
-        slot_b = {o: y.operands.index(o) for o in rb}
+        slot_a, slot_b = _first_slots(x.operands), _first_slots(y.operands)
+        if (len(ra) == 1 and len(rb) == 1) or max(len(ra), len(rb)) > _MAX_ASSIGN:
+            return [(p, q) for p, q in zip(ra, rb) if self._cost(p, q, slot_a[p], slot_b[q]) is not None]
         costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q]) for p in ra for q in rb}
-        if len(ra) == 1 and len(rb) == 1:
-            return [(ra[0], rb[0])] if costs[ra[0], rb[0]] is not None else []
-        if max(len(ra), len(rb)) > _MAX_ASSIGN:
-            return [(p, q) for p, q in zip(ra, rb) if costs[p, q] is not None]
         if max(len(ra), len(rb)) <= _BRUTE_FORCE:
             return _tried_assignment(ra, rb, costs)
         return _best_assignment(ra, rb, costs)
@@ -553,6 +550,14 @@ class _Pairing:
             back = [z for z in side_a.near(near[0].data) if z.id not in self.a2b]
             if len(back) == 1:
                 self.add(x.id, near[0].id, "value")
+
+
+def _first_slots(operands: tuple[str, ...]) -> dict[str, int]:
+    """Each operand's first slot (``tuple.index`` for each would be quadratic in a long sum)."""
+    out: dict[str, int] = {}
+    for i, o in enumerate(operands):
+        out.setdefault(o, i)
+    return out
 
 
 #: The relative difference counted for a pair with a nan or an infinity against a number.
