@@ -226,6 +226,10 @@ def test_decomposed_sub_and_div_still_pair_leaves_and_root():
     assert [(gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b] == [("-", 3.0)]
     assert [(r.op_a, r.op_b) for r in result.decomposed] == [("*", "/")]
     assert result.verdict == "equal-where-paired"
+    doc = json.loads(result.dumps())
+    jsonschema.validate(doc, D.schema())
+    assert [(r["op_a"], r["op_b"], r["op_changed"]) for r in doc["rows"] if r["decomposed"]] == [("*", "/", False)]
+    assert (doc["verdict"], doc["matched"]) == ("equal-where-paired", {"id": 0, "label": 0, "structure": 2, "value": 4})
     table = result.table()
     assert "decomposed differently (data and grad compared, not the op): " in table
     assert table.splitlines()[-1] == "equal on every paired node; 5 nodes have no counterpart"
@@ -381,3 +385,30 @@ def test_an_n_ary_op_pairs_its_operands_by_data_whatever_their_order(n, method):
     result = gradviz.diff(ga, gb)
     assert {na[r.a]: nb[r.b] for r in result.rows} == {k: k for k in [f"x{i}" for i in range(1, n + 1)] + ["total"]}
     assert result.equal and result.method == method
+
+
+def test_a_consumer_found_through_some_of_its_operands_must_agree_in_data():
+    # micrograd's c - b is c + b * -1, and its bc / 2 is bc * 0.5; gradviz has '-' and '/'.
+    # b * -1 and b * c are both a '*' using b: only the data (-0.6 against -0.48) tell them apart.
+    def build(V):
+        b, c = V(0.6), V(-0.8)
+        bc = b * c
+        L = (c - b) + bc / 2
+        L.backward()
+        return named(L, b=b, c=c, bc=bc, L=L)
+
+    (ga, na), (gb, nb) = build(M), build(G)
+    result = gradviz.diff(ga, gb)
+    assert {na[r.a]: nb[r.b] for r in result.rows} == {"b": "b", "c": "c", "bc": "bc", "L": "L"}
+    # L = c - b + bc/2 = -1.64; dL/db = -1 + c/2 = -1.4, dL/dc = 1 + b/2 = 1.3, dL/dbc = 0.5
+    got = values(result, nb)
+    for k, (d, g) in {"b": (0.6, -1.4), "c": (-0.8, 1.3), "bc": (-0.48, 0.5), "L": (-1.64, 1.0)}.items():
+        assert got[k] == pytest.approx((d, d, g, g), rel=1e-12), k
+    # micrograd's -1, 0.5, b * -1, c + b * -1 and bc * 0.5; gradviz's c - b, 2 and bc / 2
+    only_a = sorted((ga.nodes[i].op, ga.nodes[i].data) for i in result.only_a)
+    assert [op for op, _ in only_a] == ["", "", "*", "*", "+"]
+    assert [d for _, d in only_a] == pytest.approx([-1.0, 0.5, -0.6, -0.24, -1.4])
+    only_b = sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b)
+    assert [op for op, _ in only_b] == ["", "-", "/"]
+    assert [d for _, d in only_b] == pytest.approx([2.0, -1.4, -0.24])
+    assert result.changed == [] and result.verdict == "equal-where-paired"

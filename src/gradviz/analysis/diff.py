@@ -17,20 +17,26 @@ thing. Nodes are paired, and each row says how (its ``method``):
    bottom-up; operands as a multiset; a label-paired node counts by its
    label; no data, no grad) occurs exactly once on each side; then the two
    roots, if still unpaired and not labelled differently; then, from every
-   pair with the same op, their operands, assigned so that as few pairs as
-   possible differ in digest, then in data, then in operand slot, then by
-   the smallest relative data difference (so nodes alike in shape are told
-   apart by their data, and data changes do not break a pairing that the
-   shape gives); then, bottom-up, a node whose operands are all paired with
-   the operands of one node of the same op on the other side (or, when only
-   some are, the one such consumer of theirs).
+   pair with the same op, their operands, assigned so that as many as
+   possible pair (only with a node of the same op, not labelled otherwise)
+   and as few pairs as possible differ in digest, then in data, then in
+   operand slot, then by the smallest relative data difference (so nodes
+   alike in shape are told apart by their data, and data changes do not
+   break a pairing that the shape gives; every assignment is tried for up
+   to 3 operands, networkx's ``max_weight_matching`` finds the best for up
+   to 64, longer lists pair slot by slot); then, bottom-up, a node whose
+   operands are all paired with the operands of one node of the same op on
+   the other side (or, when only some are, with the one such consumer of
+   theirs whose data equal its own).
 4. **value**: a leaf still unpaired is paired with the one unpaired leaf on
    the other side whose data equals its own within the tolerance, if that
    one has no other such leaf either; this pairs the leaves under ops that
    two engines decompose differently (micrograd's ``a - b`` is
-   ``a + b * -1``). Leaves with different data are paired only through
-   structure 3, never here: two constants ``2`` and ``3`` are the same node
-   only if the graph around them says so.
+   ``a + b * -1``). Two leaves with different data are never paired here,
+   and a pair of them that the operands rule of 3 proposes waits until
+   nothing else is left to pair: it is made (as structure) only if neither
+   leaf was paired by its data meanwhile. So two constants ``2`` and ``3``
+   are one node only where the graph around them leaves nothing else.
 
 Nodes are paired only with nodes of the same op, except the roots and
 label pairs. A pair whose ops differ while their operands are not paired
@@ -42,6 +48,12 @@ The verdict (:attr:`DiffResult.verdict`): ``'equal'`` when every node is
 paired and no pair differs; ``'equal-where-paired'`` when no pair differs,
 the roots are paired with each other, and some nodes have no counterpart
 (the two graphs decompose some ops differently); else ``'different'``.
+
+A graph isomorphism (networkx's VF2 matcher) is not what pairs the
+nodes: it takes exponential time on graphs with many alike parts (the
+neurons of a layer), and two engines' graphs of one computation are not
+isomorphic where they decompose an op differently. Each rule above is
+linear in the number of nodes, apart from sorting.
 
 Values are compared with :func:`gradviz.analysis.replay.close`; two nans are
 equal. The relative difference is ``|a - b| / max(|a|, |b|)`` (0 when both
@@ -437,20 +449,17 @@ class _Pairing:
         if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
             self.add(a.root, b.root, "structure")
         self.descend([(x, y) for y, (x, _) in self.b2a.items()])
-        self._climb_all()
-        deferred = [(x, y) for x, y in self.deferred if x not in self.a2b and y not in self.b2a]
-        if deferred:
-            self.deferred = []
-            for x, y in deferred:
+        for _ in range(_CLIMB_ROUNDS):
+            for _ in range(_CLIMB_ROUNDS):
+                if not self._climb():
+                    break
+            deferred, self.deferred = self.deferred, []
+            if not deferred:
+                break
+            for x, y in deferred:  # leaves of other data that the shape pairs and no leaf took by value
                 if x not in self.a2b and y not in self.b2a:
                     self.add(x, y, "structure")
-            self._climb_all()
         return self
-
-    def _climb_all(self) -> None:
-        for _ in range(_CLIMB_ROUNDS):
-            if not self._climb():
-                break
 
     def _unique_digests(self) -> None:
         count_a = Counter(self.da.values())
@@ -527,8 +536,13 @@ class _Pairing:
                 if c in self.b2a or not _same_op(x, yc) or _labels_conflict(x, yc):
                     continue
                 theirs = set(yc.operands)
-                if len(theirs) == len(operands) and want <= theirs:
-                    found.append(c)
+                if len(theirs) != len(operands) or not want <= theirs:
+                    continue
+                # with only some operands paired, the rest could be anything: the data must agree
+                # (micrograd's b * -1 is not gradviz's b * c, which shares b and the op)
+                if len(known) < len(operands) and not self.close(x.data, yc.data):
+                    continue
+                found.append(c)
             if not found or (len(known) < len(operands) and len(found) > 1):
                 continue  # nothing fits, or only some operands are paired and several consumers could be it
             self.add(x.id, found[0], "structure")
