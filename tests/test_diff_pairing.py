@@ -319,6 +319,48 @@ def test_two_runs_with_noise_and_no_tolerance_report_exactly_the_moved_data(monk
     assert {mb[r.b] for r in result.rows if r.data_changed} == moved
 
 
+def test_two_training_steps_pair_every_node_with_itself_though_data_moved(monkeypatch):
+    # an SGD step moves every weight, so data differ nearly everywhere; the shape pairs them.
+    # Reference: the k-th Value made in a step is the k-th of the other; parameters are shared.
+    counter = itertools.count()
+    init = M.__init__
+
+    def numbered(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.made = next(counter)
+
+    monkeypatch.setattr(M, "__init__", numbered)
+    random.seed(1)
+    model = micrograd_nn.MLP(2, [4, 4, 1])
+    params = {id(p) for p in model.parameters()}
+    xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.3, 0.8]], [1.0, -1.0, 1.0]
+
+    def step():
+        start = next(counter)
+        preds = [model([M(x[0]), M(x[1])]) for x in xs]
+        loss = sum(((p - y) ** 2 for p, y in zip(preds, ys)), M(0.0))
+        model.zero_grad()
+        loss.backward()
+        graph = gradviz.capture(loss)
+        keys = {nid: ("param", v.made) if id(v) in params else ("made", v.made - start) for nid, v in graph.objects.items()}
+        snap = gradviz.snapshot(loss)
+        for p in model.parameters():
+            p.data -= 0.05 * p.grad
+        return snap, keys
+
+    (ga, ka), (gb, kb) = step(), step()
+    result = gradviz.diff(ga, gb)
+    assert len(result.rows) == len(ga) == len(gb) == 248
+    assert all(ka[r.a] == kb[r.b] for r in result.rows)
+
+    def differs(x, y):
+        return not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+
+    by_key = {ka[i]: ga.nodes[i] for i in ga.nodes}
+    moved = {kb[i] for i in gb.nodes if differs(gb.nodes[i].data, by_key[kb[i]].data) or differs(gb.nodes[i].grad, by_key[kb[i]].grad)}
+    assert len(moved) > 200 and {kb[r.b] for r in result.changed} == moved
+
+
 def test_gradviz_runs_with_noise_pair_by_id():
     def build(noise):
         x, y = G(0.1 + noise), G(0.2)
