@@ -406,7 +406,9 @@ _MAX_ASSIGN = 64
 _BRUTE_FORCE = 3
 #: Rounds of the bottom-up step; each round pairs what the one before made pairable.
 _CLIMB_ROUNDS = 4
-#: A leaf whose data is close to more than this many unpaired leaves is not paired by value.
+#: A leaf whose data is close to more than this many of the other side's leaves (those
+#: unpaired when the step began) is not paired by value: it is ambiguous, and telling
+#: which of them are still free would make the step quadratic.
 _VALUE_WINDOW = 64
 
 
@@ -558,10 +560,10 @@ class _Pairing:
         for x in side_a.nodes:
             if x.id in self.a2b:
                 continue
-            near = [y for y in side_b.near(x.data) if y.id not in self.b2a]
+            near = [y for y in side_b.near(x.data) or () if y.id not in self.b2a]
             if len(near) != 1 or _labels_conflict(x, near[0]):
                 continue
-            back = [z for z in side_a.near(near[0].data) if z.id not in self.a2b]
+            back = [z for z in side_a.near(near[0].data) or () if z.id not in self.a2b]
             if len(back) == 1:
                 self.add(x.id, near[0].id, "value")
 
@@ -636,16 +638,18 @@ class _ValueIndex:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def near(self, v: float) -> list[Node]:
-        """The leaves whose data are close to ``v`` (at most ``_VALUE_WINDOW`` + 1 of them)."""
+    def near(self, v: float) -> list[Node] | None:
+        """The leaves whose data are close to ``v``, or None if more than ``_VALUE_WINDOW`` may be."""
         if not math.isfinite(v):
-            return self.other.get(repr(v), [])
+            same = self.other.get(repr(v), [])
+            return same if len(same) <= _VALUE_WINDOW else None
         # close(u, v) needs |u - v| <= atol + rtol * max(|u|, |v|) <= atol + rtol * (|v| + |u - v|)
         width = (self.atol + self.rtol * abs(v)) / (1.0 - self.rtol) if self.rtol < 1 else math.inf
         lo = bisect_left(self.keys, v - width)
         hi = bisect_right(self.keys, v + width, lo)
-        window = self.finite[lo : min(hi, lo + _VALUE_WINDOW + 1)]
-        return [n for n in window if close(n.data, v, rtol=self.rtol, atol=self.atol)]
+        if hi - lo > _VALUE_WINDOW:
+            return None
+        return [n for n in self.finite[lo:hi] if close(n.data, v, rtol=self.rtol, atol=self.atol)]
 
 
 def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
