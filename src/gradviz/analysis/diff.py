@@ -658,11 +658,22 @@ def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str
     return pairing.pairs(), pairing.a2b
 
 
-def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: float) -> DiffRow:
+class _OpText(dict):
+    """Node -> its op's display text, worked out once per op and parameters (a graph has few)."""
+
+    def of(self, node: Node) -> str:
+        key = (node.op, tuple(node.params.items())) if node.params else node.op
+        text = self.get(key)
+        if text is None:
+            text = self[key] = node.op_display()
+        return text
+
+
+def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: float, op_text: _OpText) -> DiffRow:
     data_abs, data_rel = _abs_rel(x.data, y.data)
     grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
     return DiffRow(
-        x.id, y.id, method, y.label or x.label, x.op_display(), y.op_display(),
+        x.id, y.id, method, y.label or x.label, op_text.of(x), op_text.of(y),
         x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
         not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
         decomposed,
@@ -671,7 +682,8 @@ def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: flo
 
 def _id_rows(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[DiffRow], bool]:
     """Rows of the pairing by id, and whether it needs checking: some data or labels differ."""
-    rows = [_row(x, b.nodes[x.id], "id", False, rtol, atol) for x in a]
+    op_text = _OpText()
+    rows = [_row(x, b.nodes[x.id], "id", False, rtol, atol, op_text) for x in a]
     doubt = any(r.data_changed for r in rows) or any(
         _labels_conflict(x, y) for x, y in zip(a, (b.nodes[k] for k in a.nodes))
     )
@@ -721,6 +733,7 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
     else:
         pairs, a2b = _match(ga, gb, rtol, atol)
     rows = []
+    op_text = _OpText()
     for aid, bid, method in pairs:
         x, y = ga.nodes[aid], gb.nodes[bid]
         # ops that differ over operands that are not each other's: one op, decomposed differently
@@ -728,7 +741,7 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
             not _same_op(x, y) and bool(x.operands) and bool(y.operands)
             and {a2b.get(o) for o in x.operands} != set(y.operands)
         )
-        rows.append(_row(x, y, method, decomposed, rtol, atol))
+        rows.append(_row(x, y, method, decomposed, rtol, atol, op_text))
     used_a = set(a2b)
     used_b = {bid for _, bid, _ in pairs}
     methods = [m for m in METHODS if any(r.method == m for r in rows)]
