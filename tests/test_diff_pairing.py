@@ -454,3 +454,61 @@ def test_a_consumer_found_through_some_of_its_operands_must_agree_in_data():
     assert [op for op, _ in only_b] == ["", "-", "/"]
     assert [d for _, d in only_b] == pytest.approx([2.0, -1.4, -0.24])
     assert result.changed == [] and result.verdict == "equal-where-paired"
+
+
+def test_leaves_with_equal_data_are_told_apart_by_their_consumers_data():
+    # a and c are both 2, and each sits under an op micrograd decomposes (a - b, b / c), so no
+    # structure reaches them; their consumers' data do: a's is a - b = 5 in both engines.
+    def build(V):
+        a, b, c = V(2.0), V(-3.0), V(2.0)
+        L = (a - b) + b / c
+        L.backward()
+        return named(L, a=a, b=b, c=c, L=L)
+
+    (ga, na), (gb, nb) = build(M), build(G)
+    result = gradviz.diff(ga, gb)
+    assert {na[r.a]: (nb[r.b], r.method) for r in result.rows} == {
+        "a": ("a", "value"), "b": ("b", "value"), "c": ("c", "value"), "L": ("L", "structure"),
+    }
+    # L = a - b + b/c = 3.5; dL/da = 1, dL/db = -1 + 1/c = -0.5, dL/dc = -b/c**2 = 0.75
+    assert values(result, nb) == {
+        "a": (2.0, 2.0, 1.0, 1.0), "b": (-3.0, -3.0, -0.5, -0.5), "c": (2.0, 2.0, 0.75, 0.75), "L": (3.5, 3.5, 1.0, 1.0),
+    }
+    assert result.verdict == "equal-where-paired"
+
+
+def test_leaves_alike_in_data_and_consumers_stay_unpaired():
+    # micrograd's -x for x = -1 is x * -1: two leaves -1 under one '*', nothing tells them apart
+    def build(V):
+        x, y = V(-1.0), V(0.5)
+        L = -x + y
+        L.backward()
+        return named(L, x=x, y=y, L=L)
+
+    (ga, na), (gb, nb) = build(M), build(G)
+    result = gradviz.diff(ga, gb)
+    assert {na[r.a]: nb[r.b] for r in result.rows} == {"y": "y", "L": "L"}
+    assert sorted((ga.nodes[i].op, ga.nodes[i].data) for i in result.only_a) == [("", -1.0), ("", -1.0), ("*", 1.0)]
+    assert sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b) == [("", -1.0), ("neg", 1.0)]
+    assert result.changed == [] and result.verdict == "equal-where-paired"
+
+
+def test_equal_leaves_under_one_op_are_told_apart_by_their_other_uses():
+    # x0 = x1 = 2 meet in x0 * x1, where neither data nor shape tells them apart; x0 is also
+    # used by x0 * x3 (-3) and x1 by x1 - x3 (3.5): those uses pair each with itself
+    def build(V):
+        x0, x1, x2, x3, x4 = V(2.0), V(2.0), V(0.5), V(-1.5), V(-1.25)
+        t = x0 * x1 + x2 + (-(x0 * x3)) ** 2
+        L = t + (x1 - x3) + (3 * (2 - x4) + 1)
+        L.backward()
+        return named(L, x0=x0, x1=x1, x2=x2, x3=x3, x4=x4, L=L)
+
+    for engine in (M, SetLecture):
+        (ga, na), (gb, nb) = build(engine), build(G)
+        result = gradviz.diff(ga, gb)
+        paired = {na[r.a]: nb[r.b] for r in result.rows if na[r.a]}
+        assert paired == {k: k for k in ("x0", "x1", "x2", "x3", "x4", "L")}, engine
+        # dL/dx0 = x1 + 2 (x0 x3) x3 = 2 + 9 = 11; dL/dx1 = x0 + 1 = 3
+        got = values(result, nb)
+        assert (got["x0"][2:], got["x1"][2:]) == ((11.0, 11.0), (3.0, 3.0))
+        assert result.changed == [] and result.verdict == "equal-where-paired"

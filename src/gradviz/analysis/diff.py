@@ -20,7 +20,8 @@ thing. Nodes are paired, and each row says how (its ``method``):
    pair with the same op, their operands, assigned so that as many as
    possible pair (only with a node of the same op, not labelled otherwise)
    and as few pairs as possible differ in digest, then in data, then in
-   operand slot, then by the smallest relative data difference (so nodes
+   their consumers' data (where else each is used), then in operand slot,
+   then by the smallest relative data difference (so nodes
    alike in shape are told apart by their data, and data changes do not
    break a pairing that the shape gives; every assignment is tried for up
    to 3 operands, networkx's ``max_weight_matching`` finds the best for up
@@ -398,6 +399,8 @@ def _labels_conflict(x: Node, y: Node) -> bool:
     return bool(x.label and y.label and x.label != y.label)
 
 
+#: How badly two nodes fit as a pair, compared component by component (see ``_Pairing._cost``).
+_Cost = tuple[int, int, float, int, float]
 #: Operand lists longer than this are paired slot by slot instead of by an
 #: optimal assignment (networkx's max_weight_matching is cubic in their length).
 _MAX_ASSIGN = 64
@@ -425,6 +428,9 @@ class _Pairing:
         self.db: dict[str, bytes] = {}
         # leaf pairs with different data that only the shape suggests: made last, if still free
         self.deferred: list[tuple[str, str]] = []
+        # id(graph) -> its consumers, for leaves told apart by where they are used; made when needed
+        self.consumers: dict[int, dict[str, list[str]]] = {id(b): self.b_consumers}
+        self.contexts: dict[int, dict[str, list[float]]] = {}
 
     def add(self, x: str, y: str, method: str) -> None:
         self.a2b[x] = y
@@ -490,15 +496,28 @@ class _Pairing:
                 self.add(p, q, "structure")
                 stack.append((p, q))
 
-    def _cost(self, p: str, q: str, slot_p: int, slot_q: int) -> tuple[int, int, int, float] | None:
-        """How badly ``p`` and ``q`` fit as a pair (lexicographic), or None if they never can."""
+    def _cost(self, p: str, q: str, slot_p: int, slot_q: int, uses: bool = False) -> _Cost | None:
+        """How badly ``p`` and ``q`` fit as a pair (lexicographic), or None if they never can.
+
+        The components: digests differ; data differ; the share of their
+        consumers' data that do not pair up (where each is used: two leaves
+        ``2`` under one ``*`` are told apart by their other uses; 0 unless
+        ``uses``, as it is needed only to break a tie); operand slots
+        differ; the relative data difference.
+        """
         x, y = self.a.nodes[p], self.b.nodes[q]
         if not _same_op(x, y) or _labels_conflict(x, y) or (not x.operands) != (not y.operands):
             return None
         rel = _abs_rel(x.data, y.data)[1]
+        unmatched = 0.0
+        if uses:
+            mine, theirs = self._context(x, self.a), self._context(y, self.b)
+            n = max(len(mine), len(theirs))
+            unmatched = 1.0 - _matches(mine, theirs, self.rtol, self.atol) / n if n else 0.0
         return (
             int(self.da[p] != self.db[q]),
             int(not self.close(x.data, y.data)),
+            unmatched,
             int(slot_p != slot_q),
             rel if rel < math.inf else _FAR,
         )
@@ -512,9 +531,14 @@ class _Pairing:
         slot_a, slot_b = _first_slots(x.operands), _first_slots(y.operands)
         if (len(ra) == 1 and len(rb) == 1) or max(len(ra), len(rb)) > _MAX_ASSIGN:
             return [(p, q) for p, q in zip(ra, rb) if self._cost(p, q, slot_a[p], slot_b[q]) is not None]
-        costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q]) for p in ra for q in rb}
         if max(len(ra), len(rb)) <= _BRUTE_FORCE:
-            return _tried_assignment(ra, rb, costs)
+            costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q]) for p in ra for q in rb}
+            chosen, tied = _tried_assignment(ra, rb, costs)
+            if not tied:
+                return chosen
+        costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q], uses=True) for p in ra for q in rb}
+        if max(len(ra), len(rb)) <= _BRUTE_FORCE:
+            return _tried_assignment(ra, rb, costs)[0]
         return _best_assignment(ra, rb, costs)
 
     def _climb(self) -> bool:
@@ -552,7 +576,14 @@ class _Pairing:
         return len(self.a2b) > before
 
     def _leaves_by_value(self) -> None:
-        """Pair unpaired leaves whose data match exactly one unpaired leaf on the other side, and back."""
+        """Pair unpaired leaves by their data, where that singles out one on each side.
+
+        A leaf's candidates are the other side's unpaired leaves with the same
+        data. Of several, the one whose consumers' data agree with those of
+        the leaf's own consumers more than any other's do is taken (a
+        consumer's data are the same in two engines even where they compute
+        it by different ops); the choice must be mutual.
+        """
         side_a = _ValueIndex([n for n in self.a if n.is_leaf and n.id not in self.a2b], self.rtol, self.atol)
         side_b = _ValueIndex([n for n in self.b if n.is_leaf and n.id not in self.b2a], self.rtol, self.atol)
         if not side_a or not side_b:
@@ -560,12 +591,54 @@ class _Pairing:
         for x in side_a.nodes:
             if x.id in self.a2b:
                 continue
-            near = [y for y in side_b.near(x.data) or () if y.id not in self.b2a]
-            if len(near) != 1 or _labels_conflict(x, near[0]):
+            near = [y for y in side_b.near(x.data) or () if y.id not in self.b2a and not _labels_conflict(x, y)]
+            y = self._likeliest(x, self.a, near, self.b)
+            if y is None:
                 continue
-            back = [z for z in side_a.near(near[0].data) or () if z.id not in self.a2b]
-            if len(back) == 1:
-                self.add(x.id, near[0].id, "value")
+            back = [z for z in side_a.near(y.data) or () if z.id not in self.a2b and not _labels_conflict(z, y)]
+            if self._likeliest(y, self.b, back, self.a) is x:
+                self.add(x.id, y.id, "value")
+
+    def _likeliest(self, node: Node, graph: Graph, candidates: list[Node], other: Graph) -> Node | None:
+        """The one candidate, or the one whose consumers' data best match ``node``'s; None if no single one."""
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        mine = self._context(node, graph)
+        scores = [_matches(mine, self._context(c, other), self.rtol, self.atol) for c in candidates]
+        best = max(scores)
+        if best == 0 or scores.count(best) > 1:
+            return None
+        return candidates[scores.index(best)]
+
+    def _context(self, node: Node, graph: Graph) -> list[float]:
+        """The sorted finite data of ``node``'s consumers, one per use (none past ``_VALUE_WINDOW`` uses)."""
+        cache = self.contexts.setdefault(id(graph), {})
+        known = cache.get(node.id)
+        if known is not None:
+            return known
+        consumers = self.consumers.get(id(graph))
+        if consumers is None:
+            consumers = self.consumers[id(graph)] = graph.consumers()
+        uses = consumers[node.id]
+        if len(uses) > _VALUE_WINDOW:
+            out = []
+        else:
+            out = sorted(d for d in (graph.nodes[c].data for c in uses) if math.isfinite(d))
+        cache[node.id] = out
+        return out
+
+
+def _matches(u: list[float], v: list[float], rtol: float, atol: float) -> int:
+    """How many numbers of sorted ``u`` pair with a close number of sorted ``v``, each used once."""
+    i = j = n = 0
+    while i < len(u) and j < len(v):
+        if close(u[i], v[j], rtol=rtol, atol=atol):
+            n, i, j = n + 1, i + 1, j + 1
+        elif u[i] < v[j]:
+            i += 1
+        else:
+            j += 1
+    return n
 
 
 def _first_slots(operands: tuple[str, ...]) -> dict[str, int]:
@@ -581,23 +654,30 @@ _FAR = 1e300
 
 
 def _tried_assignment(
-    ra: list[str], rb: list[str], costs: dict[tuple[str, str], tuple[int, int, int, float] | None]
-) -> list[tuple[str, str]]:
-    """What :func:`_best_assignment` returns, found by trying every assignment (for short lists)."""
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], _Cost | None]
+) -> tuple[list[tuple[str, str]], bool]:
+    """What :func:`_best_assignment` returns, found by trying every assignment (for short lists).
+
+    Also says whether another assignment pairs as many, with as few digests
+    and data that differ: a tie that only the later components decide.
+    """
     best: tuple | None = None
+    keys = []
     chosen: list[tuple[str, str]] = []
     short, long_, flip = (ra, rb, False) if len(ra) <= len(rb) else (rb, ra, True)
     for perm in permutations(long_, len(short)):
         pairs = [((q, p) if flip else (p, q)) for p, q in zip(short, perm)]
         fits = [costs[pq] for pq in pairs if costs[pq] is not None]
-        key = (-len(fits), *(sum(c[i] for c in fits) for i in range(4)))
+        key = (-len(fits), *(sum(c[i] for c in fits) for i in range(5)))
+        keys.append(key[:3])
         if best is None or key < best:
             best, chosen = key, [pq for pq in pairs if costs[pq] is not None]
-    return sorted(chosen, key=lambda pq: ra.index(pq[0]))
+    tied = best is not None and keys.count(best[:3]) > 1
+    return sorted(chosen, key=lambda pq: ra.index(pq[0])), tied
 
 
 def _best_assignment(
-    ra: list[str], rb: list[str], costs: dict[tuple[str, str], tuple[int, int, int, float] | None]
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], _Cost | None]
 ) -> list[tuple[str, str]]:
     """The most pairs, then the lowest summed cost (compared component by component).
 
@@ -610,9 +690,9 @@ def _best_assignment(
     for (p, q), c in costs.items():
         if c is None:
             continue
-        digest, data, slot, rel = c
-        badness = digest * scale**3 + data * scale**2 + slot * scale + rel / (1.0 + rel)
-        g.add_edge(("a", p), ("b", q), weight=scale**4 - badness)
+        digest, data, uses, slot, rel = c
+        badness = digest * scale**4 + data * scale**3 + uses * scale**2 + slot * scale + rel / (1.0 + rel)
+        g.add_edge(("a", p), ("b", q), weight=scale**5 - badness)
     matching = nx.max_weight_matching(g, maxcardinality=True)
     pairs = {}
     for u, v in matching:
