@@ -279,8 +279,8 @@ def test_tanh_in_the_lectures_set_valued_engine_against_gradviz():
 # -- two runs of one training script: data that differ by 1e-15 ------------------------------------
 
 
-def training_run(monkeypatch, noise):
-    """micrograd's MLP over three samples, the first input moved by ``noise``; every Value numbered as made."""
+def number_micrograd_values(monkeypatch):
+    """From now on each micrograd Value made gets ``made``: 0, 1, 2, ... in order; returns the counter."""
     counter = itertools.count()
     init = M.__init__
 
@@ -289,13 +289,19 @@ def training_run(monkeypatch, noise):
         self.made = next(counter)
 
     monkeypatch.setattr(M, "__init__", numbered)
+    return counter
+
+
+def training_run(monkeypatch, noise):
+    """micrograd's MLP over three samples, the first input moved by ``noise``; every Value numbered as made."""
+    number_micrograd_values(monkeypatch)
     random.seed(1)
     model = micrograd_nn.MLP(2, [4, 1])
     xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.3, 0.8]], [1.0, -1.0, 1.0]
     preds = [model([M(x[0] + noise), M(x[1])]) for x in xs]
     loss = sum(((p - y) ** 2 for p, y in zip(preds, ys)), M(0.0))
     loss.backward()
-    monkeypatch.setattr(M, "__init__", init)
+    monkeypatch.undo()
     graph = gradviz.capture(loss)
     return graph, {nid: v.made for nid, v in graph.objects.items()}
 
@@ -322,14 +328,7 @@ def test_two_runs_with_noise_and_no_tolerance_report_exactly_the_moved_data(monk
 def test_two_training_steps_pair_every_node_with_itself_though_data_moved(monkeypatch):
     # an SGD step moves every weight, so data differ nearly everywhere; the shape pairs them.
     # Reference: the k-th Value made in a step is the k-th of the other; parameters are shared.
-    counter = itertools.count()
-    init = M.__init__
-
-    def numbered(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.made = next(counter)
-
-    monkeypatch.setattr(M, "__init__", numbered)
+    counter = number_micrograd_values(monkeypatch)
     random.seed(1)
     model = micrograd_nn.MLP(2, [4, 4, 1])
     params = {id(p) for p in model.parameters()}
