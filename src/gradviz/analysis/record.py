@@ -272,30 +272,33 @@ class _Recorder:
             return False
 
     # -- the hook -------------------------------------------------------------------
-    def hook(self, frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            code = frame.f_code
-            name = self.codes.get(code, _MISSING)
-            if name is False:
-                return
-            if name is _MISSING:
-                name = self.classify(frame, code)
+    def make_hook(self) -> Any:
+        """The profile function: a closure over the state it reads on every event (the cheapest lookups)."""
+        codes, stack, classify, start, finish = self.codes, self.stack, self.classify, self.start, self.finish
+        missing = _MISSING
+
+        def hook(frame: Any, event: str, arg: Any) -> None:
+            if event == "call":
+                code = frame.f_code
+                name = codes.get(code, missing)
                 if name is False:
                     return
-            node = frame.f_locals.get(name, _MISSING)
-            if node is _MISSING:
-                return
-            stack = self.stack
-            if stack and stack[-1][1].node is node:
-                return  # the same node's step inside its _backward (gradviz's _chain_rule calls it)
-            self.start(frame, node)
-        elif event == "return":
-            stack = self.stack
-            if stack and stack[-1][0] is frame:
-                self.finish(frame, arg)
-            elif frame is self.driver:
-                self.driver = None
-                self.closed = True
+                if name is missing:
+                    name = classify(frame, code)
+                    if name is False:
+                        return
+                node = frame.f_locals.get(name, missing)
+                if node is missing or (stack and stack[-1][1].node is node):
+                    return  # (the same node's step inside its _backward: gradviz's _chain_rule calls it)
+                start(frame, node)
+            elif event == "return":
+                if stack and stack[-1][0] is frame:
+                    finish(frame, arg)
+                elif frame is self.driver:
+                    self.driver = None
+                    self.closed = True
+
+        return hook
 
     def start(self, frame: Any, node: Any) -> None:
         kids = _operands(node)
@@ -390,7 +393,7 @@ def record(*, max_calls: int = MAX_CALLS) -> Iterator[Recording]:
     recording = Recording(max_calls=max_calls)
     recorder = _Recorder(recording)
     previous = sys.getprofile()
-    sys.setprofile(recorder.hook)
+    sys.setprofile(recorder.make_hook())
     try:
         yield recording
     finally:
