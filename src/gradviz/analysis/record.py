@@ -123,6 +123,7 @@ class Recording:
     rejected: list[str] = field(default_factory=list)
     max_calls: int = MAX_CALLS
     _codes: set[Any] = field(default_factory=set, repr=False)
+    _recorder: Any = field(default=None, repr=False, compare=False)
 
     @property
     def raised(self) -> Call | None:
@@ -367,13 +368,15 @@ def _no_trace(frame: Any, event: str, arg: Any) -> None:
 
 
 @contextlib.contextmanager
-def record(*, max_calls: int = MAX_CALLS) -> Iterator[Recording]:
+def record(*, max_calls: int = MAX_CALLS, into: Recording | None = None) -> Iterator[Recording]:
     """Record every ``_backward`` call made inside the ``with`` block.
 
     Args:
         max_calls: calls of the last pass kept in full; more are counted in
             :attr:`Recording.dropped` (the checker then concludes nothing
             from a call it did not keep).
+        into: a recording to go on with (e.g. a script's, then the
+            ``backward()`` gradviz calls after it); ``max_calls`` is then its own.
 
     Yields:
         Recording: filled while the block runs; complete when it ends.
@@ -390,8 +393,11 @@ def record(*, max_calls: int = MAX_CALLS) -> Iterator[Recording]:
         >>> len(rec.calls), rec.calls[0].out_grad, rec.calls[0].after
         (1, 1.0, (6.0,))
     """
-    recording = Recording(max_calls=max_calls)
-    recorder = _Recorder(recording)
+    recording = into if into is not None else Recording(max_calls=max_calls)
+    if recording._recorder is None:
+        recording._recorder = _Recorder(recording)
+    recorder = recording._recorder
+    recorder.closed = True  # what runs next is not the pass under way before
     previous = sys.getprofile()
     sys.setprofile(recorder.make_hook())
     try:
