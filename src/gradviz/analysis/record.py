@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import dis
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -114,6 +115,10 @@ class Recording:
         rejected: code objects that ran and could not be tied to a node
             (see the module docstring), by ``'file:line name'``.
         max_calls: the cap used.
+        driver: the function that drove the last pass's first call, as
+            ``'backward (engine.py:40)'`` ('' if none).
+        recursive: True if the last pass's calls were made from nested
+            frames of its driver (a recursive backward).
     """
 
     calls: list[Call] = field(default_factory=list)
@@ -122,6 +127,8 @@ class Recording:
     dropped: int = 0
     rejected: list[str] = field(default_factory=list)
     max_calls: int = MAX_CALLS
+    driver: str = ""
+    recursive: bool = False
     _codes: set[Any] = field(default_factory=set, repr=False)
     _recorder: Any = field(default=None, repr=False, compare=False)
 
@@ -148,9 +155,17 @@ class Recording:
         if not steps:
             return None
         runs: dict[str, list[Call]] = {}
+        last: dict[str, float] = {}  # node id -> its grad as the pass left it
         for nid, c in steps:
             runs.setdefault(nid, []).append(c)
-        return Evidence(steps, runs, len(self.calls) - len(steps), self.dropped, self._codes)
+            last.setdefault(nid, c.out_grad)
+            for obj, after in zip(c.operands, c.after):
+                if id(obj) in id_of:
+                    last[id_of[id(obj)]] = after
+        changed = [nid for nid, grad in last.items() if not _same(_grad(objects[nid]), grad)]
+        return Evidence(
+            steps, runs, len(self.calls) - len(steps), self.dropped, self._codes, self.driver, self.recursive, changed,
+        )
 
 
 @dataclass
@@ -164,6 +179,11 @@ class Evidence:
         dropped: calls beyond the recording's cap (the evidence is then
             incomplete: nothing is concluded from a missing call).
         codes: the code objects recognised as ``_backward`` while recording.
+        driver: see :attr:`Recording.driver`.
+        recursive: see :attr:`Recording.recursive`.
+        changed: ids of nodes whose grad is no longer what the pass left
+            (changed after it: an optimizer's ``zero_grad()``, clipping):
+            then the calls do not explain the grads there are.
     """
 
     steps: list[tuple[str, Call]]
@@ -171,6 +191,9 @@ class Evidence:
     foreign: int = 0
     dropped: int = 0
     codes: set[Any] = field(default_factory=set, repr=False)
+    driver: str = ""
+    recursive: bool = False
+    changed: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -185,9 +208,13 @@ class Evidence:
     def recordable(self, obj: Any) -> bool:
         """True if a call of ``obj``'s ``_backward`` would have been recorded (its code was recognised)."""
         if isinstance(obj, Value) and obj._backward_fn is None:
-            return True
+            return obj._op in _STEPS
         code = _code_of(obj)
         return code is not None and code in self.codes
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)  # nan is what the pass left, too
 
 
 def _code_of(obj: Any) -> Any:
@@ -311,6 +338,11 @@ class _Recorder:
             ):
                 self.new_pass(frame)
                 seen = self.seen
+            elif not self.rec.recursive:
+                caller = frame.f_back
+                driver = self.driver
+                if caller is not None and driver is not None and caller is not driver and caller.f_code is driver.f_code:
+                    self.rec.recursive = True
             self.called.add(key)
             seen.add(key)
             for k in kids:
@@ -343,6 +375,9 @@ class _Recorder:
         while driver is not None and driver.f_back is not None and driver.f_back.f_code is driver.f_code:
             driver = driver.f_back  # a recursive driver: its outermost frame ends the pass
         self.driver = driver
+        code = driver.f_code if driver is not None else None
+        self.rec.driver = f"{code.co_name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code else ""
+        self.rec.recursive = False
 
     def catch(self, caller: Any, call: Call) -> None:
         """Read the exception that left ``call`` where it reaches ``caller`` (a trace function for that frame only)."""

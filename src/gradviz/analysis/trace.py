@@ -242,6 +242,11 @@ def _recorded(graph: Graph, ev: Evidence) -> Trace:
         notes.append(f"{ev.foreign:,} calls of the recorded pass ran on nodes outside this graph; not shown")
     if ev.dropped:
         notes.append(f"the recording kept the first {len(ev.steps) + ev.foreign:,} calls of the pass; {ev.dropped:,} more are not shown")
+    if ev.changed:
+        notes.append(
+            f"{len(ev.changed):,} grads changed after the recorded pass (an optimizer step or zero_grad()?): "
+            "the graph's grads are not the ones these steps left"
+        )
     raised = ev.raised
     if raised is not None:
         nid, call = raised
