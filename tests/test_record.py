@@ -27,7 +27,7 @@ import pytest
 import gradviz
 from gradviz.analysis import check as C
 from gradviz.analysis.record import record
-from gradviz.analysis.recorded import RAISED
+from gradviz.analysis.check import RAISED
 from gradviz.cli import main
 
 from helpers import fan_out, worked_example
@@ -78,7 +78,7 @@ def test_recording_a_correct_engine_sees_each_call_once_in_reverse_topological_o
         L.backward()
     assert rec.passes == 1 and rec.total_calls == 3 and not rec.recursive
     assert [(c.out_grad, c.before, c.after) for c in rec.calls] == [
-        (1.0, (0.0, 0.0), (-2.0, -8.0)),  # L = d*f: d += f*1, f += d*1
+        (1.0, (0.0, 0.0), (-2.0, 4.0)),  # L = d*f: d += f*1 = -2, f += d*1 = 4
         (-2.0, (0.0, 0.0), (-2.0, -2.0)),  # d = e + c
         (-2.0, (0.0, 0.0), (6.0, -4.0)),  # e = a*b
     ]

@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fmt = prepare_output(args.output, args.input, renderer=args.renderer) if args.output else ""
-    graph = open_input(args.input, root=args.root, backward=args.backward, keep_objects=True)
+    graph = open_input(args.input, root=args.root, backward=args.backward, keep_objects=True, unfinished=True)
     report = check(graph, rtol=args.rtol, atol=args.atol, probe=args.probe)
     print(report.dumps() if args.json else report.table(max_rows=None if args.all else 40), end="", file=args.stdout)
     if graph.objects and not args.backward and graph.root_node.grad == 0:

@@ -526,6 +526,11 @@ class Context:
         explained: node id -> how it is downstream of a culprit.
         nonfinite_data: node id -> where its non-finite data was born.
         by_hash: hash -> ids, built once for the merged-nodes test.
+        evidence: the engine's own recorded backward pass on this graph
+            (:class:`~gradviz.analysis.record.Evidence`), or None.
+        recorded_faults: node id -> kind, for the nodes the record shows
+            at fault (ran twice, early, never, raised).
+        never_ran: op nodes whose ``_backward`` the record never saw run.
     """
 
     def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
@@ -562,6 +567,9 @@ class Context:
         self.explained: dict[str, Explanation] = {}
         self.nonfinite_data: dict[str, tuple[str, ...]] = {}
         self.by_hash: dict[int, list[str]] | None = None
+        self.evidence: Any = None
+        self.recorded_faults: dict[str, str] = {}
+        self.never_ran: list[str] = []
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:
