@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...record import Call, Evidence
-from ..core import Context, Rule, fmt, safe_fsum
+from ..core import Context, Rule, _listed, fmt, safe_fsum
 from . import merged
 from .order import ORDER
 
@@ -64,19 +64,9 @@ class Raised(Rule):
         ctx.explained.update(found)
         pending[:] = [p for p in pending if p not in found]
 
-_LIST = 8
-
-
-def _listed(names: Sequence[str]) -> str:
-    if len(names) <= _LIST:
-        return ", ".join(names)
-    return ", ".join(names[: _LIST - 1]) + f", ... and {len(names) - _LIST + 1:,} more"
-
-
 def _grads(calls: Sequence[Call]) -> str:
-    shown = [fmt(c.out_grad) for c in calls[:_LIST]]
-    more = f", ... ({len(calls) - _LIST:,} more)" if len(calls) > _LIST else ""
-    return (", then ".join(shown) if len(calls) <= 3 else ", ".join(shown)) + more
+    """The grads a node's calls ran with: ``'4, then -2'`` (the first few of many)."""
+    return _listed(calls, lambda c: fmt(c.out_grad), ", then " if len(calls) <= 3 else ", ")
 
 
 def _detect(ctx: Context, ev: Evidence) -> None:
@@ -85,7 +75,7 @@ def _detect(ctx: Context, ev: Evidence) -> None:
     if ev.changed:
         ctx.notes.append(
             f"the recorded backward pass was not used: {len(ev.changed):,} grads changed after it "
-            f"({_listed([ctx.name(x) for x in ev.changed])}; an optimizer step or zero_grad()?)"
+            f"({ctx.names(ev.changed)}; an optimizer step or zero_grad()?)"
         )
         ctx.evidence = None
         return
@@ -195,7 +185,7 @@ def _order_message(ctx: Context, ev: Evidence, nid: str, calls: list[Call], pass
         after = [u for u in dict.fromkeys(rp.consumers(nid)) if any(c.index > first for c in ev.runs.get(u, ()))]
         text = (
             f"its _backward ran once, with grad {fmt(calls[0].out_grad)}, but its grad is {fmt(grad)} at the end"
-            + (f": {_listed([ctx.name(u) for u in after])} added to it after it had run" if after else "")
+            + (f": {ctx.names(after)} added to it after it had run" if after else "")
         )
     else:
         text = (
@@ -221,13 +211,13 @@ def _raised_message(ctx: Context, nid: str, call: Call, never: list[str]) -> str
     if touched or untouched:
         parts = []
         if touched:
-            parts.append(f"after adding to {_listed([ctx.name(x) for x in touched])}")
+            parts.append(f"after adding to {ctx.names(touched)}")
         if untouched:
-            parts.append(f"before adding to {_listed([ctx.name(x) for x in untouched])}")
+            parts.append(f"before adding to {ctx.names(untouched)}")
         text += " " + " and ".join(parts)
     text += "; the backward pass stopped there"
     if never:
-        text += f"; the _backward of {_listed([ctx.name(x) for x in never])} never ran"
+        text += f"; the _backward of {ctx.names(never)} never ran"
     text += ", so the grads below it are unfinished"
     if "math domain error" in call.error_text():
         text += (
