@@ -4,8 +4,11 @@ A micrograd-style training loop (an MLP of ``gradviz.nn``, or micrograd
 0.1.0's own, on a small batch, a few SGD steps: forward, ``zero_grad``,
 ``backward``, update) runs twice in the same process: unrecorded, then inside
 ``gradviz.record()``; each run repeated ``--runs`` times and the best taken.
-The table gives both times, their ratio, the ``_backward`` calls recorded,
-the calls kept (the last pass) and the passes seen.
+The table gives both times, their ratio, the ratio of a run under a
+profile function that does nothing (the floor any ``sys.setprofile`` hook
+costs: the interpreter calls it on every Python and C call), the
+``_backward`` calls recorded, the calls kept (the last pass) and the passes
+seen.
 
 Usage::
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import sys
 import time
 
 
@@ -61,14 +65,24 @@ def _train_micrograd(steps: int, batch: int) -> int:
 ENGINES = {"gradviz": _train_gradviz, "micrograd": _train_micrograd}
 
 
-def _best(fn, runs: int) -> float:
-    best = float("inf")
+def _best(fns, runs: int) -> list[float]:
+    """The best time of each of ``fns`` over ``runs`` rounds, run in turn within each round.
+
+    Taking turns keeps a change in the machine's load (other processes)
+    from landing on one variant only.
+    """
+    best = [float("inf")] * len(fns)
     for _ in range(runs):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for i, fn in enumerate(fns):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
+
+
+def _nothing(frame: object, event: str, arg: object) -> None:
+    """A profile function that does nothing: what the hook costs before it does any work."""
 
 
 def main() -> None:
@@ -80,11 +94,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="repetitions, best taken (default 3)")
     parser.add_argument("--engines", default="gradviz,micrograd", help="comma-separated: gradviz, micrograd")
     args = parser.parse_args()
-    print(f"{'engine':<10} {'plain':>9} {'recorded':>9} {'ratio':>6} {'calls':>9} {'kept':>8} {'passes':>6}")
+    print(f"{'engine':<10} {'plain':>9} {'recorded':>9} {'ratio':>6} {'floor':>6} {'calls':>9} {'kept':>8} {'passes':>6}")
     for name in args.engines.split(","):
         train = ENGINES[name]
         try:
-            plain = _best(lambda: train(args.steps, args.batch), args.runs)
+            train(1, 1)
         except ImportError as exc:
             print(f"{name:<10} skipped: {exc}")
             continue
@@ -95,10 +109,17 @@ def main() -> None:
                 train(args.steps, args.batch)
             seen.append(rec)
 
-        with_rec = _best(recorded, args.runs)
+        def floor() -> None:
+            sys.setprofile(_nothing)
+            try:
+                train(args.steps, args.batch)
+            finally:
+                sys.setprofile(None)
+
+        plain, with_rec, bare = _best([lambda: train(args.steps, args.batch), recorded, floor], args.runs)
         rec = seen[-1]
         print(
-            f"{name:<10} {plain:>8.3f}s {with_rec:>8.3f}s {with_rec / plain:>5.2f}x "
+            f"{name:<10} {plain:>8.3f}s {with_rec:>8.3f}s {with_rec / plain:>5.2f}x {bare / plain:>5.2f}x "
             f"{rec.total_calls:>9,} {len(rec.calls):>8,} {rec.passes:>6,}"
         )
 

@@ -344,5 +344,5 @@ def test_bench_record_prints_the_ratio():
     )
     assert done.returncode == 0, done.stderr
     row = done.stdout.splitlines()[1].split()
-    assert row[0] == "gradviz" and row[3].endswith("x") and float(row[3][:-1]) > 0
-    assert int(row[4].replace(",", "")) == int(row[5].replace(",", "")) > 0 and row[6] == "1"  # one step: one pass, all kept
+    assert row[0] == "gradviz" and row[3].endswith("x") and float(row[3][:-1]) > 0 and float(row[4][:-1]) > 0
+    assert int(row[5].replace(",", "")) == int(row[6].replace(",", "")) > 0 and row[7] == "1"  # one step: one pass, all kept

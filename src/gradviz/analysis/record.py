@@ -235,8 +235,8 @@ def _operands(obj: Any) -> tuple[Any, ...]:
             break
     else:
         return ()
-    if type(kids) is tuple and len(kids) < 2:
-        return kids
+    if type(kids) is tuple and (len(kids) < 2 or (len(kids) == 2 and kids[0] is not kids[1])):
+        return kids  # the common cases, without a set
     seen: set[int] = set()
     out = []
     for k in kids:
@@ -244,6 +244,22 @@ def _operands(obj: Any) -> tuple[Any, ...]:
             seen.add(id(k))
             out.append(k)
     return tuple(out)
+
+
+def _grads(objs: tuple[Any, ...]) -> tuple[float, ...]:
+    try:  # one and two operands without a loop: this runs twice per recorded call
+        if len(objs) == 2:
+            return (float(objs[0].grad), float(objs[1].grad))
+        if len(objs) == 1:
+            return (float(objs[0].grad),)
+    except Exception:
+        pass
+    return tuple(map(_grad, objs))
+
+
+def _returns(code: Any) -> frozenset[int]:
+    """The offsets of ``code``'s return instructions (where a call that did not raise stops)."""
+    return frozenset(ins.offset for ins in dis.get_instructions(code) if ins.opcode in _RETURN_OPS)
 
 
 def _grad(obj: Any) -> float:
@@ -267,6 +283,7 @@ class _Recorder:
         self.calls: list[Call] = []
         self.count = 0
         self.saved_trace: Any = None
+        self.returns: dict[Any, frozenset[int]] = {}  # code -> offsets of its return instructions
 
     # -- recognising a _backward frame ----------------------------------------------
     def classify(self, frame: Any, code: Any) -> Any:
@@ -347,14 +364,14 @@ class _Recorder:
             seen.add(key)
             for k in kids:
                 seen.add(id(k))
-        call = Call(self.count, node, _grad(node), kids, tuple(map(_grad, kids)))
+        call = Call(self.count, node, _grad(node), kids, _grads(kids))
         self.count += 1
         self.stack.append((frame, call))
 
     def finish(self, frame: Any, arg: Any) -> None:
         _, call = self.stack.pop()
-        call.after = tuple(map(_grad, call.operands))
-        if arg is None and frame.f_code.co_code[frame.f_lasti] not in _RETURN_OPS:
+        call.after = _grads(call.operands)
+        if arg is None and frame.f_lasti not in (self.returns.get(frame.f_code) or self.returns_of(frame.f_code)):
             call.raised = True
             call.where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
             self.catch(frame.f_back, call)
@@ -363,6 +380,12 @@ class _Recorder:
         else:
             self.rec.dropped += 1
         self.rec.total_calls += 1
+
+    def returns_of(self, code: Any) -> frozenset[int]:
+        found = self.returns.get(code)
+        if found is None:
+            found = self.returns[code] = _returns(code)
+        return found
 
     def new_pass(self, frame: Any) -> None:
         self.rec.passes += 1
