@@ -31,7 +31,7 @@ from gradviz.analysis.check import RAISED
 from gradviz.cli import main
 
 from helpers import fan_out, worked_example
-from buggy_engines import base, free_recursive, no_radd, raising, recursive, wrong_order
+from buggy_engines import base, free_recursive, method_style, no_radd, raising, recursive, wrong_order
 
 TESTS = Path(__file__).resolve().parent
 
@@ -95,6 +95,29 @@ def test_gradviz_own_backward_is_recorded_too(V):
     assert t.recorded and steps(t) == [(1, "n5", 1.0), (2, "n4", -6.0), (3, "n2", -2.0)]
     report = gradviz.check(z, recording=rec)
     assert report.ok and not report.notes
+
+
+def test_a_method_style_backward_is_recorded_with_self_as_the_node():
+    z = fan_out(method_style.Value)
+    with gradviz.record() as rec:
+        method_style.backward(z)
+    assert [(c.node.data, c.out_grad) for c in rec.calls if c.operands] == [(-24.0, 1.0), (4.0, -6.0), (-6.0, -2.0)]
+    assert len(rec.calls) == 6  # the leaves' calls too: the method runs for every node
+    t = gradviz.trace(z, recording=rec)
+    assert steps(t) == [(1, "n5", 1.0), (2, "n4", -6.0), (3, "n2", -2.0)]  # leaves add nothing: not shown
+    assert gradviz.check(z, recording=rec).ok
+
+
+def test_a_pass_after_a_caught_exception_is_the_one_checked():
+    V = raising.Value
+    with gradviz.record() as rec:
+        with pytest.raises(ValueError):
+            raising_graph().backward()
+        x, k = V(3.0, label="x"), V(2.0, label="k")
+        p = x**k  # a positive base: log(3) is fine
+        p.backward()
+    assert rec.passes == 2 and rec.raised is None and [c.node for c in rec.calls] == [p]
+    assert gradviz.check(p, recording=rec).ok
 
 
 def test_a_training_loop_keeps_only_its_last_pass():
@@ -346,3 +369,21 @@ def test_bench_record_prints_the_ratio():
     row = done.stdout.splitlines()[1].split()
     assert row[0] == "gradviz" and row[3].endswith("x") and float(row[3][:-1]) > 0 and float(row[4][:-1]) > 0
     assert int(row[5].replace(",", "")) == int(row[6].replace(",", "")) > 0 and row[7] == "1"  # one step: one pass, all kept
+
+
+def test_a_backward_gradviz_calls_that_raises_is_named_too(capsys, script):
+    path = script(RAISING)  # the script builds the graph; --backward (or trace) calls L.backward()
+    code, out, _ = run(capsys, "check", path, "--backward", "--json")
+    assert code == 1
+    assert [(f["node"], f["kind"]) for f in json.loads(out)["findings"] if f["culprit"]] == [("n4", RAISED)]
+    code, out, err = run(capsys, "render", path, "--backward", "-o", "g.dot")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("gradviz: error: backward() raised ValueError: math domain error in the _backward of a Value node (label 'p'")
+    assert "raising.py:" in err
+    code, out, _ = run(capsys, "trace", path, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["recorded"] is False  # gradviz called backward(): not the script's own calls
+    assert [(s["node"], s["raised"], s["error"]) for s in doc["steps"]] == [
+        ("n7", False, None), ("n6", False, None), ("n4", True, "ValueError: math domain error"),
+    ]
+    assert "the _backward of s (n2) never ran" in doc["notes"][-1]

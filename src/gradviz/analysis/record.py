@@ -411,6 +411,11 @@ class _Recorder:
         def local(frame: Any, event: str, arg: Any) -> Any:
             if event == "exception":
                 call.error = arg[1]
+                tb = arg[2]
+                while tb is not None and tb.tb_next is not None:
+                    tb = tb.tb_next  # the innermost frame: where it was raised, inside the _backward or below
+                if tb is not None:
+                    call.where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
             frame.f_trace = None
             sys.settrace(self.saved_trace)
             return None

@@ -32,6 +32,7 @@ from ..engine.value import Value
 from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph
+from ..graph.sources import BackwardRaised
 from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
 from .record import Evidence, Recording, recording_of
@@ -222,12 +223,18 @@ def _replayed(graph: Graph) -> Trace:
     return Trace(graph, steps, replayed=True, seed=1.0, notes=notes)
 
 
-def _recorded(graph: Graph, ev: Evidence) -> Trace:
-    """The trace of a recorded pass: its calls on this graph's nodes, in order."""
+def _recorded(graph: Graph, ev: Evidence, *, rerun: bool = False) -> Trace:
+    """The trace of a recorded pass: its calls on this graph's nodes, in order.
+
+    ``rerun``: the pass is the ``backward()`` the trace called (not the
+    script's own), recorded because a call raised.
+    """
     rp = replay(graph)
     id_of = {id(obj): nid for nid, obj in graph.objects.items()}
     steps: list[TraceStep] = []
     for nid, call in ev.steps:
+        if not graph.nodes[nid].operands:
+            continue  # a leaf's _backward (a method-style engine calls it too) adds nothing
         where = {id_of.get(id(o)): i for i, o in enumerate(call.operands)}
         additions: list[Addition] = []
         for oid in dict.fromkeys(graph.nodes[nid].operands):
@@ -254,10 +261,10 @@ def _recorded(graph: Graph, ev: Evidence) -> Trace:
         left = never_ran(graph, ev)
         notes.append(
             f"step {step}: the _backward of {graph.nodes[nid].name()} raised {call.error_text()} (at {call.where}); "
-            + (f"{len(left)} node{'s' * (len(left) != 1)} never ran their _backward: {', '.join(graph.nodes[x].name() for x in left[:8])}"
-               + (f" ... and {len(left) - 8} more" if len(left) > 8 else "") if left else "every other node had run")
+            + (f"the _backward of {', '.join(graph.nodes[x].name() for x in left[:8])}"
+               + (f" ... and {len(left) - 8:,} more" if len(left) > 8 else "") + " never ran" if left else "every other node had run")
         )
-    return Trace(refresh(graph, moment="after-backward"), steps, seed=seed, notes=notes, recorded=True)
+    return Trace(refresh(graph, moment="after-backward"), steps, seed=seed, notes=notes, recorded=not rerun)
 
 
 def never_ran(graph: Graph, ev: Evidence) -> list[str]:
@@ -377,9 +384,15 @@ def trace(
         raw.append((nid, out_grad, before, after))
 
     wrapped = _Wrapped(graph, record)
+    watched = Recording()  # only read if a _backward raises: the wrappers do not see that call end
     try:
         wrapped.install()
-        run_backward(backward)
+        run_backward(backward, recording=watched)
+    except BackwardRaised:
+        ev = watched.evidence(graph.objects)
+        if ev is None:
+            raise
+        return _recorded(graph, ev, rerun=True)
     finally:
         wrapped.restore()
     steps = []
