@@ -35,9 +35,17 @@ read where it reaches the caller, through a trace function installed only
 then (:func:`sys.settrace` for that one frame), and the previous trace
 function is put back.
 
-Costs (``python bench/record.py``): the hook sees every Python call of the
-script while recording; the bench prints the ratio to the same run
-unrecorded.
+Costs (``python bench/record.py``): the hook sees every Python and C call
+of the script while recording; the bench prints the ratio to the same run
+unrecorded, and the floor any profile hook costs. Measured on a loaded
+2-core machine (CPython 3.11, 5 SGD steps of a 3-16-16-1 MLP on 16
+examples): about 1.5-2x for micrograd 0.1.0, 3-4x for gradviz's own engine
+(whose backward is so cheap that recording each call dominates).
+
+Limits: :func:`sys.setprofile` sees only the thread that installs it
+(calls made in other threads are not recorded), and replaces a profiler
+that is running (it is put back afterwards). On Python 3.12+,
+:mod:`sys.monitoring` could make the floor lower; it is not used yet.
 """
 
 from __future__ import annotations

@@ -164,7 +164,9 @@ def crash_hint(exc: BaseException, namespace: dict[str, Any] | None = None) -> s
             )
         return ""
     if isinstance(exc, RecursionError):
-        where = _recursing_function(exc)
+        where, walks_graph = _recursing_function(exc)
+        if not walks_graph:
+            return f"{where} called itself until Python's recursion limit"
         return (
             f"{where} called itself until Python's recursion limit (about 1,000 deep; the graph is deeper, "
             "or a recursive backward revisits shared nodes): walk the graph once in a topological order built "
@@ -173,18 +175,22 @@ def crash_hint(exc: BaseException, namespace: dict[str, Any] | None = None) -> s
     return ""
 
 
-def _recursing_function(exc: BaseException) -> str:
-    """``'build_topo (engine.py:12)'``: the function most frames of the traceback run."""
+def _recursing_function(exc: BaseException) -> tuple[str, bool]:
+    """The function most frames of the traceback run, as ``'build_topo (engine.py:12)'``,
+    and whether it walks a graph (a Value among its locals)."""
     counts: dict[Any, int] = {}
+    frame_of: dict[Any, Any] = {}
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
         counts[code] = counts.get(code, 0) + 1
+        frame_of.setdefault(code, tb.tb_frame)
         tb = tb.tb_next
     if not counts:
-        return "a function"
+        return "a function", False
     code = max(counts, key=counts.__getitem__)
-    return f"{code.co_name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+    walks = any(is_value_like(v) for v in frame_of[code].f_locals.values())
+    return f"{code.co_name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})", walks
 
 
 def run_backward(backward: Callable[[], Any], *, recording: Any = None) -> None:
