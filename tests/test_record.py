@@ -31,7 +31,7 @@ from gradviz.analysis.check import RAISED
 from gradviz.cli import main
 
 from helpers import fan_out, worked_example
-from buggy_engines import base, free_recursive, method_style, no_radd, raising, recursive, wrong_order
+from buggy_engines import base, free_recursive, method_style, no_radd, raising, recursive, value_eq, wrong_order
 
 TESTS = Path(__file__).resolve().parent
 
@@ -207,6 +207,38 @@ def test_backward_in_wrong_order_names_the_consumer_that_came_after():
     assert message.startswith("its _backward ran once, with grad 0, but its grad is -2 at the end: L (n6) added to it after it had run")
     t = gradviz.trace(L, recording=rec)
     assert steps(t) == [(1, "n2", 0.0), (2, "n4", 0.0), (3, "n6", 1.0)]  # e, d, L: leaves first
+
+
+def test_a_node_whose_backward_never_ran_is_named():
+    L, nodes = worked_example(base.Value)
+    d = nodes["d"]
+    with gradviz.record() as rec:
+        L.grad = 1.0
+        for v in reversed(L._topo()):
+            if v is not d:  # a driver that skips one node
+                v._backward()
+    report = gradviz.check(L, recording=rec)
+    assert culprits(report) == [("n4", C.ORDER, 0.0, -2.0)]
+    assert report.culprits[0].message.startswith("its _backward never ran (the recorded pass has no call of it), so its grad -2")
+    assert [f.node for f in report.downstream] == ["n0", "n1", "n2", "n3"]
+
+
+def test_a_node_that_never_ran_because_of_value_equality_is_merged_from_the_record():
+    V = value_eq.Value
+    a, b, c, d = V(2.0, label="a"), V(3.0, label="b"), V(1.0, label="c"), V(5.0, label="d")
+    x = a * b
+    x.label = "x"
+    y = c + d  # 6 == x.data: backward's visited set takes y for x, and y's _backward is never called
+    y.label = "y"
+    L = x * y
+    L.label = "L"
+    with gradviz.record() as rec:
+        L.backward()
+    assert [c.node for c in rec.calls] == [L, x]
+    report = gradviz.check(L, recording=rec)
+    assert culprits(report) == [("n5", C.MERGED, 0.0, 6.0)]  # once: the numbers' guess does not add a second
+    assert report.culprits[0].related == ("n2",)
+    assert downstream(report) == [("n3", C.MERGED, 0.0, 6.0, ("n5",)), ("n4", C.MERGED, 0.0, 6.0, ("n5",))]
 
 
 # -- an exception inside _backward ---------------------------------------------------------------

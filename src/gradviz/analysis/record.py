@@ -23,8 +23,12 @@ a node and is not recorded; it cannot add to any grad either.
 Passes: the calls are split into backward passes. A pass ends when the
 function that drove its first call returns (``backward()``; for a recursive
 driver, its outermost frame), or when a call starts that cannot belong to
-the pass (a node that is no operand of any node that ran and that ran
-already, or none of whose operands the pass has reached: a new graph).
+the pass: a node that is below none of the nodes the pass started from
+(every node reachable from them through operands, walked once) and that
+ran already (a second ``backward()`` from the same root), or none of whose
+operands is in the pass (a new graph: the next step of a training loop).
+A node above them whose operand is in the pass (a consumer run late, as a
+backward in topological instead of reverse order does) joins the pass.
 Only the last pass is kept in full, at most ``max_calls`` calls of it (the
 rest are counted); earlier passes are only counted. That bounds the memory
 of a training loop of many steps to one pass (about 300 bytes per call).
@@ -138,6 +142,7 @@ class Recording:
     driver: str = ""
     recursive: bool = False
     _codes: set[Any] = field(default_factory=set, repr=False)
+    _refused: set[Any] = field(default_factory=set, repr=False)
     _recorder: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -173,6 +178,7 @@ class Recording:
         changed = [nid for nid, grad in last.items() if not _same(_grad(objects[nid]), grad)]
         return Evidence(
             steps, runs, len(self.calls) - len(steps), self.dropped, self._codes, self.driver, self.recursive, changed,
+            self._refused,
         )
 
 
@@ -187,6 +193,7 @@ class Evidence:
         dropped: calls beyond the recording's cap (the evidence is then
             incomplete: nothing is concluded from a missing call).
         codes: the code objects recognised as ``_backward`` while recording.
+        refused: the code objects that ran and could not be tied to a node.
         driver: see :attr:`Recording.driver`.
         recursive: see :attr:`Recording.recursive`.
         changed: ids of nodes whose grad is no longer what the pass left
@@ -202,6 +209,7 @@ class Evidence:
     driver: str = ""
     recursive: bool = False
     changed: list[str] = field(default_factory=list)
+    refused: set[Any] = field(default_factory=set, repr=False)
 
     @property
     def complete(self) -> bool:
@@ -218,7 +226,20 @@ class Evidence:
         if isinstance(obj, Value) and obj._backward_fn is None:
             return obj._op in _STEPS
         code = _code_of(obj)
-        return code is not None and code in self.codes
+        if code is None:
+            return False
+        if code in self.codes:
+            return True
+        if code in self.refused:
+            return False
+        # never called while recording: would the hook have tied it to this node?
+        fn = obj._backward
+        if getattr(fn, "__self__", None) is obj:
+            return True  # a method: the node is self
+        try:
+            return any(cell.cell_contents is obj for cell in getattr(fn, "__closure__", None) or ())
+        except ValueError:  # an empty cell
+            return False
 
 
 def _same(a: float, b: float) -> bool:
@@ -287,7 +308,8 @@ class _Recorder:
         self.driver: Any = None  # the frame that drove the pass's first call
         self.closed = True  # the next call starts a new pass
         self.called: set[int] = set()  # ids of the nodes that ran in this pass
-        self.seen: set[int] = set()  # ids of those nodes and of their operands
+        self.roots: set[int] = set()  # ids of the pass's first node and of consumers that ran later
+        self.below: set[int] = set()  # ids of every node below the roots (their operands, transitively)
         self.calls: list[Call] = []
         self.count = 0
         self.saved_trace: Any = None
@@ -311,8 +333,10 @@ class _Recorder:
         self.codes[code] = found
         if found:
             self.rec._codes.add(code)
-        elif names and code.co_name == "_backward":
-            self.rec.rejected.append(f"{code.co_filename}:{code.co_firstlineno} {code.co_name}")
+        else:
+            self.rec._refused.add(code)
+            if names and code.co_name == "_backward":
+                self.rec.rejected.append(f"{code.co_filename}:{code.co_firstlineno} {code.co_name}")
         return found
 
     @staticmethod
@@ -357,21 +381,22 @@ class _Recorder:
         kids = _operands(node)
         if not self.stack:
             key = id(node)
-            seen = self.seen
-            if self.closed or (
-                key not in seen and (key in self.called or (kids and not any(id(k) in seen for k in kids)))
-            ):
-                self.new_pass(frame)
-                seen = self.seen
+            below, roots = self.below, self.roots
+            if key not in below:
+                # a node no earlier node of the pass leads to: a new pass if it ran already (the
+                # root again: a second backward()) or if none of its operands is in the pass (a
+                # new graph: the next step of a training loop); else a consumer run late
+                if self.closed or key in self.called or not any(id(k) in below or id(k) in roots for k in kids):
+                    self.new_pass(frame)
+                    below, roots = self.below, self.roots
+                roots.add(key)
+                self.walk(node)
             elif not self.rec.recursive:
                 caller = frame.f_back
                 driver = self.driver
                 if caller is not None and driver is not None and caller is not driver and caller.f_code is driver.f_code:
                     self.rec.recursive = True
             self.called.add(key)
-            seen.add(key)
-            for k in kids:
-                seen.add(id(k))
         call = Call(self.count, node, _grad(node), kids, _grads(kids))
         self.count += 1
         self.stack.append((frame, call))
@@ -389,6 +414,16 @@ class _Recorder:
             self.rec.dropped += 1
         self.rec.total_calls += 1
 
+    def walk(self, node: Any) -> None:
+        """Add every node below ``node`` to :attr:`below` (iteratively; stops where it was before)."""
+        below = self.below
+        stack = [node]
+        while stack:
+            for k in _operands(stack.pop()):
+                if id(k) not in below:
+                    below.add(id(k))
+                    stack.append(k)
+
     def returns_of(self, code: Any) -> frozenset[int]:
         found = self.returns.get(code)
         if found is None:
@@ -399,7 +434,7 @@ class _Recorder:
         self.rec.passes += 1
         self.calls = self.rec.calls = []
         self.rec.dropped = 0
-        self.called, self.seen = set(), set()
+        self.called, self.roots, self.below = set(), set(), set()
         self.count = 0
         self.closed = False
         driver = frame.f_back

@@ -79,7 +79,7 @@ def _detect(ctx: Context, ev: Evidence) -> None:
         )
         ctx.evidence = None
         return
-    rec = dict(zip(ctx.rp.ids, ctx.rec))
+    rec = ctx.rec_of = ctx.rec_of or dict(zip(ctx.rp.ids, ctx.rec))  # (the messages of other kinds read it)
     raised = ev.raised
     culprits = ctx.recorded_faults
     never = ctx.never_ran
@@ -167,6 +167,8 @@ def _from_calls(
             terms.append(0.0)
             if stopped is not None:
                 causes.append(stopped)
+            elif u in culprits:
+                causes.append(u)
             continue
         calls = ev.runs.get(u)
         if calls:
