@@ -217,7 +217,7 @@ def run_backward(backward: Callable[[], Any], *, recording: Any = None) -> None:
             with record(into=recording):
                 backward()
     except RecursionError as exc:
-        raise GradvizError(f"backward() hit Python's recursion limit: {crash_hint(exc)}") from None
+        raise GradvizError(f"backward() raised RecursionError: {crash_hint(exc)}") from None
     except Exception as exc:
         call = _raising_call(recording, exc)
         if call is not None:
