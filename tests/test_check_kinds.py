@@ -13,7 +13,7 @@ def test_every_kind_is_one_unit_in_its_own_module_listed_once():
     names = [rule.kind for rule in kinds.RULES]
     assert names == [
         "not-seeded", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
-        "wrong-order", "merged-nodes", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
+        "wrong-order", "merged-nodes", "order-dependent", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
     ]
     modules = [type(rule).__module__ for rule in kinds.RULES]
     assert len(set(modules)) == len(modules)

@@ -65,12 +65,13 @@ from .core import FORMAT, VERSION, CheckReport, Context, Finding, schema
 # the shared searches stay importable from here, where their tests look for them
 from .core import _LIST_CAP, _first_fitting_subset, _fits_a_multiple, _listed, fmt  # noqa: F401
 from .kinds import (
-    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, RAISED, RULES, STALE, WRONG,
+    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RAISED, RULES,
+    STALE, WRONG,
 )
 
 __all__ = [
     "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "RAISED", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE", "WRONG",
 ]
 
 

@@ -83,13 +83,15 @@ from .missing import MISSING, Missing
 from .nonfinite import NONFINITE, NonFinite
 from .not_seeded import NOT_SEEDED, NotSeeded
 from .order import ORDER, Order
+from .order_dependent import ORDER_DEPENDENT, OrderDependent
 from .raised import RAISED, Raised
 from .stale import STALE, Stale
 from .wrong import WRONG, Wrong
 
 __all__ = [
     "RULES", "KINDS", "EXPLAINERS",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "RAISED", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE",
+    "WRONG",
 ]
 
 #: Every fault kind's unit, in report order.
@@ -101,6 +103,7 @@ RULES: tuple[Rule, ...] = (
     Kink(),
     Order(),
     Merged(),
+    OrderDependent(),
     Raised(),
     Forward(),
     NonFinite(),
