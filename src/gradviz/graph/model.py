@@ -178,16 +178,15 @@ class Graph:
         return to_dot(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # Jupyter: show the picture; fall back to text when no renderer works.
-        from ..exporters.image import render_bytes
+        # Jupyter: the viewer (text/html), the picture as its fallback; text when no renderer works.
+        from ..exporters.html import mimebundle
         from ..errors import RenderError
 
         text = f"<gradviz.Graph: {len(self)} nodes, root {self.root}>"
         try:
-            svg = render_bytes(self, "svg").decode("utf-8")
+            return {**mimebundle(self), "text/plain": text}
         except RenderError:
             return {"text/plain": text}
-        return {"image/svg+xml": svg, "text/plain": text}
 
     def __repr__(self) -> str:
         return f"Graph({len(self)} nodes, root={self.root!r}, moment={self.moment!r}, engine={self.engine!r})"
