@@ -419,3 +419,29 @@ def test_a_backward_gradviz_calls_that_raises_is_named_too(capsys, script):
         ("n7", False, None), ("n6", False, None), ("n4", True, "ValueError: math domain error"),
     ]
     assert "the _backward of s (n2) never ran" in doc["notes"][-1]
+
+
+# -- no false alarm on the corpus of real engines -----------------------------------------------
+
+
+def _corpus():
+    from test_real_engines import CONTROL, ENGINES, XFAIL
+
+    return [pytest.param(e, id=e.dist.split(" ")[0]) for e in [*ENGINES, CONTROL] if ("check", e.dist) not in XFAIL]
+
+
+@pytest.mark.parametrize("engine", _corpus())
+def test_the_record_of_a_correct_engines_own_backward_adds_no_finding(engine):
+    leaves = engine.leaves()
+    root, _ = engine.build(leaves)
+    with gradviz.record() as rec:
+        engine.backward(root)
+    graph = gradviz.capture(root, children_attr=engine.children_attr, keep_objects=True)
+    report = gradviz.check(graph, recording=rec)
+    assert [(f.node, f.kind) for f in report.findings] == []
+    assert not [n for n in report.notes if "_backward ran" in n or "recorded" in n]
+    ev = rec.evidence(graph.objects)
+    if ev is not None:  # engines with a _backward per node: each op node ran once, none twice
+        assert all(len(calls) == 1 for calls in ev.runs.values())
+        t = gradviz.trace(graph, recording=rec)
+        assert t.recorded and len(t.steps) == sum(1 for n in graph if n.operands)

@@ -256,14 +256,20 @@ def _code_of(obj: Any) -> Any:
     return getattr(fn, "__code__", None)
 
 
-def _operands(obj: Any) -> tuple[Any, ...]:
-    """``obj``'s distinct operands by identity, in the engine's order (a set's iteration order)."""
-    for attr in CHILD_ATTRIBUTES:
+def _operands(obj: Any, attrs: tuple[str, ...] = CHILD_ATTRIBUTES) -> tuple[Any, ...]:
+    """``obj``'s distinct operands by identity, in the engine's order (a set's iteration order).
+
+    Read from the first of ``attrs`` it has; an engine that keeps them under
+    another name (femtograd's ``prev``) gives the values its ``_backward``
+    closure holds besides the node itself (``self`` and ``other`` of
+    ``out = self + other``), in no particular order.
+    """
+    for attr in attrs:
         kids = getattr(obj, attr, None)
         if kids is not None:
             break
     else:
-        return ()
+        return _closure_operands(obj)
     if type(kids) is tuple and (len(kids) < 2 or (len(kids) == 2 and kids[0] is not kids[1])):
         return kids  # the common cases, without a set
     seen: set[int] = set()
@@ -272,6 +278,22 @@ def _operands(obj: Any) -> tuple[Any, ...]:
         if id(k) not in seen:
             seen.add(id(k))
             out.append(k)
+    return tuple(out)
+
+
+def _closure_operands(obj: Any) -> tuple[Any, ...]:
+    try:
+        fn = obj._backward
+    except Exception:  # foreign property
+        return ()
+    out = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            x = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if x is not obj and hasattr(x, "grad") and hasattr(x, "data") and all(x is not y for y in out):
+            out.append(x)
     return tuple(out)
 
 
@@ -301,8 +323,9 @@ def _grad(obj: Any) -> float:
 class _Recorder:
     """The profiling hook and its state (see the module docstring)."""
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording, children_attr: str | None = None) -> None:
         self.rec = recording
+        self.attrs = CHILD_ATTRIBUTES if children_attr is None else (children_attr,)
         self.codes: dict[Any, Any] = {code: "v" for code in _STEP_CODES}  # code -> node's local name, or False
         self.stack: list[tuple[Any, Call]] = []  # the calls under way: (frame, call)
         self.driver: Any = None  # the frame that drove the pass's first call
@@ -378,7 +401,7 @@ class _Recorder:
         return hook
 
     def start(self, frame: Any, node: Any) -> None:
-        kids = _operands(node)
+        kids = _operands(node, self.attrs)
         if not self.stack:
             key = id(node)
             below, roots = self.below, self.roots
@@ -386,7 +409,8 @@ class _Recorder:
                 # a node no earlier node of the pass leads to: a new pass if it ran already (the
                 # root again: a second backward()) or if none of its operands is in the pass (a
                 # new graph: the next step of a training loop); else a consumer run late
-                if self.closed or key in self.called or not any(id(k) in below or id(k) in roots for k in kids):
+                # (a node whose operands are not known does not start one: no evidence of a new graph)
+                if self.closed or key in self.called or (kids and not any(id(k) in below or id(k) in roots for k in kids)):
                     self.new_pass(frame)
                     below, roots = self.below, self.roots
                 roots.add(key)
@@ -419,7 +443,7 @@ class _Recorder:
         below = self.below
         stack = [node]
         while stack:
-            for k in _operands(stack.pop()):
+            for k in _operands(stack.pop(), self.attrs):
                 if id(k) not in below:
                     below.add(id(k))
                     stack.append(k)
@@ -474,7 +498,7 @@ def _no_trace(frame: Any, event: str, arg: Any) -> None:
 
 
 @contextlib.contextmanager
-def record(*, max_calls: int = MAX_CALLS, into: Recording | None = None) -> Iterator[Recording]:
+def record(*, max_calls: int = MAX_CALLS, into: Recording | None = None, children_attr: str | None = None) -> Iterator[Recording]:
     """Record every ``_backward`` call made inside the ``with`` block.
 
     Args:
@@ -483,6 +507,9 @@ def record(*, max_calls: int = MAX_CALLS, into: Recording | None = None) -> Iter
             from a call it did not keep).
         into: a recording to go on with (e.g. a script's, then the
             ``backward()`` gradviz calls after it); ``max_calls`` is then its own.
+        children_attr: the operand attribute of a foreign engine, if not
+            ``_prev`` or ``_children`` (as for :func:`gradviz.capture`;
+            without it, the values a ``_backward`` closure holds are taken).
 
     Yields:
         Recording: filled while the block runs; complete when it ends.
@@ -501,7 +528,7 @@ def record(*, max_calls: int = MAX_CALLS, into: Recording | None = None) -> Iter
     """
     recording = into if into is not None else Recording(max_calls=max_calls)
     if recording._recorder is None:
-        recording._recorder = _Recorder(recording)
+        recording._recorder = _Recorder(recording, children_attr)
     recorder = recording._recorder
     recorder.closed = True  # what runs next is not the pass under way before
     previous = sys.getprofile()
