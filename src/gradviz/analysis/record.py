@@ -133,7 +133,7 @@ class Recording:
             frames of its driver (a recursive backward).
     """
 
-    calls: list[Call] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list, repr=False)  # (a million calls are no repr)
     passes: int = 0
     total_calls: int = 0
     dropped: int = 0
