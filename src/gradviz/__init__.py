@@ -25,6 +25,7 @@ from .analysis.around import snapshot_backward
 from .analysis.check import CheckReport, Finding, check
 from .analysis.diff import DiffResult, diff
 from .analysis.gradcheck import GradcheckResult, gradcheck
+from .analysis.record import Recording, record
 from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
 from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
@@ -40,8 +41,8 @@ __all__ = [
     "Value", "Op", "OPS",
     "Graph", "Node", "capture", "snapshot", "load",
     "to_networkx", "from_networkx", "to_dot", "render",
-    "snapshot_backward", "diff", "check", "gradcheck", "trace",
-    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace",
+    "snapshot_backward", "diff", "check", "gradcheck", "trace", "record",
+    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording",
     "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
     "__version__",
 ]

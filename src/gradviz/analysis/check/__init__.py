@@ -58,19 +58,20 @@ from typing import Any
 
 from ...graph.capture import capture
 from ...graph.model import Graph
+from ..record import describe, recording_of
 from ..replay import ATOL, RTOL, safe_fsum
 from .core import FORMAT, VERSION, CheckReport, Context, Finding, schema
 
 # the shared searches stay importable from here, where their tests look for them
 from .core import _LIST_CAP, _first_fitting_subset, _fits_a_multiple, _listed, fmt  # noqa: F401
 from .kinds import (
-    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RULES, STALE,
-    WRONG,
+    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RAISED, RULES,
+    STALE, WRONG,
 )
 
 __all__ = [
     "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE", "WRONG",
 ]
 
 
@@ -82,6 +83,7 @@ def check(
     probe: bool = True,
     children_attr: str | None = None,
     local_grads_attr: str | None = None,
+    recording: Any = None,
 ) -> CheckReport:
     """Check every forward value and gradient of a graph; name culprits.
 
@@ -99,6 +101,11 @@ def check(
             ``_local_grads`` (see :func:`gradviz.capture`). With them, every
             grad is checked against its consumers' stored derivatives, also
             where the op is unknown, and those of known ops against the op table.
+        recording: what :func:`gradviz.record` saw while the engine's
+            backward ran (default: the recording of the script the graph
+            came from, if any): a node whose ``_backward`` ran twice, too
+            early, never, or raised is then named from the calls the
+            engine really made.
 
     Returns:
         CheckReport: ``report.ok`` is True when nothing is wrong.
@@ -119,7 +126,14 @@ def check(
         graph = root_or_graph
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True, local_grads_attr=local_grads_attr)
-    return _run(Context(graph, rtol, atol, probe))
+    ctx = Context(graph, rtol, atol, probe)
+    if recording is None:
+        recording = recording_of(graph)
+    if recording is not None:
+        ctx.evidence = recording.evidence(graph.objects)
+        if ctx.evidence is None and recording.calls:
+            ctx.notes.append(describe(recording, None))
+    return _run(ctx)
 
 
 def _run(ctx: Context) -> CheckReport:
