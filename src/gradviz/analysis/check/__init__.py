@@ -80,6 +80,7 @@ def check(
     atol: float = ATOL,
     probe: bool = True,
     children_attr: str | None = None,
+    strict: bool = False,
 ) -> CheckReport:
     """Check every forward value and gradient of a graph; name culprits.
 
@@ -92,9 +93,15 @@ def check(
         probe: call live nodes' ``_backward`` in isolation (grads are restored).
         children_attr: the operand attribute of a foreign engine, if not
             ``_prev`` or ``_children``.
+        strict: count a node that could not be verified as a failure:
+            ``report.ok`` is then False unless every grad and every op
+            node's data was checked (for CI).
 
     Returns:
-        CheckReport: ``report.ok`` is True when nothing is wrong.
+        CheckReport: ``report.ok`` is True when nothing is wrong;
+        ``report.unverified`` (and ``report.why_unverified``) say which
+        nodes' grads could not be checked, ``report.data_unchecked`` which
+        op nodes' data, and ``report.complete`` whether everything was.
 
     Raises:
         CaptureError: if ``root_or_graph`` is not a graph.
@@ -112,7 +119,9 @@ def check(
         graph = root_or_graph
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
-    return _run(Context(graph, rtol, atol, probe))
+    report = _run(Context(graph, rtol, atol, probe))
+    report.strict = strict
+    return report
 
 
 def _run(ctx: Context) -> CheckReport:
@@ -121,6 +130,8 @@ def _run(ctx: Context) -> CheckReport:
         rule.check_data(ctx)
     if ctx.g.moment == "before-backward":
         ctx.notes.append("this graph was captured before backward(): its grads were not checked")
+        for nid in ctx.g.nodes:
+            ctx.unverify(nid, "captured before backward(): grads not checked")
     else:
         for nid, p in ctx.probes.items():
             if p.error is not None:
@@ -155,7 +166,7 @@ def _run(ctx: Context) -> CheckReport:
     ctx.findings.sort(key=lambda f: (not f.culprit, ctx.index[f.node], order[f.kind], f.operand or ""))
     return CheckReport(
         ctx.g, ctx.findings, ctx.notes, ctx.unverified, sum(p.error is None for p in ctx.probes.values()),
-        rp.grad, ctx.rtol, ctx.atol,
+        rp.grad, ctx.rtol, ctx.atol, why_unverified=ctx.why_unverified, data_unchecked=list(rp.unknown),
     )
 
 
