@@ -46,9 +46,12 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   ``explain_all(ctx, pending)`` for evidence that spans nodes. **The first
   explanation that fits wins**: once a unit returns an explanation for a
   node, no later unit sees it. Today: missing-accumulation (10),
-  stale-gradient (20), wrong-order (30), wrong-local-derivative (40),
-  wrong-gradient (90, the last resort). Pick ``tried`` by what must be
-  ruled out first.
+  stale-gradient (20, whole multiples), wrong-order (30),
+  wrong-local-derivative (40), stale-gradient (45, leftovers of a training
+  loop), wrong-gradient (90, the last resort). Pick ``tried`` by what must
+  be ruled out first. A kind may have several units (in its one module,
+  each on its own registry line) when its evidence must be weighed at
+  different points.
 * ``finish(ctx)``: after the downstream nodes are known, after backward
   only (notes on harmless overwrites; non-finite grads).
 
@@ -82,7 +85,7 @@ from .missing import MISSING, Missing
 from .nonfinite import NONFINITE, NonFinite
 from .not_seeded import NOT_SEEDED, NotSeeded
 from .order import ORDER, Order
-from .stale import STALE, Stale
+from .stale import STALE, Stale, StaleSteps
 from .wrong import WRONG, Wrong
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
 RULES: tuple[Rule, ...] = (
     NotSeeded(),
     Stale(),
+    StaleSteps(),
     Missing(),
     Local(),
     Kink(),
@@ -105,7 +109,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 #: Every kind of finding, with what it means, in report order.
-KINDS: dict[str, str] = {rule.kind: rule.meaning for rule in RULES}
+KINDS: dict[str, str] = {}
+for _rule in RULES:
+    KINDS.setdefault(_rule.kind, _rule.meaning)
 
 #: The units that explain inconsistent nodes, in the order they are tried.
 EXPLAINERS: tuple[Rule, ...] = tuple(sorted((rule for rule in RULES if rule.tried), key=lambda rule: rule.tried))
