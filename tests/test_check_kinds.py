@@ -56,3 +56,7 @@ def test_the_first_explanation_that_fits_wins():
     a.grad = 3.0  # no subset of the contributions: three times the reference
     [f] = check(loss).culprits
     assert (f.name, f.kind, f.got, f.expected) == ("a (n0)", C.STALE, 3.0, 1.0)
+
+
+def test_the_json_schema_lists_every_kind_in_order():
+    assert C.schema()["$defs"]["finding"]["properties"]["kind"]["enum"] == list(C.KINDS)

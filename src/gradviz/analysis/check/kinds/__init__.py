@@ -14,8 +14,10 @@ How to add a kind
    ``meaning`` (one line for ``--help``) and the stages it takes part in.
    Put its tests in ``tests/test_check_<name>.py`` (or beside it).
 2. Add one line to :data:`RULES` below, where the kind should sort in
-   reports (and its constant to the re-exports of
-   :mod:`gradviz.analysis.check` if it is public).
+   reports; its name to the ``kind`` enum of
+   ``gradviz/schemas/check-v1.schema.json`` (a test compares the two);
+   and its constant to the re-exports of :mod:`gradviz.analysis.check` if
+   it is public.
 
 What a unit receives. Every stage gets the
 :class:`~gradviz.analysis.check.core.Context` of one check: the graph
@@ -64,10 +66,12 @@ happened and what to do, in one line, with numbers through ``fmt``. An
 culprits)`` when it reported other nodes (e.g. a consumer) and the node is
 only downstream of them; the checker then reports the downstream nodes.
 
-How a unit marks a node unverified: append its id to ``ctx.unverified``
-(in topological order; the quick-sum pass already lists the nodes behind
-a consumer without local derivatives) and say why in ``ctx.notes``; never
-report agreement for it.
+How a unit marks a node unverified: ``ctx.unverify(nid, why)`` with a
+short reason (nodes that share it are listed together under "not
+verified", and counted in the headline and the JSON report); the
+quick-sum pass already marks the nodes whose grad comes through a
+consumer without local derivatives. Never report agreement for such a
+node: a unit that cannot test a node unverifies it.
 
 A kind that is a special case of another (kink of a wrong local
 derivative, merged nodes of a wrong order) has its own module with its
