@@ -13,7 +13,7 @@ def test_every_kind_is_one_unit_in_its_own_module_listed_once():
     names = [rule.kind for rule in kinds.RULES]
     assert names == [
         "not-seeded", "stale-gradient", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
-        "wrong-order", "merged-nodes", "forward-inconsistent", "non-finite", "wrong-gradient",
+        "wrong-order", "merged-nodes", "order-dependent", "forward-inconsistent", "non-finite", "wrong-gradient",
     ]
     # one module per kind (stale-gradient has two units, weighed at two points, in one module)
     modules = {rule.kind: type(rule).__module__ for rule in kinds.RULES}

@@ -64,12 +64,13 @@ from .core import FORMAT, VERSION, CheckReport, Context, Finding, schema
 # the shared searches stay importable from here, where their tests look for them
 from .core import _LIST_CAP, _first_fitting_subset, _fits_a_multiple, _listed, fmt  # noqa: F401
 from .kinds import (
-    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, RULES, STALE, WRONG,
+    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RULES, STALE,
+    WRONG,
 )
 
 __all__ = [
     "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "FORWARD", "NONFINITE", "WRONG",
 ]
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 from ...graph.model import Graph
 from .._report import fmt, json_number, table, text
 from ..probe import Probe, probe_graph
+from ..sets import resolve_orders
 from ..replay import ATOL, RTOL, Replay, close, replay, safe_fsum
 
 __all__ = [
@@ -67,6 +68,11 @@ class Finding:
         related: other nodes the explanation names (the consumers that
             overwrote, the node merged with, ...).
         message: one line saying what happened and what to do.
+        order_dependence: for a finding about a node whose operands are kept
+            in a set: ``'yes'`` if its ``_backward`` gives other results when
+            the set iterates in another order (so the finding may change from
+            run to run), ``'possible'`` if that could not be tried (a
+            snapshot); else ''. The message says so too.
     """
 
     node: str
@@ -82,6 +88,7 @@ class Finding:
     cause: tuple[str, ...] = ()
     related: tuple[str, ...] = ()
     message: str = ""
+    order_dependence: str = ""
 
     @property
     def name(self) -> str:
@@ -104,6 +111,7 @@ class Finding:
             "cause": list(self.cause),
             "related": list(self.related),
             "message": self.message,
+            **({"order_dependence": self.order_dependence} if self.order_dependence else {}),
         }
 
 
@@ -583,12 +591,18 @@ class Context:
         explained: node id -> how it is downstream of a culprit.
         nonfinite_data: node id -> where its non-finite data was born.
         by_hash: hash -> ids, built once for the merged-nodes test.
+        order_sensitive: node id -> operand id -> its probed derivative in
+            the set's order and in the reverse order, for the nodes whose
+            ``_backward`` depends on the iteration order of a set of operands.
+        order_tried: the nodes probed in both orders (see :mod:`gradviz.analysis.sets`).
     """
 
     def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
         self.g = graph
         self.rtol, self.atol = rtol, atol
         self.probes: dict[str, Probe] = probe_graph(graph) if probe else {}
+        # operands kept in a set: the orders the data left unknown, decided by the probes
+        graph = self.g = resolve_orders(graph, self.probes)
         override = {}
         for nid, p in self.probes.items():
             if p.error is None:
@@ -620,6 +634,8 @@ class Context:
         self.explained: dict[str, Explanation] = {}
         self.nonfinite_data: dict[str, tuple[str, ...]] = {}
         self.by_hash: dict[int, list[str]] | None = None
+        self.order_sensitive: dict[str, dict[str, tuple[float, float]]] = {}
+        self.order_tried: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:

@@ -89,12 +89,13 @@ from .missing import MISSING, Missing
 from .nonfinite import NONFINITE, NonFinite
 from .not_seeded import NOT_SEEDED, NotSeeded
 from .order import ORDER, Order
+from .order_dependent import ORDER_DEPENDENT, OrderDependent
 from .stale import STALE, Stale, StaleSteps
 from .wrong import WRONG, Wrong
 
 __all__ = [
     "RULES", "KINDS", "EXPLAINERS",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "FORWARD", "NONFINITE", "WRONG",
 ]
 
 #: Every fault kind's unit, in report order.
@@ -107,6 +108,7 @@ RULES: tuple[Rule, ...] = (
     Kink(),
     Order(),
     Merged(),
+    OrderDependent(),
     Forward(),
     NonFinite(),
     Wrong(),

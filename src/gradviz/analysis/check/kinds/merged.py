@@ -1,11 +1,23 @@
-"""merged-nodes: a node's _backward never ran because a value-based __eq__/__hash__ merged it with another.
+"""merged-nodes: a value-based __eq__/__hash__ made two distinct nodes one.
 
-A special case of a wrong order (the node passed on 0): the unit of
-:mod:`.order` asks :func:`merged_with` before it reports one.
+Two ways, both only where the engine's class compares by value:
+
+* in backward's visited set: a node's ``_backward`` never ran. A special
+  case of a wrong order (the node passed on 0): the unit of :mod:`.order`
+  asks :func:`merged_with` before it reports one.
+* in a set of operands (``_prev = set(...)``): ``h1 + h2`` with equal data
+  keeps one of them, and what the engine computed from the other is not in
+  the graph at all. Capture marks such a node ``order == 'merged'`` (see
+  :mod:`gradviz.graph.order`); :meth:`Merged.check_data` reports it, with no
+  expected value (there is none to know), naming what was lost where the
+  node's ``_backward`` closure shows it. The grads behind it are not
+  checked against a reference (the replay cannot read the node).
 """
 
 from __future__ import annotations
 
+from ....graph.order import MERGED as MERGED_SET
+from ...sets import merged_message
 from ..core import Context, Rule, fmt
 
 __all__ = ["MERGED", "Merged", "merged_with", "message"]
@@ -17,7 +29,12 @@ class Merged(Rule):
     """A node that passed on nothing and compares equal to another node (live graphs only)."""
 
     kind = MERGED
-    meaning = "a node's _backward never ran because a value-based __eq__/__hash__ merged it with another node"
+    meaning = "a value-based __eq__/__hash__ merged two nodes: one _backward never ran, or a set of operands lost one"
+
+    def check_data(self, ctx: Context) -> None:
+        for nid, node in ctx.g.nodes.items():
+            if node.order == MERGED_SET:
+                ctx.add(nid, MERGED, True, "data", None, None, merged_message(ctx.g, nid))
 
 
 def merged_with(ctx: Context, c: str) -> str | None:
