@@ -185,7 +185,7 @@ def test_debug_before_or_after_the_command_adds_the_traceback(work, capsys, debu
 
 
 def test_a_bug_of_ours_is_still_one_line_with_how_to_report_it(work, capsys, monkeypatch):
-    monkeypatch.setattr("gradviz.cli.render.render", lambda *a, **k: {}["boom"])
+    monkeypatch.setattr("gradviz.cli.render.draw_picture", lambda *a, **k: {}["boom"])
     assert main(["render", "g.json", "-o", "o.dot"]) == 2
     line = _error_line(capsys)
     assert "KeyError: 'boom'" in line and "rerun with --debug" in line
@@ -195,7 +195,7 @@ def test_a_render_that_fails_midway_leaves_no_file_and_keeps_the_old_one(work, c
     (work / "o.svg").write_text("the old picture")
     before = _files(work)
 
-    def half_drawn(source, fmt, *, renderer=None):
+    def half_drawn(source, fmt, *, renderer=None, timeout=None):
         raise RenderError("Graphviz (test) failed to draw svg: out of memory")
 
     monkeypatch.setattr(render_mod, "render_dot", half_drawn)
@@ -265,7 +265,7 @@ sys.exit(main(["render", "g.json", "-o", "o.dot"]))
 def test_sigterm_midway_leaves_no_file(work):
     before = _files(work)
     done = subprocess.run([sys.executable, "-c", TERMINATED_MIDWAY], cwd=work, capture_output=True, text=True)
-    assert (done.returncode, done.stderr) == (130, "gradviz: interrupted\n")
+    assert (done.returncode, done.stderr) == (143, "gradviz: terminated (SIGTERM)\n")  # 128 + 15, as a shell reports it
     assert _files(work) == before  # neither o.dot nor the temporary .o.dot.*.tmp
 
 

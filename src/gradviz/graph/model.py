@@ -161,16 +161,24 @@ class Graph:
         return to_dot(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # Jupyter: show the picture; fall back to text when no renderer works.
-        from ..exporters.image import render_bytes
-        from ..errors import RenderError
+        """Jupyter: show the picture, under the same caps and time budget as every picture.
 
-        text = f"<gradviz.Graph: {len(self)} nodes, root {self.root}>"
+        The SVG of :func:`gradviz.exporters.image.draw_picture` (a big graph
+        is cut to a readable part; ``gradviz.render(graph, path, full=True)``
+        draws it all); the text says what was left out, and is all there is
+        when no renderer works or the layout fails.
+        """
+        from ..errors import RenderError
+        from ..exporters.image import draw_picture
+
+        text = f"<gradviz.Graph: {len(self):,} node{'' if len(self) == 1 else 's'}, root {self.root}>"
         try:
-            svg = render_bytes(self, "svg").decode("utf-8")
-        except RenderError:
-            return {"text/plain": text}
-        return {"image/svg+xml": svg, "text/plain": text}
+            picture = draw_picture(self, "svg")
+        except RenderError as exc:
+            return {"text/plain": f"{text}\n(no picture: {exc})"}
+        if picture.notes:
+            text += "\n" + "\n".join(picture.notes)
+        return {"image/svg+xml": picture.data.decode("utf-8"), "text/plain": text}
 
     def __repr__(self) -> str:
         return f"Graph({len(self)} nodes, root={self.root!r}, moment={self.moment!r}, engine={self.engine!r})"
