@@ -27,7 +27,7 @@ from .analysis.diff import DiffResult, diff
 from .analysis.gradcheck import GradcheckResult, gradcheck
 from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
-from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
+from .errors import CaptureError, GradvizError, LayoutTimeout, RenderError, RendererNotFound, SnapshotError, UsageError
 from .exporters import from_networkx, load, render, to_dot, to_networkx
 from .graph import Graph, Node, capture, snapshot
 
@@ -42,6 +42,6 @@ __all__ = [
     "to_networkx", "from_networkx", "to_dot", "render",
     "snapshot_backward", "diff", "check", "gradcheck", "trace",
     "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace",
-    "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
+    "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "LayoutTimeout", "UsageError",
     "__version__",
 ]

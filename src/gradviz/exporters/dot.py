@@ -14,10 +14,10 @@ are ``v<i>`` (values) and ``o<i>`` (ops), ``i`` the node's position in
 topological order: never derived from labels or foreign ids, so the output
 is byte-identical for the same graph.
 
-A node with more than :data:`COPY_ABOVE` consumers (``x`` in
-``y = y * x`` repeated) is drawn once beside each consumer instead of once
-with edges across the whole picture, which Graphviz cannot lay out in
-reasonable time: each copy ``v<i>_<j>`` (``j`` the consumer's position)
+A node with more than :data:`COPY_ABOVE` consumers spread over the ranks of
+the picture (``x`` in ``y = y * x`` repeated) is drawn once beside each
+consumer instead of once with edges across the whole picture, which
+Graphviz cannot lay out in reasonable time: each copy ``v<i>_<j>`` (``j`` the consumer's position)
 shows the same label, data and grad, in a dashed box that says "same
 node" and how many uses it has. The original, if it is an op's result, is
 still drawn after its op, with no outgoing edge. Labels of any type are
@@ -52,7 +52,7 @@ ROLE_COLORS: dict[str, str] = {
 #: rest is cut and counted. Graphviz refuses an HTML label over 16384
 #: characters, and a wider box is unreadable anyway.
 MAX_TEXT = 1000
-#: A node with more distinct consumers than this is drawn once per consumer.
+#: A node with more distinct consumers than this, on different ranks, is drawn once per consumer.
 #: ``a * b + a`` keeps one ``a`` with two edges, the lecture's picture.
 COPY_ABOVE = 4
 #: Graphviz ``dot`` attributes that bound its work (the number of network
@@ -154,7 +154,7 @@ def to_dot(
     for node in graph:
         for operand in node.operands:
             users.setdefault(operand, {})[node.id] = None
-    copied = {nid for nid, by in users.items() if copy_above is not None and len(by) > copy_above}
+    copied = _to_copy(graph, users, copy_above)
 
     def source(operand: str, consumer: int) -> str:
         # the DOT name an edge from ``operand`` into consumer ``consumer`` starts at
@@ -189,6 +189,25 @@ def to_dot(
                 dot.edge(source(operand, i), f"o{i}")
             dot.edge(f"o{i}", f"v{i}")
     return dot
+
+
+def _to_copy(graph: Graph, users: Mapping[str, Mapping[str, None]], copy_above: int | None) -> set[str]:
+    """The nodes to draw once per consumer: more than ``copy_above`` consumers, on different ranks.
+
+    A node's rank here is its longest path from a leaf (the rank ``dot``
+    gives it, left to right). Consumers on one rank (a layer reading its
+    inputs) are drawn next to each other and their edges are short; only
+    consumers spread over ranks pull edges across the picture.
+    """
+    if copy_above is None:
+        return set()
+    rank: dict[str, int] = {}
+    for node in graph:  # topological order: operands first
+        rank[node.id] = 1 + max((rank[o] for o in node.operands), default=-1)
+    return {
+        nid for nid, by in users.items()
+        if len(by) > copy_above and max(rank[c] for c in by) - min(rank[c] for c in by) > 1
+    }
 
 
 def _value_node(

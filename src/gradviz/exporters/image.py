@@ -71,7 +71,7 @@ RENDERERS = ("auto", "pygraphviz", "dot")
 #: picture is laid out instead (which has as long again). A default view
 #: lays out in well under a second (bench/render_shapes.py); the rest is
 #: room for a busy machine.
-TIMEOUT = 10.0
+TIMEOUT = 5.0
 #: A picture that ran past its budget is laid out again with this fraction
 #: of the nodes and edges (and Graphviz's work limits).
 FALLBACK_SHARE = 4
@@ -319,8 +319,8 @@ def draw_picture(
             raise UsageError(f"{_name('full', hints)} draws every node and {_name('focus', hints)} a part of them: give one of the two")
         source = to_dot(graph, roles=roles, **dot_options).source
         return Picture(_lay_out(source, fmt, renderer, timeout), fmt, source=source)
-    check_cap(_name("max_nodes", hints), max_nodes)
-    check_cap(_name("max_edges", hints), max_edges)
+    check_cap(_name("max_nodes", hints), max_nodes, optional=False)
+    check_cap(_name("max_edges", hints), max_edges, optional=False)
     budget = TIMEOUT if timeout is None else timeout
     view = picture_view(graph, roles=roles, max_nodes=max_nodes, max_edges=max_edges, focus=focus, depth=depth, collapse=collapse)
     source = _view_dot(view, roles, dot_options)
@@ -407,7 +407,7 @@ def render(
 
     A picture of a big graph shows a readable part of it, laid out within a
     time budget (see :func:`draw_picture`: at most ``max_nodes`` = 100
-    nodes and ``max_edges`` = 300 edges, 10 s of layout, a smaller picture
+    nodes and ``max_edges`` = 300 edges, 5 s of layout, a smaller picture
     if that runs out); ``full=True`` draws every node, however long Graphviz
     takes. A ``.json`` snapshot is always complete.
 
@@ -442,8 +442,8 @@ def render(
     """
     from ..graph.capture import capture
 
+    check_output_path(path)  # first: "is a folder" says more than "no suffix"
     fmt = format_for(path, format)
-    check_output_path(path)
     if fmt in IMAGE_FORMATS:
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph

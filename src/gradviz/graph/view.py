@@ -19,8 +19,8 @@ draw instead, in three steps:
    them, not all;
 3. **summarise** the rest: the connected parts of the hidden nodes become
    placeholder nodes, "… N nodes hidden (hidden part k)", wired to the
-   shown nodes they feed (parts wired to the same shown nodes share one
-   box, so 10**5 hidden leaves of one sum are one box); edges from shown
+   shown nodes they feed (the hidden operands of one shown node are one
+   part, so 10**5 hidden leaves of one sum are one box); edges from shown
    nodes into a part end in a second box, "used by hidden part k".
 
 The whole view costs time linear in the graph's size (no recursion, no
@@ -128,13 +128,15 @@ def see_more(hints: str = "flags") -> str:
     return "--focus NODE --depth N, --max-nodes N, or --full"
 
 
-def check_cap(name: str, value: int | None) -> None:
-    """Refuse a node or edge cap below 1 (None, no cap, is for :func:`select` only).
+def check_cap(name: str, value: int | None, *, optional: bool = True) -> None:
+    """Refuse a node or edge cap below 1, and None (no cap) unless ``optional`` (as :func:`select` allows).
 
     Raises:
         UsageError: naming ``name`` and the value.
     """
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"{name} must be a whole number of 1 or more, not {value!r}")
 
 
@@ -282,7 +284,7 @@ def picture_view(
         UsageError: as :func:`select`.
     """
     roles = roles or {}
-    check_cap("max_nodes", max_nodes)
+    check_cap("max_nodes", max_nodes, optional=False)
     keep = marked_first(roles, max(1, max_nodes // 4))
     view = select(graph, max_nodes=max_nodes, max_edges=max_edges, keep=keep, focus=focus, depth=depth, collapse=collapse)
     view.marked_hidden = sum(1 for nid in roles if nid not in view.graph.nodes)
@@ -331,6 +333,8 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     the next layer or to no neuron. A leaf used only by one neuron's nodes
     (an input constant) belongs to it too.
     """
+    if not any(n.label and "." in n.label and not n.operands and _PARAM.match(n.label) for n in graph):
+        return {}  # no labelled parameter: not a gradviz.nn network (one cheap pass)
     group: dict[str, str] = {}
     closed: set[str] = set()
     for node in graph:
@@ -501,10 +505,11 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     ("… N nodes hidden"); if it also uses shown nodes, those edges end in a
     sink box ``hidden:<k>:uses`` ("used by hidden part k"). Only
     sources and sinks, so the drawn graph stays acyclic whatever was cut.
-    Parts wired to the same shown nodes, in the same directions, are one
-    part: 10**5 hidden operands of one sum make one box, not 10**5.
-    Connected parts are found by union-find over positions (path halving,
-    no recursion), in time linear in the graph's size.
+    The hidden operands of one shown node are one part, and so are its
+    hidden consumers: 10**5 hidden operands of one sum make one box, not
+    10**5, and a shown node has at most one placeholder edge in and one
+    out. Parts are found by union-find over positions (path halving, no
+    recursion), in time linear in the graph's size.
     """
     position = {nid: i for i, nid in enumerate(graph.nodes)}
     parent = list(range(len(position)))
@@ -515,53 +520,45 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
             i = parent[i]
         return i
 
-    hidden_uses: list[tuple[int, str]] = []  # (hidden node, shown operand)
+    def union(a: int, b: int) -> None:
+        a, b = find(a), find(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    first_user: dict[str, int] = {}  # shown node -> the first hidden node that uses it
     for i, node in enumerate(graph):
         if node.id in chosen:
             continue
         for o in node.operands:
-            if o in chosen:
-                hidden_uses.append((i, o))
+            if o not in chosen:
+                union(i, position[o])
+            elif o in first_user:
+                union(i, first_user[o])  # the hidden users of one shown node are one part
             else:
-                a, b = find(i), find(position[o])
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    feeds: dict[int, dict[str, None]] = {}  # component -> shown nodes it feeds
-    uses: dict[int, dict[str, None]] = {}  # component -> shown nodes it consumes
-    for nid in chosen:
+                first_user[o] = i
+    for nid in chosen:  # the hidden operands of one shown node are one part
+        first = None
         for o in graph.nodes[nid].operands:
             if o not in chosen:
-                feeds.setdefault(find(position[o]), {})[nid] = None
-    for i, o in hidden_uses:
-        uses.setdefault(find(i), {})[o] = None
-    # One part per way of being wired to the shown nodes.
-    part_of_signature: dict[tuple[frozenset[str], frozenset[str]], int] = {}
-    part_of_component: dict[int, int] = {}
-    parts: list[list[str]] = []
+                if first is None:
+                    first = position[o]
+                else:
+                    union(first, position[o])
+    parts_of: dict[int, list[str]] = {}
     for i, nid in enumerate(graph.nodes):
-        if nid in chosen:
-            continue
-        c = find(i)
-        k = part_of_component.get(c)
-        if k is None:
-            signature = (frozenset(feeds.get(c, ())), frozenset(uses.get(c, ())))
-            k = part_of_signature.setdefault(signature, len(parts))
-            if k == len(parts):
-                parts.append([])
-            part_of_component[c] = k
-        parts[k].append(nid)
+        if nid not in chosen:
+            parts_of.setdefault(find(i), []).append(nid)
     # Number the parts by where they end, as the drawing reads them.
-    order = sorted(range(len(parts)), key=lambda k: position[parts[k][-1]])
-    holes = {f"hidden:{n}": parts[k] for n, k in enumerate(order)}
-    hole_of_part = {k: f"hidden:{n}" for n, k in enumerate(order)}
-    hole_of_component = {c: hole_of_part[k] for c, k in part_of_component.items()}
+    order = sorted(parts_of, key=lambda c: position[parts_of[c][-1]])
+    holes = {f"hidden:{n}": parts_of[c] for n, c in enumerate(order)}
+    hole_of_component = {c: f"hidden:{n}" for n, c in enumerate(order)}
     count = {pid: sum(size.get(n, 1) for n in part) if size else len(part) for pid, part in holes.items()}
+    hole_uses: dict[str, dict[str, None]] = {}
+    for o, i in sorted(first_user.items(), key=lambda item: position[item[0]]):
+        hole_uses.setdefault(hole_of_component[find(i)], {})[o] = None
 
     shown: dict[str, Node] = {}
     feeding: set[str] = set()
-    hole_uses: dict[str, dict[str, None]] = {}
-    for c, ops in uses.items():
-        hole_uses.setdefault(hole_of_component[c], {}).update(ops)
     for nid in graph.nodes:
         if nid not in chosen:
             continue
@@ -582,7 +579,7 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     nan = float("nan")
     sources = {pid: Node(pid, PLACEHOLDER_OP, "", nan, nan) for pid in holes if pid in feeding}
     sinks = {
-        f"{pid}:uses": Node(f"{pid}:uses", PLACEHOLDER_OP, "", nan, nan, tuple(sorted(ops, key=position.__getitem__)))
+        f"{pid}:uses": Node(f"{pid}:uses", PLACEHOLDER_OP, "", nan, nan, tuple(ops))
         for pid, ops in sorted(hole_uses.items(), key=lambda item: int(item[0].split(":")[1]))
     }
     label = {pid: f"hidden part {k + 1}" for k, pid in enumerate(holes)}
