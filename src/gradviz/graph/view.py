@@ -508,60 +508,73 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     The hidden operands of one shown node are one part, and so are its
     hidden consumers: 10**5 hidden operands of one sum make one box, not
     10**5, and a shown node has at most one placeholder edge in and one
-    out. Parts are found by union-find over positions (path halving, no
-    recursion), in time linear in the graph's size.
+    out. Parts are found by union-find (path halving, no recursion), in
+    time linear in the graph's size.
     """
-    position = {nid: i for i, nid in enumerate(graph.nodes)}
-    parent = list(range(len(position)))
+    # Union-find over ids, written out in the loops (no call per edge): a
+    # hidden node points to an earlier member of its part, a part's root to
+    # itself; finds halve their paths. In a chain every node finds its
+    # operand's root in a step or two.
+    parent: dict[str, str] = {}
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def find(x: str) -> str:
+        while (p := parent[x]) != x:
+            parent[x] = x = parent[p]
+        return x
 
-    def union(a: int, b: int) -> None:
-        a, b = find(a), find(b)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-
-    first_user: dict[str, int] = {}  # shown node -> the first hidden node that uses it
-    for i, node in enumerate(graph):
-        if node.id in chosen:
+    first_user: dict[str, str] = {}  # shown node -> the first hidden node that uses it
+    shown_ids: list[str] = []  # in the graph's order
+    for node in graph:
+        nid = node.id
+        if nid in chosen:
+            shown_ids.append(nid)
             continue
+        parent[nid] = nid  # now: a node can be its own first user of a shown operand (o + o)
+        root = None
         for o in node.operands:
-            if o not in chosen:
-                union(i, position[o])
-            elif o in first_user:
-                union(i, first_user[o])  # the hidden users of one shown node are one part
+            if o in chosen:
+                other = first_user.get(o)
+                if other is None:  # the hidden users of one shown node are one part
+                    first_user[o] = nid
+                    continue
             else:
-                first_user[o] = i
-    for nid in chosen:  # the hidden operands of one shown node are one part
-        first = None
+                other = o
+            while (p := parent[other]) != other:
+                parent[other] = other = parent[p]
+            if root is None:
+                root = other
+            elif other != root:
+                parent[other] = root
+        if root is not None:
+            parent[nid] = root
+    for nid in shown_ids:  # the hidden operands of one shown node are one part
+        root = None
         for o in graph.nodes[nid].operands:
             if o not in chosen:
-                if first is None:
-                    first = position[o]
-                else:
-                    union(first, position[o])
-    parts_of: dict[int, list[str]] = {}
-    for i, nid in enumerate(graph.nodes):
-        if nid not in chosen:
-            parts_of.setdefault(find(i), []).append(nid)
+                other = find(o)
+                if root is None:
+                    root = other
+                elif other != root:
+                    parent[other] = root
+    parts_of: dict[str, list[str]] = {}
+    last: dict[str, int] = {}
+    for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
+        r = find(nid)
+        parts_of.setdefault(r, []).append(nid)
+        last[r] = i
     # Number the parts by where they end, as the drawing reads them.
-    order = sorted(parts_of, key=lambda c: position[parts_of[c][-1]])
-    holes = {f"hidden:{n}": parts_of[c] for n, c in enumerate(order)}
-    hole_of_component = {c: f"hidden:{n}" for n, c in enumerate(order)}
+    order = sorted(parts_of, key=last.__getitem__)
+    holes = {f"hidden:{n}": parts_of[r] for n, r in enumerate(order)}
+    hole_of_root = {r: f"hidden:{n}" for n, r in enumerate(order)}
     count = {pid: sum(size.get(n, 1) for n in part) if size else len(part) for pid, part in holes.items()}
     hole_uses: dict[str, dict[str, None]] = {}
-    for o, i in sorted(first_user.items(), key=lambda item: position[item[0]]):
-        hole_uses.setdefault(hole_of_component[find(i)], {})[o] = None
+    for o in shown_ids:
+        if o in first_user:
+            hole_uses.setdefault(hole_of_root[find(first_user[o])], {})[o] = None
 
     shown: dict[str, Node] = {}
     feeding: set[str] = set()
-    for nid in graph.nodes:
-        if nid not in chosen:
-            continue
+    for nid in shown_ids:
         node = graph.nodes[nid]
         if any(o not in chosen for o in node.operands):
             ops, seen = [], set()
@@ -569,7 +582,7 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
                 if o in chosen:
                     ops.append(o)
                     continue
-                pid = hole_of_component[find(position[o])]
+                pid = hole_of_root[find(o)]
                 if pid not in seen:
                     seen.add(pid)
                     ops.append(pid)
