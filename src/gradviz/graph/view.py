@@ -336,31 +336,41 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     if not any(n.label and "." in n.label and not n.operands and _PARAM.match(n.label) for n in graph):
         return {}  # no labelled parameter: not a gradviz.nn network (one cheap pass)
     group: dict[str, str] = {}
+    params: set[str] = set()  # the ids of labelled parameters
     closed: set[str] = set()
+    get = group.get
     for node in graph:
-        if node.id in protect:
+        nid, ops = node.id, node.operands
+        if nid in protect:
             continue
-        m = _PARAM.match(node.label) if node.is_leaf and node.label else None
-        if m:
-            group[node.id] = m.group("unit")
+        if not ops:
+            label = node.label
+            m = _PARAM.match(label) if label and "." in label else None
+            if m:
+                group[nid] = m.group("unit")
+                params.add(nid)
             continue
-        if node.is_leaf:
-            continue
-        units = {group.get(o) for o in node.operands}
-        params = {group[o] for o in node.operands if o in group and _PARAM.match(graph.nodes[o].label or "")}
-        if node.op == "*" and len(params) == 1:
-            group[node.id] = params.pop()
-        elif len(units) == 1 and None not in units and not any(o in closed for o in node.operands):
-            unit = units.pop()
-            group[node.id] = unit
+        if node.op == "*":
+            owners = {group[o] for o in ops if o in params}
+            if len(owners) == 1:
+                group[nid] = owners.pop()
+                continue
+        unit = get(ops[0])
+        if unit is not None and all(get(o) == unit for o in ops) and not any(o in closed for o in ops):
+            group[nid] = unit
             if node.op in _ACTIVATIONS:
-                closed.add(node.id)
-    consumers = graph.consumers()
+                closed.add(nid)
+    # A leaf not in a group whose consumers are all in one: one pass over the operand slots.
+    leaf_units: dict[str, set[str | None]] = {}
+    nodes = graph.nodes
     for node in graph:
-        if node.is_leaf and node.id not in group and node.id not in protect:
-            units = {group.get(c) for c in consumers[node.id]}
-            if len(units) == 1 and None not in units:
-                group[node.id] = units.pop()
+        unit = get(node.id)
+        for o in node.operands:
+            if o not in group and o not in protect and not nodes[o].operands:
+                leaf_units.setdefault(o, set()).add(unit)
+    for leaf, units in leaf_units.items():
+        if len(units) == 1 and None not in units:
+            group[leaf] = units.pop()
     return group
 
 
@@ -370,22 +380,26 @@ def _collapse(graph: Graph, group_of: dict[str, str]) -> tuple[Graph, dict[str, 
     box_operands: dict[str, dict[str, None]] = {}
     nodes: dict[str, Node] = {}
 
-    def outer(nid: str) -> str:
-        unit = group_of.get(nid)
-        return f"group:{unit}" if unit else nid
+    box_of = {nid: f"group:{unit}" for nid, unit in group_of.items()}
+    outer = lambda nid: box_of.get(nid, nid)  # noqa: E731
 
     for node in graph:
-        box = outer(node.id)
-        if box == node.id:
-            nodes[node.id] = Node(node.id, node.op, node.label, node.data, node.grad, tuple(outer(o) for o in node.operands), node.params)
+        box = box_of.get(node.id)
+        if box is None:
+            ops = node.operands
+            if any(o in box_of for o in ops):
+                node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(map(outer, ops)), node.params)
+            nodes[node.id] = node
             continue
         if box not in members:
             members[box], box_operands[box] = [], {}
             nodes[box] = Node(box, PLACEHOLDER_OP, box[len("group:") :], float("nan"), float("nan"))
         members[box].append(node.id)
+        outside = box_operands[box]
         for o in node.operands:
-            if outer(o) != box:
-                box_operands[box][outer(o)] = None
+            other = box_of.get(o, o)
+            if other != box:
+                outside[other] = None
     for box, ops in box_operands.items():
         nodes[box].operands = tuple(ops)
     # Boxes stand where their first member was; sort again so operands come first.
