@@ -573,7 +573,9 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     parts_of: dict[str, list[str]] = {}
     last: dict[str, int] = {}
     for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
-        r = find(nid)
+        r = nid
+        while (p := parent[r]) != r:
+            parent[r] = r = parent[p]
         parts_of.setdefault(r, []).append(nid)
         last[r] = i
     # Number the parts by where they end, as the drawing reads them.
