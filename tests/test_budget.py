@@ -238,8 +238,10 @@ def test_render_into_a_missing_folder_is_a_gradviz_error(tmp_path):
 
 def test_full_is_the_only_way_past_the_cap(tmp_path):
     g = _shared_chain(300)
-    with pytest.raises(UsageError, match="max_nodes= must be a whole number"):
+    with pytest.raises(UsageError, match=r"no cap \(None\) is full=True: it draws every node"):
         draw_picture(g, "dot", max_nodes=None)
+    with pytest.raises(UsageError, match="max_nodes= must be a whole number"):
+        draw_picture(g, "dot", max_nodes=0)
     every = draw_picture(g, "dot", full=True)
     assert every.view is None and every.notes == []
     assert len([n for n in _parsed(every.source).get_nodes() if n.get_name() in {f"v{i}" for i in range(1, 302)}]) == 300

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import UsageError
 from ..exporters._format import printable
@@ -16,7 +16,7 @@ from ..exporters.image import check_output_path
 
 __all__ = [
     "nodes", "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
-    "add_input_options", "add_picture_options", "picture_options", "positive_int", "seconds", "write_output",
+    "add_input_options", "add_picture_options", "picture_options", "whole_number", "seconds", "write_output",
     "add_tolerance_options",
 ]
 
@@ -108,15 +108,19 @@ def add_input_options(
     )
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``minimum`` or more (``--max-nodes``: 1, ``--depth``: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
 
 
 def seconds(text: str) -> float:
@@ -137,11 +141,11 @@ def add_picture_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
 
     big = parser.add_argument_group("big graphs")
     big.add_argument(
-        "--max-nodes", type=positive_int, default=MAX_NODES, metavar="N",
+        "--max-nodes", type=whole_number(1), default=MAX_NODES, metavar="N",
         help=f"a picture shows at most about N nodes, findings first (default: {MAX_NODES})",
     )
     big.add_argument(
-        "--max-edges", type=positive_int, default=MAX_EDGES, metavar="N",
+        "--max-edges", type=whole_number(1), default=MAX_EDGES, metavar="N",
         help=f"... and at most N edges between them (default: {MAX_EDGES})",
     )
     big.add_argument(

@@ -9,9 +9,9 @@ from ..errors import UsageError
 from ..exporters.dot import RANKDIRS
 from ..exporters.image import FORMATS, IMAGE_FORMATS, TIMEOUT, draw_picture
 from ..graph.sources import open_input
-from ..graph.view import COLLAPSE_MODES, MAX_EDGES, MAX_NODES
-from ._common import EXIT_OK, add_input_options, add_picture_options, nodes, picture_options, prepare_output, say, stage
 from .._io import write_bytes
+from ..graph.view import COLLAPSE_MODES, MAX_EDGES, MAX_NODES
+from ._common import EXIT_OK, add_input_options, add_picture_options, nodes, picture_options, prepare_output, say, stage, whole_number
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
@@ -55,20 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     big = add_picture_options(p)
     big.add_argument("--focus", metavar="NODE",
                      help="show the nodes around NODE: an id such as n42, a label, or a neuron's name such as L0.N1")
-    big.add_argument("--depth", type=_depth, metavar="N", help="with --focus: operand/consumer steps to include (default: 3)")
+    big.add_argument("--depth", type=whole_number(0), metavar="N", help="with --focus: operand/consumer steps to include (default: 3)")
     big.add_argument("--collapse", choices=COLLAPSE_MODES,
                      help="one box per neuron of a gradviz.nn network: always, never, or auto (when the graph is too big; default)")
     p.set_defaults(run=run)
-
-
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
 
 
 def _check_flags(args: argparse.Namespace) -> None:

@@ -319,6 +319,8 @@ def draw_picture(
             raise UsageError(f"{_name('full', hints)} draws every node and {_name('focus', hints)} a part of them: give one of the two")
         source = to_dot(graph, roles=roles, **dot_options).source
         return Picture(_lay_out(source, fmt, renderer, timeout), fmt, source=source)
+    if max_nodes is None or max_edges is None:
+        raise UsageError(f"no cap (None) is {_name('full', hints)}: it draws every node, with no time budget")
     check_cap(_name("max_nodes", hints), max_nodes, optional=False)
     check_cap(_name("max_edges", hints), max_edges, optional=False)
     budget = TIMEOUT if timeout is None else timeout
