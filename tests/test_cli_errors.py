@@ -39,6 +39,7 @@ def work(tmp_path, monkeypatch) -> Path:
     a = Value(2.0, label="a")
     snapshot(a * a).save(tmp_path / "g.json")
     (tmp_path / "pics.dot").mkdir()
+    (tmp_path / "g.txt").write_text("neither a snapshot nor a script")
     return tmp_path
 
 
@@ -65,7 +66,7 @@ def _files(folder: Path) -> set[str]:
 
 
 BAD = [
-    ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: cannot read: No such file"),
+    ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: no such file"),
     ("missing script", ["render", "nope.py", "-o", "o.dot"], "nope.py: no such file"),
     ("unknown input kind", ["render", "g.txt", "-o", "o.dot"], "g.txt: give a snapshot (.json) or a Python script (.py)"),
     ("unknown output format", ["render", "g.json", "-o", "o.jpeg"], "cannot tell the output format: format 'jpeg'"),
@@ -177,11 +178,12 @@ def test_a_terminal_that_cannot_encode_the_report_gets_escapes(work, monkeypatch
 
 @pytest.mark.parametrize("debug_first", [True, False])
 def test_debug_before_or_after_the_command_adds_the_traceback(work, capsys, debug_first):
-    argv = ["--debug", "render", "nope.json", "-o", "o.dot"] if debug_first else ["render", "nope.json", "--debug", "-o", "o.dot"]
+    (work / "bad.json").write_text("{")
+    argv = ["--debug", "render", "bad.json", "-o", "o.dot"] if debug_first else ["render", "bad.json", "--debug", "-o", "o.dot"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "SnapshotError" in err
-    assert err.splitlines()[-1] == "gradviz: error: nope.json: cannot read: No such file or directory"
+    assert err.splitlines()[-1].startswith("gradviz: error: bad.json: not valid JSON: ")
 
 
 def test_a_bug_of_ours_is_still_one_line_with_how_to_report_it(work, capsys, monkeypatch):
