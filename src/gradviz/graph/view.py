@@ -34,7 +34,7 @@ Placeholders and collapsed boxes are nodes of the returned graph (op
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -441,7 +441,7 @@ class _Budget:
         # leaves of shown ops may add half the nodes again, never more edges
         self.extra_leaves = len(graph) if max_nodes is None else max_nodes // 2
         self.chosen: dict[str, None] = {}  # insertion order: deterministic everywhere
-        self.uses: dict[str, int] = {}
+        self.uses: Counter[str] = Counter()
         self._consumers: dict[str, list[str]] | None = None
 
     @property
@@ -453,15 +453,13 @@ class _Budget:
         if nid in self.chosen:
             return True
         operands = self.graph.nodes[nid].operands
-        gained = self.uses.get(nid, 0) + sum(1 for o in operands if o in self.chosen)
+        gained = self.uses[nid] + sum(map(self.chosen.__contains__, operands))
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
         self.chosen[nid] = None
         self.nodes_left -= 1
         self.edges_left -= gained
-        uses = self.uses
-        for o in operands:
-            uses[o] = uses.get(o, 0) + 1
+        self.uses.update(operands)  # a C loop, for a node with 10**6 operands
         return True
 
     def consumers(self) -> dict[str, list[str]]:
@@ -561,13 +559,17 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
                 parent[other] = root
         if root is not None:
             parent[nid] = root
+    first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
     for nid in shown_ids:  # the hidden operands of one shown node are one part
         root = None
         for o in graph.nodes[nid].operands:
             if o not in chosen:
-                other = find(o)
+                other = o
+                while (p := parent[other]) != other:
+                    parent[other] = other = parent[p]
                 if root is None:
                     root = other
+                    first_hidden[nid] = o
                 elif other != root:
                     parent[other] = root
     parts_of: dict[str, list[str]] = {}
@@ -592,17 +594,16 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     feeding: set[str] = set()
     for nid in shown_ids:
         node = graph.nodes[nid]
-        if any(o not in chosen for o in node.operands):
-            ops, seen = [], set()
+        if nid in first_hidden:  # its hidden operands are one part: one edge from its box, where the first was
+            first = first_hidden[nid]
+            pid = hole_of_root[find(first)]
+            feeding.add(pid)
+            ops = []
             for o in node.operands:
                 if o in chosen:
                     ops.append(o)
-                    continue
-                pid = hole_of_root[find(o)]
-                if pid not in seen:
-                    seen.add(pid)
+                elif o == first and pid not in ops:
                     ops.append(pid)
-                    feeding.add(pid)
             node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(ops), node.params)
         shown[nid] = node
     nan = float("nan")
