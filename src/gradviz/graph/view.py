@@ -38,6 +38,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from .._gc import paused_gc
 from ..errors import UsageError
 from .model import Graph, Node
 
@@ -186,6 +187,14 @@ def select(
         >>> view.shown, view.hidden, list(view.placeholders.values())
         (6, 15, ['… 15 nodes hidden (hidden part 1)'])
     """
+    with paused_gc():  # the view allocates a few objects per node: no rescans of the graph's million meanwhile
+        return _select(graph, focus, depth, max_nodes, max_edges, collapse, keep)
+
+
+def _select(
+    graph: Graph, focus: str | None, depth: int, max_nodes: int | None, max_edges: int | None, collapse: str, keep: Iterable[str],
+) -> View:
+    """:func:`select`'s work, with the garbage collector paused."""
     if collapse not in COLLAPSE_MODES:
         raise UsageError(f"collapse must be one of {', '.join(COLLAPSE_MODES)}, not {collapse!r}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
