@@ -140,14 +140,14 @@ def _message(ctx: Context, n: str, terms: list[float], passed: float, shown: tup
     total = f" = {fmt(passed)}" if len(terms) > 1 else ""
     p = ctx.probes.get(n)
     how = (
-        "its own _backward changes its grad, which only its consumers should"
+        "its own _backward changed it after passing it on (only a node's consumers should change its grad)"
         if p is not None and p.error is None and p.touches_own_grad
-        else "set by hand, or by code run after backward()"
+        else "changed after its _backward ran? (set by hand, or by code run after backward())"
     )
     return (
         f"grad {fmt(ctx.rec_of[n])} is not the sum of its contributions "
         f"({ctx.contributions(n, terms, range(len(terms)))}{total}), but its operands {ctx.names(shown)} got what grad "
-        f"{fmt(passed)} gives: changed after its _backward ran? ({how}); its operands are not at fault"
+        f"{fmt(passed)} gives: {how}; its operands are not at fault"
     )
 
 
