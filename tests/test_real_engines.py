@@ -48,8 +48,6 @@ INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupt
 
 TWICE = ("issue 9 point 9: a second backward() that adds onto the first gets stale-gradient findings "
          "mixed with 'wrong-gradient: fits no known fault'")
-NOISE = ("issue 9 points 4, 10: andrews names pow after its base's data ('0.6**-1'), so the op name, and with it the ids, move with the data "
-         "(the digest that orders set operands changes)")
 MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
 SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 
@@ -59,7 +57,6 @@ XFAIL: dict[tuple[str, str], str] = {
     ("corrupt-inner", MICROGPT): INNER,
     ("corrupt-inner", "gradviz"): INNER_OWN,
     **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
-    ("noise", "micrograd-andrews"): NOISE,
     ("diff", "omnigrad"): DIFF,
 }
 
