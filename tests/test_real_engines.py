@@ -38,8 +38,6 @@ from real_engines.specs import (
     BINARY, BINARY_FORMS, CONTROL, ENGINES, LEAVES, NOT_OPS, build, float_function, gradviz_build, torch_unary,
 )
 
-DIFF = ("issue 9 point 7: diff pairs a constant 1.0 that omnigrad divides by with a constant 1.0 that gradviz "
-        "adds elsewhere (a pairing by value alone), and calls its grad changed")
 INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
          "wrong-gradient culprits with got == expected (gradviz.Value too: see the control)")
 INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupted after backward is blamed on its "
@@ -57,7 +55,6 @@ XFAIL: dict[tuple[str, str], str] = {
     ("corrupt-inner", MICROGPT): INNER,
     ("corrupt-inner", "gradviz"): INNER_OWN,
     **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
-    ("diff", "omnigrad"): DIFF,
 }
 
 
