@@ -105,6 +105,8 @@ def _viewer(args: argparse.Namespace, output: str) -> int:
     with stage(f"laying out {len(graph):,} nodes for the viewer"):
         picture = draw_picture(graph, "html", renderer=args.renderer, rankdir=args.rankdir, title=args.title, trace=recorded,
                                **picture_options(args))
+    for note in picture.notes:  # what the first picture left out, and what fell back (as for an image)
+        say(note)
     write_bytes(output, picture.data)
     say(f"wrote {output} ({nodes(len(graph))})")
     return EXIT_OK
