@@ -29,6 +29,15 @@ the budget opens as a list of its nodes, each of which the panel shows with
 all its values. Every node is in the data, so search and the panel reach the
 whole graph.
 
+Time: the first picture is laid out as a static picture is
+(:func:`gradviz.exporters.image.lay_out_view`: within ``timeout``, else a
+smaller view with Graphviz's work limits, and a note says so); each inner
+layout has ``timeout`` too, and all of them together ``inner_time``
+(:data:`INNER_TIME`); a box whose insides ran past either opens as the list
+of its nodes, and a note says how many. So a page is written within twice
+``timeout`` plus ``inner_time``, plus Python work linear in the graph's size
+(bench/render_shapes.py ``--format html`` measures it).
+
 Payload format: ``gradviz-viewer``, version 1 (see :func:`payload`).
 """
 

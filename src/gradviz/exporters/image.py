@@ -22,7 +22,9 @@ the cap is cut to a view (:func:`gradviz.graph.view.picture_view`: at most
 ``timeout`` seconds (:data:`TIMEOUT` by default); if that runs out, the
 layout is stopped and a view with a quarter of the nodes is laid out with
 Graphviz's own work limits (:data:`gradviz.exporters.dot.FAST_LAYOUT`).
-What was left out or changed is reported in one line each. ``full=True``
+What was left out or changed is reported in one line each (the rule is
+:func:`lay_out_view`, which the viewer's first picture follows as well).
+``full=True``
 is the only way past the cap and the budget. :func:`render` (files),
 :func:`render_bytes`, notebook display and the check and diff pictures of
 the CLI all go through it.
