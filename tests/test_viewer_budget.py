@@ -25,19 +25,10 @@ from gradviz.exporters.image import draw_picture
 from gradviz.exporters.snapshot import save
 
 from helpers import EXAMPLES
+from test_budget import _shared_chain  # y = y * x, all data 1: x is n0 (position 0), step k is n<k>
 from viewer_pages import parse_page
 
 pytestmark = pytest.mark.renderer
-
-
-def _shared_chain(steps):
-    """``y = y * x`` ``steps`` times, all data 1: x is n0 (position 0), step k is n<k>."""
-    x = Value(1.0, label="x")
-    y = x
-    for _ in range(steps):
-        y = y * x
-    y.backward()
-    return capture(y)
 
 
 def _runs_out(monkeypatch, *which):
