@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             shown = f"{r['drawn_nodes']:,}/{r['drawn_edges']:,}"
             print(
                 f"{shape:<7} {r['nodes']:>10,}  {statistics.median(t):>6.2f} s  {spread:>15}  "
-                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build']:>5.1f} s  {'yes' if r['fell_back'] else 'no ':<9}"
-                + (f"  {r['bytes'] / 1e6:>6.2f} MB  {r['layouts']:>7}" if page else "")
+                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
+                + (f"{'':<{9 - (3 if r['fell_back'] else 2)}}  {r['bytes'] / 1e6:>6.2f} MB  {r['layouts']:>7}" if page else "")
             )
             for line in r["said"]:
                 print(f"        {line}")
