@@ -48,8 +48,8 @@ class Stale(Rule):
         if not (ref is not None and ref != 0 and math.isfinite(ref) and math.isfinite(r) and math.isfinite(got / ref) and math.isfinite(r / ref)):
             return False
         m, total = round(r / ref), round(got / ref)
-        if m < 1 or not ctx.close(r, m * ref, abs(ref)):
-            return False
+        if m < 1 or not ctx.close(r, m * ref, abs(ref)) or (ctx.close(got, ref, abs(ref)) and ctx.consumer_off(nid)):
+            return False  # (a grad equal to its reference kept nothing: a consumer of it is off)
         if total >= 2 and ctx.close(got, total * ref, abs(ref)):
             ctx.add(
                 nid, STALE, True, "grad", got, ref,
