@@ -52,7 +52,8 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   node, no later unit sees it. Today: backward-raised (5: the record of
   the engine's own pass, when there is one), wrong-gradient (8, a grad
   changed after its ``_backward`` ran: its operands got what its
-  contributions give), missing-accumulation (10),
+  contributions give), kink (9, consumers at their kinks that took another
+  valid derivative: the engine is right), missing-accumulation (10),
   stale-gradient (20, whole multiples), wrong-order (30),
   wrong-local-derivative (40, never through a derivative that is not in
   doubt: ``ctx.derivative_known``), stale-gradient (45, leftovers of a
@@ -91,7 +92,7 @@ from __future__ import annotations
 
 from ..core import Rule
 from .forward import FORWARD, Forward
-from .kink import KINK, Kink
+from .kink import KINK, Kink, Kinks
 from .local import LOCAL, Local
 from .merged import MERGED, Merged
 from .missing import MISSING, Missing
@@ -117,6 +118,7 @@ RULES: tuple[Rule, ...] = (
     Missing(),
     Local(),
     Kink(),
+    Kinks(),
     Order(),
     Merged(),
     OrderDependent(),
