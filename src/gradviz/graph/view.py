@@ -33,6 +33,7 @@ Placeholders and collapsed boxes are nodes of the returned graph (op
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -341,45 +342,76 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     after which the neuron is closed: what consumes its output belongs to
     the next layer or to no neuron. A leaf used only by one neuron's nodes
     (an input constant) belongs to it too.
+
+    One pass over the nodes in their (topological) order: a node's operands
+    are decided before it, so its own neuron is known when it is reached,
+    and so is every consumer's before the leaf rule is settled.
     """
-    if not any(n.label and "." in n.label and not n.operands and _PARAM.match(n.label) for n in graph):
-        return {}  # no labelled parameter: not a gradviz.nn network (one cheap pass)
+    match = _PARAM.match
+    for node in graph:  # no labelled parameter: not a gradviz.nn network (one cheap pass)
+        label = node.label
+        if label and "." in label and not node.operands and match(label):
+            break
+    else:
+        return {}
     group: dict[str, str] = {}
-    params: set[str] = set()  # the ids of labelled parameters
-    closed: set[str] = set()
-    get = group.get
+    open_unit: dict[str, str] = {}  # the grouped nodes that are not closed: what a sum may extend
+    param_unit: dict[str, str] = {}  # the labelled parameters
+    free: set[str] = set()  # the leaves in no neuron, not protected: their consumers decide
+    leaf_unit: dict[str, str | None] = {}  # free leaf -> the one neuron of all its consumers so far; None: several or none
+    names: dict[str, str] = {}  # one string per neuron name, shared by its nodes
+    oget, pget = open_unit.get, param_unit.get
     for node in graph:
         nid, ops = node.id, node.operands
         if nid in protect:
-            continue
-        if not ops:
+            unit = None
+        elif not ops:
             label = node.label
-            m = _PARAM.match(label) if label and "." in label else None
+            m = match(label) if label and "." in label else None
             if m:
-                group[nid] = m.group("unit")
-                params.add(nid)
+                unit = m.group("unit")
+                unit = names.setdefault(unit, unit)
+                group[nid] = open_unit[nid] = param_unit[nid] = unit
+            else:
+                free.add(nid)
             continue
-        if node.op == "*":
-            owners = {group[o] for o in ops if o in params}
-            if len(owners) == 1:
-                group[nid] = owners.pop()
-                continue
-        unit = get(ops[0])
-        if unit is not None and all(get(o) == unit for o in ops) and not any(o in closed for o in ops):
-            group[nid] = unit
-            if node.op in _ACTIVATIONS:
-                closed.add(nid)
-    # A leaf not in a group whose consumers are all in one: one pass over the operand slots.
-    leaf_units: dict[str, set[str | None]] = {}
-    nodes = graph.nodes
-    for node in graph:
-        unit = get(node.id)
-        for o in node.operands:
-            if o not in group and o not in protect and not nodes[o].operands:
-                leaf_units.setdefault(o, set()).add(unit)
-    for leaf, units in leaf_units.items():
-        if len(units) == 1 and None not in units:
-            group[leaf] = units.pop()
+        else:
+            unit = None
+            if node.op == "*":  # a product with the parameters of exactly one neuron
+                owner = None
+                for o in ops:
+                    u = pget(o)
+                    if u is not None:
+                        if owner is None:
+                            owner = u
+                        elif u != owner:
+                            owner = None
+                            break
+                else:
+                    unit = owner
+                if unit is not None:
+                    group[nid] = open_unit[nid] = unit
+            if unit is None:
+                unit = oget(ops[0])
+                if unit is not None:
+                    for o in ops:
+                        if oget(o) != unit:
+                            unit = None
+                            break
+                if unit is not None:
+                    group[nid] = unit
+                    if node.op not in _ACTIVATIONS:
+                        open_unit[nid] = unit
+        if not free.isdisjoint(ops):
+            for o in ops:
+                if o in free:
+                    if o not in leaf_unit:
+                        leaf_unit[o] = unit
+                    elif leaf_unit[o] != unit:
+                        leaf_unit[o] = None
+    for leaf, unit in leaf_unit.items():
+        if unit is not None:
+            group[leaf] = unit
     return group
 
 
@@ -388,41 +420,82 @@ def _collapse(graph: Graph, group_of: dict[str, str]) -> tuple[Graph, dict[str, 
     members: dict[str, list[str]] = {}
     box_operands: dict[str, dict[str, None]] = {}
     nodes: dict[str, Node] = {}
-
-    box_of = {nid: f"group:{unit}" for nid, unit in group_of.items()}
-    outer = lambda nid: box_of.get(nid, nid)  # noqa: E731
+    box_name = {unit: f"group:{unit}" for unit in set(group_of.values())}
+    gget = group_of.get
+    grouped = group_of.keys()
+    nan = float("nan")
 
     for node in graph:
-        box = box_of.get(node.id)
-        if box is None:
-            ops = node.operands
-            if any(o in box_of for o in ops):
-                node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(map(outer, ops)), node.params)
-            nodes[node.id] = node
+        nid, ops = node.id, node.operands
+        unit = gget(nid)
+        if unit is None:
+            if not grouped.isdisjoint(ops):
+                outer = tuple(o if (u := gget(o)) is None else box_name[u] for o in ops)
+                node = Node(nid, node.op, node.label, node.data, node.grad, outer, node.params)
+            nodes[nid] = node
             continue
-        if box not in members:
-            members[box], box_operands[box] = [], {}
-            nodes[box] = Node(box, PLACEHOLDER_OP, box[len("group:") :], float("nan"), float("nan"))
-        members[box].append(node.id)
-        outside = box_operands[box]
-        for o in node.operands:
-            other = box_of.get(o, o)
-            if other != box:
-                outside[other] = None
+        box = box_name[unit]
+        ids = members.get(box)
+        if ids is None:
+            members[box], box_operands[box] = ids, outside = [], {}
+            nodes[box] = Node(box, PLACEHOLDER_OP, unit, nan, nan)
+        else:
+            outside = box_operands[box]
+        ids.append(nid)
+        for o in ops:
+            u = gget(o)
+            if u is None:
+                outside[o] = None
+            elif u != unit:
+                outside[box_name[u]] = None
     for box, ops in box_operands.items():
         nodes[box].operands = tuple(ops)
     # Boxes stand where their first member was; sort again so operands come first.
     # Grouping by labels can close a cycle in an unusual graph: then no collapse.
-    import networkx as nx
-
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    g.add_edges_from((o, nid) for nid, n in nodes.items() for o in n.operands)
-    if not nx.is_directed_acyclic_graph(g):
+    order = _in_order(nodes, box_operands)
+    if order is None:
         return graph, {}
+    root = graph.root
+    root = root if (u := gget(root)) is None else box_name[u]
+    return Graph(nodes if order is True else {nid: nodes[nid] for nid in order}, root, graph.moment, graph.engine), members
+
+
+def _in_order(nodes: dict[str, Node], moved: Iterable[str]) -> list[str] | bool | None:
+    """Sort ``nodes`` so that operands come first, ties in their present order.
+
+    Args:
+        nodes: id -> node, in an order where only the ``moved`` nodes (the
+            boxes, which stand where their first member was) may come
+            before one of their operands.
+        moved: those ids.
+
+    Returns:
+        True if the present order is already right (checked on ``moved``
+        alone); else the ids in the lexicographically smallest topological
+        order by position (Kahn's algorithm with a heap); None if the nodes
+        hold a cycle.
+    """
     position = {nid: i for i, nid in enumerate(nodes)}
-    order = nx.lexicographical_topological_sort(g, key=position.__getitem__)
-    return Graph({nid: nodes[nid] for nid in order}, outer(graph.root), graph.moment, graph.engine), members
+    if all(position[o] < position[nid] for nid in moved for o in nodes[nid].operands):
+        return True
+    ids = list(position)
+    uses: list[list[int]] = [[] for _ in ids]
+    waiting = [0] * len(ids)
+    for i, node in enumerate(nodes.values()):
+        for o in node.operands:
+            uses[position[o]].append(i)
+            waiting[i] += 1
+    ready = [i for i, w in enumerate(waiting) if not w]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(ids[i])
+        for c in uses[i]:
+            waiting[c] -= 1
+            if not waiting[c]:
+                heapq.heappush(ready, c)
+    return order if len(order) == len(ids) else None
 
 
 def _edges_over(graph: Graph, limit: int) -> bool:
