@@ -624,8 +624,25 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
             shown_ids.append(nid)
             continue
         parent[nid] = nid  # now: a node can be its own first user of a shown operand (o + o)
+        ops = node.operands
+        if not ops:
+            continue
+        if chosen.keys().isdisjoint(ops):  # the usual case: every operand hidden
+            root = None
+            for o in ops:
+                p = parent[o]
+                if parent[p] != p:  # more than one step to the root (rare): halve the path
+                    while (p := parent[o]) != o:
+                        parent[o] = o = parent[p]
+                    p = o
+                if root is None:
+                    root = p
+                elif p != root:
+                    parent[p] = root
+            parent[nid] = root
+            continue
         root = None
-        for o in node.operands:
+        for o in ops:
             if o in chosen:
                 other = first_user.get(o)
                 if other is None:  # the hidden users of one shown node are one part
@@ -633,12 +650,15 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
                     continue
             else:
                 other = o
-            while (p := parent[other]) != other:
-                parent[other] = other = parent[p]
+            p = parent[other]
+            if parent[p] != p:  # the common case is one step to the root: no write then
+                while (p := parent[other]) != other:
+                    parent[other] = other = parent[p]
+                p = other
             if root is None:
-                root = other
-            elif other != root:
-                parent[other] = root
+                root = p
+            elif p != root:
+                parent[p] = root
         if root is not None:
             parent[nid] = root
     first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
@@ -646,22 +666,31 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
         root = None
         for o in graph.nodes[nid].operands:
             if o not in chosen:
-                other = o
-                while (p := parent[other]) != other:
-                    parent[other] = other = parent[p]
+                p = parent[o]
+                if parent[p] != p:
+                    other = o
+                    while (p := parent[other]) != other:
+                        parent[other] = other = parent[p]
+                    p = other
                 if root is None:
-                    root = other
+                    root = p
                     first_hidden[nid] = o
-                elif other != root:
-                    parent[other] = root
-    parts_of: dict[str, list[str]] = {}
-    last: dict[str, int] = {}
-    for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
-        r = nid
-        while (p := parent[r]) != r:
-            parent[r] = r = parent[p]
-        parts_of.setdefault(r, []).append(nid)
-        last[r] = i
+                elif p != root:
+                    parent[p] = root
+    tops = {find(p) for p in set(parent.values())}  # every node's parent is among these: one find each
+    if len(tops) == 1:  # one part (the usual case): no pass over the nodes
+        r = tops.pop()
+        parts_of = {r: list(parent)}
+        last = {r: 0}
+    else:
+        parts_of = {}
+        last = {}
+        for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
+            r = nid
+            while (p := parent[r]) != r:
+                parent[r] = r = parent[p]
+            parts_of.setdefault(r, []).append(nid)
+            last[r] = i
     # Number the parts by where they end, as the drawing reads them.
     order = sorted(parts_of, key=last.__getitem__)
     holes = {f"hidden:{n}": parts_of[r] for n, r in enumerate(order)}
