@@ -37,6 +37,7 @@ import heapq
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Iterable, Mapping
 
 from .._gc import paused_gc
@@ -63,6 +64,7 @@ PLACEHOLDER_OP = "…"
 #: a cut picture keeps first: the fault before the nodes it only affected.
 ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream")
 
+_MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
@@ -524,6 +526,7 @@ class _Budget:
         self.extra_leaves = len(graph) if max_nodes is None else max_nodes // 2
         self.chosen: dict[str, None] = {}  # insertion order: deterministic everywhere
         self.uses: Counter[str] = Counter()
+        self.once: list[set[str]] = []  # the operands of chosen nodes with many, each used once by it
         self._consumers: dict[str, list[str]] | None = None
 
     @property
@@ -535,13 +538,20 @@ class _Budget:
         if nid in self.chosen:
             return True
         operands = self.graph.nodes[nid].operands
-        gained = self.uses[nid] + sum(map(self.chosen.__contains__, operands))
+        gained = self.uses[nid] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
+        for ids in self.once:
+            gained += nid in ids
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
         self.chosen[nid] = None
         self.nodes_left -= 1
         self.edges_left -= gained
-        self.uses.update(operands)  # a C loop, for a node with 10**6 operands
+        if len(operands) > _MANY:
+            ids = set(operands)
+            if len(ids) == len(operands):  # each used once: a set counts them, at a third of a Counter's cost
+                self.once.append(ids)
+                return True
+        self.uses.update(operands)
         return True
 
     def consumers(self) -> dict[str, list[str]]:
@@ -663,19 +673,15 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
             parent[nid] = root
     first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
     for nid in shown_ids:  # the hidden operands of one shown node are one part
-        root = None
-        for o in graph.nodes[nid].operands:
-            if o not in chosen:
-                p = parent[o]
+        ops = graph.nodes[nid].operands
+        hidden = list(filterfalse(chosen.__contains__, ops)) if ops else ()  # C loops: a sum of 10**6 leaves
+        if hidden:
+            first_hidden[nid] = hidden[0]
+            root = find(hidden[0])
+            for p in set(map(parent.__getitem__, hidden)):
                 if parent[p] != p:
-                    other = o
-                    while (p := parent[other]) != other:
-                        parent[other] = other = parent[p]
-                    p = other
-                if root is None:
-                    root = p
-                    first_hidden[nid] = o
-                elif p != root:
+                    p = find(p)
+                if p != root:
                     parent[p] = root
     tops = {find(p) for p in set(parent.values())}  # every node's parent is among these: one find each
     if len(tops) == 1:  # one part (the usual case): no pass over the nodes
