@@ -24,7 +24,8 @@ draw instead, in three steps:
    nodes into a part end in a second box, "used by hidden part k".
 
 The whole view costs time linear in the graph's size (no recursion, no
-quadratic step), so a picture of 10**6 nodes is chosen in seconds.
+quadratic step, no networkx), a few plain passes over the nodes, so a
+picture of 10**6 nodes is chosen in seconds.
 
 Placeholders and collapsed boxes are nodes of the returned graph (op
 ``'…'``); :attr:`View.placeholders` gives their text, which
@@ -33,9 +34,11 @@ Placeholders and collapsed boxes are nodes of the returned graph (op
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Iterable, Mapping
 
 from .._gc import paused_gc
@@ -62,6 +65,7 @@ PLACEHOLDER_OP = "…"
 #: a cut picture keeps first: the fault before the nodes it only affected.
 ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream")
 
+_MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
@@ -341,45 +345,76 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     after which the neuron is closed: what consumes its output belongs to
     the next layer or to no neuron. A leaf used only by one neuron's nodes
     (an input constant) belongs to it too.
+
+    One pass over the nodes in their (topological) order: a node's operands
+    are decided before it, so its own neuron is known when it is reached,
+    and so is every consumer's before the leaf rule is settled.
     """
-    if not any(n.label and "." in n.label and not n.operands and _PARAM.match(n.label) for n in graph):
-        return {}  # no labelled parameter: not a gradviz.nn network (one cheap pass)
+    match = _PARAM.match
+    for node in graph:  # no labelled parameter: not a gradviz.nn network (one cheap pass)
+        label = node.label
+        if label and "." in label and not node.operands and match(label):
+            break
+    else:
+        return {}
     group: dict[str, str] = {}
-    params: set[str] = set()  # the ids of labelled parameters
-    closed: set[str] = set()
-    get = group.get
+    open_unit: dict[str, str] = {}  # the grouped nodes that are not closed: what a sum may extend
+    param_unit: dict[str, str] = {}  # the labelled parameters
+    free: set[str] = set()  # the leaves in no neuron, not protected: their consumers decide
+    leaf_unit: dict[str, str | None] = {}  # free leaf -> the one neuron of all its consumers so far; None: several or none
+    names: dict[str, str] = {}  # one string per neuron name, shared by its nodes
+    oget, pget = open_unit.get, param_unit.get
     for node in graph:
         nid, ops = node.id, node.operands
         if nid in protect:
-            continue
-        if not ops:
+            unit = None
+        elif not ops:
             label = node.label
-            m = _PARAM.match(label) if label and "." in label else None
+            m = match(label) if label and "." in label else None
             if m:
-                group[nid] = m.group("unit")
-                params.add(nid)
+                unit = m.group("unit")
+                unit = names.setdefault(unit, unit)
+                group[nid] = open_unit[nid] = param_unit[nid] = unit
+            else:
+                free.add(nid)
             continue
-        if node.op == "*":
-            owners = {group[o] for o in ops if o in params}
-            if len(owners) == 1:
-                group[nid] = owners.pop()
-                continue
-        unit = get(ops[0])
-        if unit is not None and all(get(o) == unit for o in ops) and not any(o in closed for o in ops):
-            group[nid] = unit
-            if node.op in _ACTIVATIONS:
-                closed.add(nid)
-    # A leaf not in a group whose consumers are all in one: one pass over the operand slots.
-    leaf_units: dict[str, set[str | None]] = {}
-    nodes = graph.nodes
-    for node in graph:
-        unit = get(node.id)
-        for o in node.operands:
-            if o not in group and o not in protect and not nodes[o].operands:
-                leaf_units.setdefault(o, set()).add(unit)
-    for leaf, units in leaf_units.items():
-        if len(units) == 1 and None not in units:
-            group[leaf] = units.pop()
+        else:
+            unit = None
+            if node.op == "*":  # a product with the parameters of exactly one neuron
+                owner = None
+                for o in ops:
+                    u = pget(o)
+                    if u is not None:
+                        if owner is None:
+                            owner = u
+                        elif u != owner:
+                            owner = None
+                            break
+                else:
+                    unit = owner
+                if unit is not None:
+                    group[nid] = open_unit[nid] = unit
+            if unit is None:
+                unit = oget(ops[0])
+                if unit is not None:
+                    for o in ops:
+                        if oget(o) != unit:
+                            unit = None
+                            break
+                if unit is not None:
+                    group[nid] = unit
+                    if node.op not in _ACTIVATIONS:
+                        open_unit[nid] = unit
+        if not free.isdisjoint(ops):
+            for o in ops:
+                if o in free:
+                    if o not in leaf_unit:
+                        leaf_unit[o] = unit
+                    elif leaf_unit[o] != unit:
+                        leaf_unit[o] = None
+    for leaf, unit in leaf_unit.items():
+        if unit is not None:
+            group[leaf] = unit
     return group
 
 
@@ -388,41 +423,82 @@ def _collapse(graph: Graph, group_of: dict[str, str]) -> tuple[Graph, dict[str, 
     members: dict[str, list[str]] = {}
     box_operands: dict[str, dict[str, None]] = {}
     nodes: dict[str, Node] = {}
-
-    box_of = {nid: f"group:{unit}" for nid, unit in group_of.items()}
-    outer = lambda nid: box_of.get(nid, nid)  # noqa: E731
+    box_name = {unit: f"group:{unit}" for unit in set(group_of.values())}
+    gget = group_of.get
+    grouped = group_of.keys()
+    nan = float("nan")
 
     for node in graph:
-        box = box_of.get(node.id)
-        if box is None:
-            ops = node.operands
-            if any(o in box_of for o in ops):
-                node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(map(outer, ops)), node.params)
-            nodes[node.id] = node
+        nid, ops = node.id, node.operands
+        unit = gget(nid)
+        if unit is None:
+            if not grouped.isdisjoint(ops):
+                outer = tuple(o if (u := gget(o)) is None else box_name[u] for o in ops)
+                node = Node(nid, node.op, node.label, node.data, node.grad, outer, node.params)
+            nodes[nid] = node
             continue
-        if box not in members:
-            members[box], box_operands[box] = [], {}
-            nodes[box] = Node(box, PLACEHOLDER_OP, box[len("group:") :], float("nan"), float("nan"))
-        members[box].append(node.id)
-        outside = box_operands[box]
-        for o in node.operands:
-            other = box_of.get(o, o)
-            if other != box:
-                outside[other] = None
+        box = box_name[unit]
+        ids = members.get(box)
+        if ids is None:
+            members[box], box_operands[box] = ids, outside = [], {}
+            nodes[box] = Node(box, PLACEHOLDER_OP, unit, nan, nan)
+        else:
+            outside = box_operands[box]
+        ids.append(nid)
+        for o in ops:
+            u = gget(o)
+            if u is None:
+                outside[o] = None
+            elif u != unit:
+                outside[box_name[u]] = None
     for box, ops in box_operands.items():
         nodes[box].operands = tuple(ops)
     # Boxes stand where their first member was; sort again so operands come first.
     # Grouping by labels can close a cycle in an unusual graph: then no collapse.
-    import networkx as nx
-
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    g.add_edges_from((o, nid) for nid, n in nodes.items() for o in n.operands)
-    if not nx.is_directed_acyclic_graph(g):
+    order = _in_order(nodes, box_operands)
+    if order is None:
         return graph, {}
+    root = graph.root
+    root = root if (u := gget(root)) is None else box_name[u]
+    return Graph(nodes if order is True else {nid: nodes[nid] for nid in order}, root, graph.moment, graph.engine), members
+
+
+def _in_order(nodes: dict[str, Node], moved: Iterable[str]) -> list[str] | bool | None:
+    """Sort ``nodes`` so that operands come first, ties in their present order.
+
+    Args:
+        nodes: id -> node, in an order where only the ``moved`` nodes (the
+            boxes, which stand where their first member was) may come
+            before one of their operands.
+        moved: those ids.
+
+    Returns:
+        True if the present order is already right (checked on ``moved``
+        alone); else the ids in the lexicographically smallest topological
+        order by position (Kahn's algorithm with a heap); None if the nodes
+        hold a cycle.
+    """
     position = {nid: i for i, nid in enumerate(nodes)}
-    order = nx.lexicographical_topological_sort(g, key=position.__getitem__)
-    return Graph({nid: nodes[nid] for nid in order}, outer(graph.root), graph.moment, graph.engine), members
+    if all(position[o] < position[nid] for nid in moved for o in nodes[nid].operands):
+        return True
+    ids = list(position)
+    uses: list[list[int]] = [[] for _ in ids]
+    waiting = [0] * len(ids)
+    for i, node in enumerate(nodes.values()):
+        for o in node.operands:
+            uses[position[o]].append(i)
+            waiting[i] += 1
+    ready = [i for i, w in enumerate(waiting) if not w]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(ids[i])
+        for c in uses[i]:
+            waiting[c] -= 1
+            if not waiting[c]:
+                heapq.heappush(ready, c)
+    return order if len(order) == len(ids) else None
 
 
 def _edges_over(graph: Graph, limit: int) -> bool:
@@ -440,7 +516,10 @@ class _Budget:
 
     ``uses[nid]`` counts the operand slots of chosen nodes that hold
     ``nid``, so the edges a node would add (to its chosen consumers and
-    from its chosen operands) cost one pass over its operands.
+    from its chosen operands) cost one pass over its operands. A chosen
+    node with more than :data:`_MANY` operands, each used once, is counted
+    as a set in ``once`` instead: building a set of 10**6 ids costs about a
+    third of counting them.
     """
 
     def __init__(self, graph: Graph, max_nodes: int | None, max_edges: int | None) -> None:
@@ -451,6 +530,7 @@ class _Budget:
         self.extra_leaves = len(graph) if max_nodes is None else max_nodes // 2
         self.chosen: dict[str, None] = {}  # insertion order: deterministic everywhere
         self.uses: Counter[str] = Counter()
+        self.once: list[set[str]] = []  # the operands of chosen nodes with many, each used once by it
         self._consumers: dict[str, list[str]] | None = None
 
     @property
@@ -462,13 +542,20 @@ class _Budget:
         if nid in self.chosen:
             return True
         operands = self.graph.nodes[nid].operands
-        gained = self.uses[nid] + sum(map(self.chosen.__contains__, operands))
+        gained = self.uses[nid] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
+        for ids in self.once:
+            gained += nid in ids
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
         self.chosen[nid] = None
         self.nodes_left -= 1
         self.edges_left -= gained
-        self.uses.update(operands)  # a C loop, for a node with 10**6 operands
+        if len(operands) > _MANY:
+            ids = set(operands)
+            if len(ids) == len(operands):  # each used once: a set counts them, at a third of a Counter's cost
+                self.once.append(ids)
+                return True
+        self.uses.update(operands)
         return True
 
     def consumers(self) -> dict[str, list[str]]:
@@ -551,8 +638,11 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
             shown_ids.append(nid)
             continue
         parent[nid] = nid  # now: a node can be its own first user of a shown operand (o + o)
+        ops = node.operands
+        if not ops:
+            continue
         root = None
-        for o in node.operands:
+        for o in ops:
             if o in chosen:
                 other = first_user.get(o)
                 if other is None:  # the hidden users of one shown node are one part
@@ -560,35 +650,43 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
                     continue
             else:
                 other = o
-            while (p := parent[other]) != other:
-                parent[other] = other = parent[p]
+            p = parent[other]
+            if parent[p] != p:  # the common case is one step to the root: no write then
+                while (p := parent[other]) != other:
+                    parent[other] = other = parent[p]
+                p = other
             if root is None:
-                root = other
-            elif other != root:
-                parent[other] = root
+                root = p
+            elif p != root:
+                parent[p] = root
         if root is not None:
             parent[nid] = root
     first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
     for nid in shown_ids:  # the hidden operands of one shown node are one part
-        root = None
-        for o in graph.nodes[nid].operands:
-            if o not in chosen:
-                other = o
-                while (p := parent[other]) != other:
-                    parent[other] = other = parent[p]
-                if root is None:
-                    root = other
-                    first_hidden[nid] = o
-                elif other != root:
-                    parent[other] = root
-    parts_of: dict[str, list[str]] = {}
-    last: dict[str, int] = {}
-    for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
-        r = nid
-        while (p := parent[r]) != r:
-            parent[r] = r = parent[p]
-        parts_of.setdefault(r, []).append(nid)
-        last[r] = i
+        ops = graph.nodes[nid].operands
+        hidden = list(filterfalse(chosen.__contains__, ops)) if ops else ()  # C loops: a sum of 10**6 leaves
+        if hidden:
+            first_hidden[nid] = hidden[0]
+            root = find(hidden[0])
+            for p in set(map(parent.__getitem__, hidden)):
+                if parent[p] != p:
+                    p = find(p)
+                if p != root:
+                    parent[p] = root
+    tops = {find(p) for p in set(parent.values())}  # every node's parent is among these: one find each
+    if len(tops) == 1:  # one part (the usual case): no pass over the nodes
+        r = tops.pop()
+        parts_of = {r: list(parent)}
+        last = {r: 0}
+    else:
+        parts_of = {}
+        last = {}
+        for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
+            r = nid
+            while (p := parent[r]) != r:
+                parent[r] = r = parent[p]
+            parts_of.setdefault(r, []).append(nid)
+            last[r] = i
     # Number the parts by where they end, as the drawing reads them.
     order = sorted(parts_of, key=last.__getitem__)
     holes = {f"hidden:{n}": parts_of[r] for n, r in enumerate(order)}
