@@ -7,7 +7,7 @@ unit of :mod:`.local` asks :func:`at_kink` before it blames one.
 from __future__ import annotations
 
 from ....engine.ops import OPS
-from ..core import Context, Rule, fmt
+from ..core import NOTE, Context, Rule, fmt
 
 __all__ = ["KINK", "Kink", "at_kink", "message"]
 
@@ -19,6 +19,8 @@ class Kink(Rule):
 
     kind = KINK
     meaning = "at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch"
+    # a valid derivative is no fault: a note, and so is what differs only because of it (issue 13)
+    severity = NOTE
 
 
 def at_kink(ctx: Context, nid: str, slots: tuple[int, ...] | list[int], got: float) -> bool:
