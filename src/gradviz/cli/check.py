@@ -17,9 +17,10 @@ kinds of finding:
 A culprit is where the fault is; a downstream node's grad is wrong only
 because of a culprit. A kink is a note, not a fault: the engine's derivative
 is valid, only not PyTorch's; it and the nodes that differ only because of
-it are shown (teal in pictures) but do not make the check fail. For a script, live nodes' own _backward is called in
-isolation to read its local derivatives (every grad is restored afterwards);
-a snapshot is checked from its numbers alone.
+it are shown (teal in pictures) but do not make the check fail. For a
+script, live nodes' own _backward is called in isolation to read its local
+derivatives (every grad is restored afterwards); a snapshot is checked from
+its numbers alone.
 
 output:
   --json            print the report as JSON (format gradviz-check v1)
@@ -37,11 +38,10 @@ examples:
   gradviz check examples/buggy_accumulation.py --backward -o check.svg
 
 exit status: 0 no faults (kinks alone are notes: 0, also with --strict),
-1 faults, 2 bad input. A node gradviz could
-not verify (its grad comes through an op it cannot replay and could not
-probe, or the graph was captured before backward()) is listed under "not
-verified" and is not a failure: the status stays 0, unless --strict, which
-makes it 1 (for CI).
+1 faults, 2 bad input. A node gradviz could not verify (its grad comes
+through an op it cannot replay and could not probe, or the graph was
+captured before backward()) is listed under "not verified" and is not a
+failure: the status stays 0, unless --strict, which makes it 1 (for CI).
 """
 
 
