@@ -15,13 +15,17 @@ kinds of finding:
 """ + "\n".join(f"  {kind:<23} {what}" for kind, what in KINDS.items()) + """
 
 A culprit is where the fault is; a downstream node's grad is wrong only
-because of a culprit. For a script, live nodes' own _backward is called in
-isolation to read its local derivatives (every grad is restored afterwards);
-a snapshot is checked from its numbers alone.
+because of a culprit. A kink is a note, not a fault: the engine's derivative
+is valid, only not PyTorch's; it and the nodes that differ only because of
+it are shown (teal in pictures) but do not make the check fail. For a
+script, live nodes' own _backward is called in isolation to read its local
+derivatives (every grad is restored afterwards); a snapshot is checked from
+its numbers alone.
 
 output:
   --json            print the report as JSON (format gradviz-check v1)
-  -o OUT.svg        draw the graph: culprits red, downstream nodes amber
+  -o OUT.svg        draw the graph: culprits red, downstream nodes amber,
+                    kinks and what differs only because of them teal
                     (also .png .pdf .dot; .json writes the JSON report); a
                     big graph is cut to the part around the culprits
                     (--max-nodes N, --full)
@@ -33,11 +37,11 @@ examples:
   gradviz check bug-report.json --json
   gradviz check examples/buggy_accumulation.py --backward -o check.svg
 
-exit status: 0 no findings, 1 findings, 2 bad input. A node gradviz could
-not verify (its grad comes through an op it cannot replay and could not
-probe, or the graph was captured before backward()) is listed under "not
-verified" and is not a failure: the status stays 0, unless --strict, which
-makes it 1 (for CI).
+exit status: 0 no faults (kinks alone are notes: 0, also with --strict),
+1 faults, 2 bad input. A node gradviz could not verify (its grad comes
+through an op it cannot replay and could not probe, or the graph was
+captured before backward()) is listed under "not verified" and is not a
+failure: the status stays 0, unless --strict, which makes it 1 (for CI).
 """
 
 

@@ -45,6 +45,7 @@ RANKDIRS = ("LR", "RL", "TB", "BT")
 ROLE_COLORS: dict[str, str] = {
     "culprit": "#f4a6a6",  # red: the node at fault
     "downstream": "#fde2a7",  # amber: wrong only because of a culprit
+    "note": "#b8e4dc",  # teal: a kink (a valid derivative, not PyTorch's), or differs only because of one: no fault
     "changed": "#a6c8f4",  # blue: differs between two snapshots
     "only-here": "#c9b6f0",  # violet: in one snapshot only
     "focus": "#b6e3b6",  # green: the node a view is centred on

@@ -417,6 +417,7 @@ def payload(
                     "quantity": f.get("quantity", ""), "got": f.get("got"), "expected": f.get("expected"),
                     "operand": index.get(f.get("operand")) if f.get("operand") is not None else None,
                     "message": printable(f.get("message") or ""),
+                    "note": f.get("severity") == "note",
                 })
     elif rep is not None and rep.get("format") == "gradviz-diff":
         for r in rep.get("rows", []):

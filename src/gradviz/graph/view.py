@@ -63,7 +63,7 @@ COLLAPSE_MODES = ("none", "neurons", "auto")
 PLACEHOLDER_OP = "…"
 #: Which marked nodes (roles, as in :data:`gradviz.exporters.dot.ROLE_COLORS`)
 #: a cut picture keeps first: the fault before the nodes it only affected.
-ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream")
+ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream", "note")
 
 _MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap

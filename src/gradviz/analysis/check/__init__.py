@@ -38,6 +38,9 @@ How it works (DESIGN.md, "The checker, in short"):
    and what the rest add up to.
 5. **Downstream**: every other node whose grad differs from the reference is
    reported with ``culprit=False`` and the culprits it descends from.
+   A kink is a finding of severity ``'note'``, not a fault: the engine's
+   derivative is valid, only not PyTorch's; so is a node downstream only of
+   kinks. Notes leave ``report.ok`` True.
 
 Separately, forward values inconsistent with their op, a root grad that is
 not 1 (not seeded; or, when its operands got what a seed of 1 gives,
@@ -69,8 +72,8 @@ from .core import FORMAT, VERSION, CheckReport, Context, Finding, schema
 # the shared searches stay importable from here, where their tests look for them
 from .core import _LIST_CAP, _first_fitting_subset, _fits_a_multiple, _listed, fmt  # noqa: F401
 from .kinds import (
-    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RAISED, RULES,
-    STALE, WRONG,
+    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, NOTE_KINDS, ORDER, ORDER_DEPENDENT, RAISED,
+    RULES, STALE, WRONG,
 )
 
 __all__ = [
@@ -113,10 +116,14 @@ def check(
             engine really made.
         strict: count a node that could not be verified as a failure:
             ``report.ok`` is then False unless every grad and every op
-            node's data was checked (for CI).
+            node's data was checked (for CI). Kinks are not counted: they
+            are checked, and not wrong.
 
     Returns:
-        CheckReport: ``report.ok`` is True when nothing is wrong;
+        CheckReport: ``report.ok`` is True when nothing is wrong (a kink,
+        where the engine took another valid derivative than PyTorch, is a
+        finding of severity ``'note'``, in ``report.conventions`` with the
+        nodes that differ only because of it, and leaves it True);
         ``report.unverified`` (and ``report.why_unverified``) say which
         nodes' grads could not be checked, ``report.data_unchecked`` which
         op nodes' data, and ``report.complete`` whether everything was.
@@ -137,7 +144,7 @@ def check(
         graph = root_or_graph
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True, local_grads_attr=local_grads_attr)
-    ctx = Context(graph, rtol, atol, probe)
+    ctx = Context(graph, rtol, atol, probe, NOTE_KINDS)
     if recording is None:
         recording = recording_of(graph)
     if recording is not None:

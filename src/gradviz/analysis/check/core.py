@@ -42,6 +42,11 @@ __all__ = [
 FORMAT = "gradviz-check"
 VERSION = 1
 
+#: The severities of a finding: a fault makes the report fail; a note is a
+#: difference from gradviz's (and PyTorch's) convention that is not wrong
+#: (a kink), shown but never a failure, not even with ``strict``.
+FAULT, NOTE = "fault", "note"
+
 _CAUSE_CAP = 8  # culprits listed per downstream finding; keeps the pass linear
 _QUICK_MAX = 1e300  # magnitude sums above this go to the exact test (fsum may overflow there)
 
@@ -73,6 +78,10 @@ class Finding:
             the set iterates in another order (so the finding may change from
             run to run), ``'possible'`` if that could not be tried (a
             snapshot); else ''. The message says so too.
+        severity: ``'fault'`` (the default: the report fails), or ``'note'``:
+            the engine is not wrong, it took another valid convention than
+            gradviz and PyTorch (a kink), and a downstream node whose every
+            cause is such a note differs only because of it.
     """
 
     node: str
@@ -89,6 +98,12 @@ class Finding:
     related: tuple[str, ...] = ()
     message: str = ""
     order_dependence: str = ""
+    severity: str = FAULT
+
+    @property
+    def is_fault(self) -> bool:
+        """True if this finding makes the report fail (severity ``'fault'``)."""
+        return self.severity == FAULT
 
     @property
     def name(self) -> str:
@@ -111,6 +126,7 @@ class Finding:
             "cause": list(self.cause),
             "related": list(self.related),
             "message": self.message,
+            "severity": self.severity,
             **({"order_dependence": self.order_dependence} if self.order_dependence else {}),
         }
 
@@ -139,6 +155,8 @@ class CheckReport:
             (an op gradviz cannot replay), in topological order.
         strict: whether a node not verified (``unverified`` or
             ``data_unchecked``) makes the report fail (:attr:`ok` False).
+            A note-level finding (a kink) never does: strict is about what
+            was checked, and a kink is checked and not wrong.
     """
 
     graph: Graph
@@ -155,8 +173,22 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """True if there are no findings (and, if :attr:`strict`, every node was verified)."""
-        return not self.findings and (self.complete or not self.strict)
+        """True if no finding is a fault (and, if :attr:`strict`, every node was verified).
+
+        Note-level findings (:attr:`conventions`: kinks and what differs only
+        because of them) leave it True.
+        """
+        return not self.faults and (self.complete or not self.strict)
+
+    @property
+    def faults(self) -> list[Finding]:
+        """The findings that make the report fail (severity ``'fault'``), culprits and downstream."""
+        return [f for f in self.findings if f.is_fault]
+
+    @property
+    def conventions(self) -> list[Finding]:
+        """The note-level findings: kinks, and the nodes that differ from the reference only because of them."""
+        return [f for f in self.findings if not f.is_fault]
 
     @property
     def complete(self) -> bool:
@@ -170,20 +202,26 @@ class CheckReport:
 
     @property
     def culprits(self) -> list[Finding]:
-        """The findings at fault (``culprit=True``)."""
+        """The findings where a difference starts (``culprit=True``): faults and kink notes (see :attr:`faults`)."""
         return [f for f in self.findings if f.culprit]
 
     @property
     def downstream(self) -> list[Finding]:
-        """The findings that are only consequences of a culprit."""
+        """The findings that are only consequences of a culprit (of a fault, or of a kink note)."""
         return [f for f in self.findings if not f.culprit]
 
     def roles(self) -> dict[str, str]:
-        """Node id -> 'culprit' or 'downstream', for :func:`gradviz.to_dot`'s ``roles``."""
+        """Node id -> 'culprit', 'downstream' or 'note', for :func:`gradviz.to_dot`'s ``roles``.
+
+        A node with only note-level findings (a kink, or downstream only of
+        kinks) is a 'note'; a fault at a node wins over a note.
+        """
         out: dict[str, str] = {}
-        for f in self.findings:
+        for f in self.faults:
             if f.culprit or f.node not in out:
                 out[f.node] = "culprit" if f.culprit else "downstream"
+        for f in self.conventions:
+            out.setdefault(f.node, "note")
         return out
 
     def dot_notes(self) -> dict[str, str]:
@@ -192,11 +230,17 @@ class CheckReport:
         A node with several findings shows its first (culprits come first).
         """
         out: dict[str, str] = {}
-        for f in self.findings:
+        for f in self.faults + self.conventions:
             if f.node in out:
                 continue
             what = {"local-derivative": "d/d" + self._short(f.operand), "passed-grad": "passed"}.get(f.quantity, f.quantity)
-            if f.culprit:
+            if not f.is_fault:
+                out[f.node] = (
+                    f"{f.kind} (a valid subgradient, not a fault): {what} {fmt(f.got)}, PyTorch's convention {fmt(f.expected)}"
+                    if f.culprit else
+                    f"{what} {fmt(f.got)}, PyTorch's convention {fmt(f.expected)}, only because of the kink at {', '.join(self._short(c) for c in f.cause)}"
+                )
+            elif f.culprit:
                 out[f.node] = f"{f.kind}: {what} {fmt(f.got)}, expected {fmt(f.expected)}"
             else:
                 out[f.node] = f"{what} {fmt(f.got)}, expected {fmt(f.expected)}, because of {', '.join(self._short(c) for c in f.cause)}"
@@ -206,11 +250,19 @@ class CheckReport:
         """A caption for the picture: counts and the colour legend."""
         if not self.findings:
             return f"gradviz check: no findings ({len(self.graph)} nodes{self._not_verified(', ')})"
-        n_c = len({f.node for f in self.culprits})
-        n_d = len({f.node for f in self.downstream} - {f.node for f in self.culprits})
+        roles = self.roles()
+        n_k = sum(f.culprit for f in self.conventions)
+        kinks = (
+            f"{n_k} kink{'s' * (n_k != 1)} (teal): a valid subgradient, not PyTorch's convention, not a fault"
+            if n_k else ""
+        )
+        if not self.faults:
+            return f"gradviz check: no faults; {kinks}"
+        n_c = sum(r == "culprit" for r in roles.values())
+        n_d = sum(r == "downstream" for r in roles.values())
         return (
             f"gradviz check: {n_c} culprit node{'s' * (n_c != 1)} (red), "
-            f"{n_d} downstream node{'s' * (n_d != 1)} (amber)"
+            f"{n_d} downstream node{'s' * (n_d != 1)} (amber)" + (f"; {kinks}" if kinks else "")
         )
 
     def _short(self, node_id: str | None) -> str:
@@ -224,7 +276,10 @@ class CheckReport:
 
         Keys: ``format``, ``version``, ``ok``, ``engine``, ``root``,
         ``moment``, ``nodes`` (count), ``probed``, ``tolerance`` (``rtol``,
-        ``atol``), ``summary`` (``culprits``, ``downstream``: finding counts),
+        ``atol``), ``summary`` (``culprits``, ``downstream``: counts of the
+        findings that are faults; ``notes``, added within version 1 and only
+        when there are any: of the note-level ones), each finding with its ``severity`` (added within
+        version 1: ``'fault'`` or ``'note'``, a reader may take a missing one as a fault),
         ``findings`` (see :meth:`Finding.to_dict`), ``notes``, ``unverified``;
         added within version 1 (optional for readers): ``strict``,
         ``verified`` (how many nodes' grads were checked),
@@ -241,7 +296,10 @@ class CheckReport:
             "nodes": len(self.graph),
             "probed": self.probed,
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
-            "summary": {"culprits": len(self.culprits), "downstream": len(self.downstream)},
+            "summary": {
+                "culprits": sum(f.culprit for f in self.faults), "downstream": sum(not f.culprit for f in self.faults),
+                **({"notes": len(self.conventions)} if self.conventions else {}),
+            },
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
             "unverified": list(self.unverified),
@@ -258,6 +316,10 @@ class CheckReport:
     def table(self, *, max_rows: int | None = 40) -> str:
         """The report as text: a summary line, a table of findings, why each culprit is one.
 
+        Kinks (note-level findings) are rows of the table with the role
+        ``note``, after the faults; the nodes that differ from the reference
+        only because of them are summed up in one line, not listed as rows.
+
         Args:
             max_rows: show at most this many downstream rows (culprits are
                 always all shown); None shows every row.
@@ -273,13 +335,22 @@ class CheckReport:
             else:
                 lines = [head, f"no findings among the checked nodes{self._not_verified('; ')}", *self._unverified_lines()]
             return text(lines + [f"note: {n}" for n in self.notes])
-        rows = self.culprits
-        downstream = self.downstream
+        faults = self.faults
+        kinks = [f for f in self.conventions if f.culprit]
+        by_kink = [f for f in self.conventions if not f.culprit]
+        culprits = [f for f in faults if f.culprit]
+        downstream = [f for f in faults if not f.culprit]
+        n_c, n_d, n_k = len(culprits), len(downstream), len(kinks)
         hidden = 0
         if max_rows is not None and len(downstream) > max_rows:
             hidden = len(downstream) - max_rows
             downstream = downstream[:max_rows]
-        rows = rows + downstream
+
+        def role(f: Finding) -> str:
+            if not f.is_fault:
+                return "note (not a fault)"
+            return "culprit" if f.culprit else "downstream of " + ", ".join(self._short(c) for c in f.cause)
+
         body = table(
             ["node", "op", "kind", "role", "quantity", "got", "expected"],
             [
@@ -287,20 +358,33 @@ class CheckReport:
                     f.name,
                     f.op or "leaf",
                     f.kind,
-                    "culprit" if f.culprit else "downstream of " + ", ".join(self._short(c) for c in f.cause),
+                    role(f),
                     f.quantity + (f" d/d{self._short(f.operand)}" if f.operand else ""),
                     fmt(f.got),
                     fmt(f.expected),
                 ]
-                for f in rows
+                for f in culprits + downstream + kinks
             ],
         )
-        n_c, n_d = len(self.culprits), len(self.downstream)
-        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream{self._not_verified('; ')}", "", *body.split("\n")]
+        noted = (
+            f"{n_k} kink{'s' * (n_k != 1)} (a note: a valid subgradient other than PyTorch's, not a fault)" if n_k else ""
+        )
+        if faults:
+            summary = f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream" + (f"; {noted}" if noted else "")
+        else:
+            summary = f"no faults; {noted}"
+        lines = [head, summary + self._not_verified("; "), "", *body.split("\n")]
         if hidden:
             lines.append(f"... and {hidden} more downstream rows (use --json to see all)")
         lines.append("")
-        lines += [f"{f.name}: {f.message}" for f in self.culprits]
+        lines += [f"{f.name}: {f.message}" for f in culprits]
+        lines += [f"note: {f.name}: {f.kind}: {f.message}" for f in kinks]
+        if by_kink:
+            n = len(by_kink)
+            lines.append(
+                f"note: {n} node{'s' * (n != 1)} differ{'s' * (n == 1)} from PyTorch's convention only because of "
+                f"the kink{'s' * (n_k != 1)}: {_listed([f.node for f in by_kink], self._name)}"
+            )
         lines += self._unverified_lines()
         lines += [f"note: {n}" for n in self.notes]
         return text(lines)
@@ -533,6 +617,10 @@ class Rule:
     meaning: ClassVar[str] = ""
     #: where :meth:`explain` is tried among the units that explain (ascending)
     tried: ClassVar[int] = 0
+    #: ``'fault'``, or ``'note'`` for a kind that is a valid convention other
+    #: than gradviz's (a kink): its findings, and those downstream only of
+    #: them, never make the report fail
+    severity: ClassVar[str] = FAULT
 
     def check_data(self, ctx: Context) -> None:
         """Test the forward values of the whole graph (every check)."""
@@ -576,6 +664,9 @@ class Context:
         data, rec: recorded data and grads by topological position.
         findings, notes, unverified, why_unverified: what the report will
             hold (mark a node unverified with :meth:`unverify`).
+        note_kinds: the kinds whose findings are notes, not faults (the
+            units' :attr:`Rule.severity`).
+        noted: culprit ids whose every finding is a note (a kink).
         kind_of: culprit id -> kind of its first finding.
         grad_kind: id -> kind, for nodes whose own grad is a culprit.
         data_fault: node id -> kind, for nodes whose data is at fault (such
@@ -605,8 +696,9 @@ class Context:
             :func:`.kinds.wrong.seed_borne_out`); empty if it did not.
     """
 
-    def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
+    def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool, note_kinds: Iterable[str] = ()) -> None:
         self.g = graph
+        self.note_kinds = frozenset(note_kinds)
         self.rtol, self.atol = rtol, atol
         self.probes: dict[str, Probe] = probe_graph(graph) if probe else {}
         # operands kept in a set: the orders the data left unknown, decided by the probes
@@ -648,6 +740,7 @@ class Context:
         self.recorded_faults: dict[str, str] = {}
         self.never_ran: list[str] = []
         self.seed_changed: tuple[str, ...] = ()
+        self.noted: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:
@@ -661,9 +754,16 @@ class Context:
         return _listed(ids, self.name, sep)
 
     def add(self, nid: str, kind: str, culprit: bool, quantity: str, got: float | None, expected: float | None, message: str, **extra: Any) -> None:
+        """Record a finding at node ``nid`` (see :class:`Finding`); its severity is its kind's unless ``severity=`` says."""
         node = self.g.nodes[nid]
+        extra.setdefault("severity", NOTE if kind in self.note_kinds else FAULT)
         self.findings.append(Finding(nid, node.label, node.op_display(), kind, culprit, quantity, got, expected, message=message, **extra))
         if culprit:
+            if extra["severity"] == NOTE:
+                if nid not in self.kind_of:
+                    self.noted.add(nid)
+            else:
+                self.noted.discard(nid)
             self.kind_of.setdefault(nid, kind)
             if quantity == "grad":
                 self.grad_kind.setdefault(nid, kind)
@@ -861,11 +961,19 @@ class Context:
         if via is not None:
             causes = _merge([via[1], *upstream])
             kind = via[0]
+            # a consumer explained by a kink for this node is a note here, whatever else it did to other operands
+            faulty = [] if kind in self.note_kinds else list(via[1])
         elif ref is not None and upstream:
             causes = _merge(upstream)
-            kind = self.grad_kind.get(causes[0]) or self.kind_of[causes[0]]
+            kind, faulty = "", []
         else:
             return False
+        # a node downstream only of kinks differs only by convention; one real fault among its causes makes it one
+        faulty += [c for c in _merge(upstream) if c not in self.noted]
+        severity = FAULT if faulty else NOTE
+        if not kind or (faulty and kind in self.note_kinds):
+            first = faulty[0] if faulty else causes[0]
+            kind = self.grad_kind.get(first) or self.kind_of.get(first) or kind
         cause[nid] = causes
         if ref is not None:
             expected = ref
@@ -874,7 +982,9 @@ class Context:
             expected = safe_fsum(terms) if terms is not None else None
         self.add(
             nid, kind, False, "grad", rec[nid], expected,
-            f"grad {fmt(rec[nid])}, reference {fmt(expected)}: wrong only because of {self.names(causes)}",
-            cause=causes,
+            f"grad {fmt(rec[nid])}, reference {fmt(expected)}: "
+            + (f"wrong only because of {self.names(causes)}" if faulty else
+               f"differs from PyTorch's convention only because of the kink at {self.names(causes)}, not a fault"),
+            cause=causes, severity=severity,
         )
         return True

@@ -378,7 +378,7 @@
       panel.appendChild(el("h2", null, "Findings"));
       var fl = el("ul", "plain"); fl.id = "p-findings";
       mine.forEach(function (f) {
-        fl.appendChild(el("li", f.culprit ? "bad" : null, (f.culprit ? "culprit " : "downstream ") + f.kind + ": " + (f.message ||
+        fl.appendChild(el("li", f.culprit && !f.note ? "bad" : null, (f.note ? "note " : f.culprit ? "culprit " : "downstream ") + f.kind + ": " + (f.message ||
           (f.quantity + " " + full(f.got) + ", expected " + full(f.expected)))));
       });
       panel.appendChild(fl);
@@ -606,7 +606,8 @@
     var fl = el("ul", "plain");
     D.findings.forEach(function (f) {
       var li = el("li");
-      li.appendChild(el("span", "tag role-" + (f.culprit ? "culprit" : "downstream"), f.culprit ? "culprit" : "downstream"));
+      var tag = f.note ? "note" : f.culprit ? "culprit" : "downstream";
+      li.appendChild(el("span", "tag role-" + tag, tag));
       li.appendChild(document.createTextNode(" " + f.kind + " "));
       var b = nodeButton(f.pos); b.classList.add("finding"); li.appendChild(b);
       if (f.message) li.appendChild(el("div", "muted", f.message));

@@ -67,6 +67,13 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
 * ``finish(ctx)``: after the downstream nodes are known, after backward
   only (notes on harmless overwrites; non-finite grads).
 
+A unit's ``severity`` is ``'fault'`` unless it says ``'note'``: a kind
+that is a valid convention other than gradviz's (today only
+:mod:`.kink`). Its findings, and the downstream findings whose every cause
+is such a note, are shown but leave ``report.ok`` True (also with
+``strict``); a downstream node with one real fault among its causes is a
+fault.
+
 How a unit adds a finding: ``ctx.add(nid, KIND, culprit, quantity, got,
 expected, message, operand=..., slots=..., related=..., cause=...)``
 (see :class:`~gradviz.analysis.check.core.Finding`); a message says what
@@ -90,7 +97,7 @@ test and message; the general kind's unit asks it before reporting.
 
 from __future__ import annotations
 
-from ..core import Rule
+from ..core import NOTE, Rule
 from .forward import FORWARD, Forward
 from .kink import KINK, Kink, Kinks
 from .local import LOCAL, Local
@@ -105,7 +112,7 @@ from .stale import STALE, Stale, StaleSteps
 from .wrong import WRONG, Changed, Wrong
 
 __all__ = [
-    "RULES", "KINDS", "EXPLAINERS",
+    "RULES", "KINDS", "EXPLAINERS", "NOTE_KINDS",
     "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE",
     "WRONG",
 ]
@@ -133,6 +140,9 @@ RULES: tuple[Rule, ...] = (
 KINDS: dict[str, str] = {}
 for _rule in RULES:
     KINDS.setdefault(_rule.kind, _rule.meaning)
+
+#: The kinds whose findings are notes, not faults (:attr:`~gradviz.analysis.check.core.Rule.severity`).
+NOTE_KINDS: frozenset[str] = frozenset(rule.kind for rule in RULES if rule.severity == NOTE)
 
 #: The units that explain inconsistent nodes, in the order they are tried.
 EXPLAINERS: tuple[Rule, ...] = tuple(sorted((rule for rule in RULES if rule.tried), key=lambda rule: rule.tried))

@@ -15,7 +15,7 @@ import math
 
 from ....engine.ops import OPS
 from ...replay import safe_fsum
-from ..core import Context, Explanation, Rule, fmt
+from ..core import NOTE, Context, Explanation, Rule, fmt
 
 __all__ = ["KINK", "Kink", "Kinks", "at_kink", "message"]
 
@@ -29,6 +29,8 @@ class Kink(Rule):
 
     kind = KINK
     meaning = "at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch"
+    # a valid derivative is no fault: a note, and so is what differs only because of it (issue 13)
+    severity = NOTE
 
 
 class Kinks(Rule):
@@ -50,6 +52,7 @@ class Kinks(Rule):
     kind = KINK
     meaning = Kink.meaning
     tried = 9
+    severity = NOTE  # a valid subgradient: the engine is right
 
     def explain(self, ctx: Context, nid: str) -> Explanation | None:
         rp = ctx.rp
