@@ -252,7 +252,12 @@ def test_neg_as_times_minus_one_and_a_constant_of_other_data_is_not_paired():
     assert sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b) == [("", 0.0), ("-", 3.0)]
     (root,) = [r for r in result.rows if r.b == gb.root]
     assert (root.data_a, root.data_b, root.grad_a, root.grad_b, root.decomposed) == (3.0, 3.0, 1.0, 1.0, False)
-    assert result.verdict == "equal-where-paired"
+    # gradviz's 0.0 is an input of B that A lacks (its grad, 1, is compared with nothing):
+    # not equal where paired, but incomplete; micrograd's -1 (a decomposition constant) is excused
+    assert result.verdict == "incomplete"
+    (zero,) = [i for i in result.only_b if gb.nodes[i].data == 0.0]
+    assert result.unpaired_leaves == {"a": [], "b": [zero]}
+    assert result.table().splitlines()[-1] == f"incomplete: 1 leaf without counterpart ({zero} in B) not compared"
 
 
 def test_tanh_in_the_lectures_set_valued_engine_against_gradviz():
@@ -490,7 +495,11 @@ def test_leaves_alike_in_data_and_consumers_stay_unpaired():
     assert {na[r.a]: nb[r.b] for r in result.rows} == {"y": "y", "L": "L"}
     assert sorted((ga.nodes[i].op, ga.nodes[i].data) for i in result.only_a) == [("", -1.0), ("", -1.0), ("*", 1.0)]
     assert sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b) == [("", -1.0), ("neg", 1.0)]
-    assert result.changed == [] and result.verdict == "equal-where-paired"
+    # x's grad was compared with nothing: not equal where paired but incomplete, all three -1s listed
+    assert result.changed == [] and result.verdict == "incomplete"
+    leaves_a = sorted(i for i in result.only_a if ga.nodes[i].is_leaf)
+    assert sorted(na[i] or "-1" for i in leaves_a) == ["-1", "x"]
+    assert result.unpaired_leaves == {"a": leaves_a, "b": [i for i, name in nb.items() if name == "x"]}
 
 
 def test_equal_leaves_under_one_op_are_told_apart_by_their_other_uses():
@@ -561,7 +570,10 @@ def test_a_constant_paired_by_value_alone_must_agree_with_the_pairs_around_it():
         ("u", "u", "structure"), ("t", "t", "structure"), ("L", "L", "structure"),
     ]
     assert (result.only_a, result.only_b) == (["one", "h", "s"], ["one", "m", "d", "s"])
-    assert result.changed == [] and result.verdict == "equal-where-paired"
+    # each 1.0 has an unpaired 1.0 on the other side: they may be one input nothing told apart,
+    # so neither is excused as a decomposition constant, and the verdict says what was not compared
+    assert result.changed == [] and result.verdict == "incomplete"
+    assert result.unpaired_leaves == {"a": ["one"], "b": ["one"]}
     grads = {r.a: (r.grad_a, r.grad_b) for r in result.rows}
     assert grads["b"] == (pytest.approx(-6.8055555555555), pytest.approx(-6.8055555555555))
     assert grads["c"] == (pytest.approx(-0.62885802469), pytest.approx(-0.62885802469))
