@@ -570,10 +570,11 @@ def test_a_constant_paired_by_value_alone_must_agree_with_the_pairs_around_it():
         ("u", "u", "structure"), ("t", "t", "structure"), ("L", "L", "structure"),
     ]
     assert (result.only_a, result.only_b) == (["one", "h", "s"], ["one", "m", "d", "s"])
-    # each 1.0 has an unpaired 1.0 on the other side: they may be one input nothing told apart,
-    # so neither is excused as a decomposition constant, and the verdict says what was not compared
+    # the two 1.0 are shown to be other nodes. gradviz's lives inside softsign's decomposition
+    # (only unpaired nodes use it): a decomposition constant. omnigrad's is an operand of r, paired
+    # with gradviz's r: its grad (1/0.3) was compared with nothing, so the verdict says so
     assert result.changed == [] and result.verdict == "incomplete"
-    assert result.unpaired_leaves == {"a": ["one"], "b": ["one"]}
+    assert result.apart == {("one", "one")} and result.unpaired_leaves == {"a": ["one"], "b": []}
     grads = {r.a: (r.grad_a, r.grad_b) for r in result.rows}
     assert grads["b"] == (pytest.approx(-6.8055555555555), pytest.approx(-6.8055555555555))
     assert grads["c"] == (pytest.approx(-0.62885802469), pytest.approx(-0.62885802469))

@@ -193,6 +193,9 @@ class DiffResult:
             joined with '+' (e.g. 'label+structure').
         rtol: relative tolerance used.
         atol: absolute tolerance used.
+        apart: pairs ``(id in a, id in b)`` of unpaired leaves with equal
+            data that the pairs around them showed to be different nodes
+            (see rule 4 of the module docstring).
     """
 
     a: Graph
@@ -203,6 +206,7 @@ class DiffResult:
     method: str = "id"
     rtol: float = RTOL
     atol: float = ATOL
+    apart: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def equal(self) -> bool:
@@ -240,7 +244,8 @@ class DiffResult:
         (1) only nodes with no counterpart use (it lives inside an op the
         other graph computes differently) and (2) whose data no unpaired
         leaf of the other graph has (with one, the two may be one input that
-        nothing told apart). Any other unpaired leaf is an input whose grad
+        nothing told apart), but for those the pairs around them showed to
+        be other nodes (:attr:`apart`). Any other unpaired leaf is an input whose grad
         the diff did not compare: the verdict is then ``'incomplete'``.
         """
         cached = self.__dict__.get("_unpaired_leaves")
@@ -258,7 +263,11 @@ class DiffResult:
             consumers = graph.consumers()
             for i in leaves:
                 inside = bool(consumers[i]) and all(c in unpaired for c in consumers[i])
-                if not inside or theirs.near(graph.nodes[i].data) != []:
+                near = theirs.near(graph.nodes[i].data)
+                alike = None if near is None else [
+                    n for n in near if ((i, n.id) if side == "a" else (n.id, i)) not in self.apart
+                ]
+                if not inside or alike != []:
                     out[side].append(i)
         self.__dict__["_unpaired_leaves"] = out
         return out
@@ -499,6 +508,8 @@ class _Pairing:
         self.contexts: dict[int, dict[str, list[float]]] = {}
         # id(graph) -> node id -> its place in topological order, for _evidence; made when needed
         self.positions: dict[int, dict[str, int]] = {}
+        # leaf pairs of equal data that the pairs around them showed to be different nodes
+        self.apart: set[tuple[str, str]] = set()
 
     def add(self, x: str, y: str, method: str) -> None:
         self.a2b[x] = y
@@ -536,7 +547,33 @@ class _Pairing:
                 if x not in self.a2b and y not in self.b2a:
                     self.add(x, y, "structure")
         self._drop_value_pairs_at_odds()
+        self._shown_apart()
         return self
+
+    def _shown_apart(self) -> None:
+        """Note the unpaired leaves of equal data that the pairs around them show to be other nodes.
+
+        A leaf of ``a`` and one of ``b`` with equal data are apart when they
+        do not sit where the pairs around them agree (:meth:`_fits_around`)
+        or when the derivatives of the paired nodes above them disagree
+        (:meth:`_agreement`). Only these leaves are read, not the pairing.
+        """
+        side_b = _ValueIndex([n for n in self.b if n.is_leaf and n.id not in self.b2a], self.rtol, self.atol)
+        if not side_b:
+            return
+        for x in self.a:
+            if not x.is_leaf or x.id in self.a2b:
+                continue
+            near = side_b.near(x.data)
+            if not near:
+                continue
+            mine = self._evidence(x, self.a)
+            for y in near:
+                if (
+                    (x.id, y.id) in self.apart or not self._fits_around(x.id, y.id)
+                    or self._agreement(mine, self._evidence(y, self.b), True) < 0
+                ):
+                    self.apart.add((x.id, y.id))
 
     def _drop_value_pairs_at_odds(self) -> None:
         """Unpair the leaves paired by value whose surroundings say they are not one node.
@@ -549,6 +586,7 @@ class _Pairing:
         for y, (x, method) in list(self.b2a.items()):
             if method == "value" and not self._fits_around(x, y):
                 del self.a2b[x], self.b2a[y]
+                self.apart.add((x, y))
 
     def _fits_around(self, x: str, y: str) -> bool:
         """Whether leaves ``x`` (in ``a``) and ``y`` (in ``b``) sit where the pairs around them agree.
@@ -665,6 +703,13 @@ class _Pairing:
                 # with only some operands paired, the rest could be anything: the data must agree
                 # (micrograd's b * -1 is not gradviz's b * c, which shares b and the op)
                 if len(known) < len(operands) and not self.close(x.data, yc.data):
+                    continue
+                # all paired but in other slots, and other data: x - 2 is not 2 - x (omnigrad's
+                # 2 - x is (x - 2) * -1, beside gradviz's 2 - x)
+                if (
+                    len(known) == len(operands) and tuple(self.a2b.get(o) for o in x.operands) != yc.operands
+                    and not self.close(x.data, yc.data)
+                ):
                     continue
                 found.append(c)
             if not found or (len(known) < len(operands) and len(found) > 1):
@@ -944,10 +989,12 @@ class _ValueIndex:
         return [n for n in self.finite[lo:hi] if close(n.data, v, rtol=self.rtol, atol=self.atol)]
 
 
-def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
-    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, and ``a``'s id -> ``b``'s."""
+def _match(
+    a: Graph, b: Graph, rtol: float, atol: float
+) -> tuple[list[tuple[str, str, str]], dict[str, str], frozenset[tuple[str, str]]]:
+    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, ``a``'s id -> ``b``'s, and the leaf pairs shown apart."""
     pairing = _Pairing(a, b, rtol, atol).run()
-    return pairing.pairs(), pairing.a2b
+    return pairing.pairs(), pairing.a2b, frozenset(pairing.apart)
 
 
 class _OpText(dict):
@@ -1019,11 +1066,11 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
         rows, doubt = _id_rows(ga, gb, rtol, atol)
         if not doubt:
             return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
-        pairs, a2b = _match(ga, gb, rtol, atol)
+        pairs, a2b, apart = _match(ga, gb, rtol, atol)
         if len(pairs) == len(gb) and all(x == y for x, y, _ in pairs):  # the pairing by id holds up
             return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
     else:
-        pairs, a2b = _match(ga, gb, rtol, atol)
+        pairs, a2b, apart = _match(ga, gb, rtol, atol)
     rows = []
     op_text = _OpText()
     for aid, bid, method in pairs:
@@ -1041,5 +1088,5 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
         ga, gb, rows,
         [nid for nid in ga.nodes if nid not in used_a],
         [nid for nid in gb.nodes if nid not in used_b],
-        "+".join(methods) or "none", rtol, atol,
+        "+".join(methods) or "none", rtol, atol, apart,
     )
