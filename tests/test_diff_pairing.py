@@ -252,7 +252,12 @@ def test_neg_as_times_minus_one_and_a_constant_of_other_data_is_not_paired():
     assert sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b) == [("", 0.0), ("-", 3.0)]
     (root,) = [r for r in result.rows if r.b == gb.root]
     assert (root.data_a, root.data_b, root.grad_a, root.grad_b, root.decomposed) == (3.0, 3.0, 1.0, 1.0, False)
-    assert result.verdict == "equal-where-paired"
+    # gradviz's 0.0 is an input of B that A lacks (its grad, 1, is compared with nothing):
+    # not equal where paired, but incomplete; micrograd's -1 (a decomposition constant) is excused
+    assert result.verdict == "incomplete"
+    (zero,) = [i for i in result.only_b if gb.nodes[i].data == 0.0]
+    assert result.unpaired_leaves == {"a": [], "b": [zero]}
+    assert result.table().splitlines()[-1] == f"incomplete: 1 leaf without counterpart ({zero} in B) not compared"
 
 
 def test_tanh_in_the_lectures_set_valued_engine_against_gradviz():
@@ -490,7 +495,11 @@ def test_leaves_alike_in_data_and_consumers_stay_unpaired():
     assert {na[r.a]: nb[r.b] for r in result.rows} == {"y": "y", "L": "L"}
     assert sorted((ga.nodes[i].op, ga.nodes[i].data) for i in result.only_a) == [("", -1.0), ("", -1.0), ("*", 1.0)]
     assert sorted((gb.nodes[i].op, gb.nodes[i].data) for i in result.only_b) == [("", -1.0), ("neg", 1.0)]
-    assert result.changed == [] and result.verdict == "equal-where-paired"
+    # x's grad was compared with nothing: not equal where paired but incomplete, all three -1s listed
+    assert result.changed == [] and result.verdict == "incomplete"
+    leaves_a = sorted(i for i in result.only_a if ga.nodes[i].is_leaf)
+    assert sorted(na[i] or "-1" for i in leaves_a) == ["-1", "x"]
+    assert result.unpaired_leaves == {"a": leaves_a, "b": [i for i, name in nb.items() if name == "x"]}
 
 
 def test_equal_leaves_under_one_op_are_told_apart_by_their_other_uses():
@@ -561,7 +570,11 @@ def test_a_constant_paired_by_value_alone_must_agree_with_the_pairs_around_it():
         ("u", "u", "structure"), ("t", "t", "structure"), ("L", "L", "structure"),
     ]
     assert (result.only_a, result.only_b) == (["one", "h", "s"], ["one", "m", "d", "s"])
-    assert result.changed == [] and result.verdict == "equal-where-paired"
+    # the two 1.0 are shown to be other nodes. gradviz's lives inside softsign's decomposition
+    # (only unpaired nodes use it): a decomposition constant. omnigrad's is an operand of r, paired
+    # with gradviz's r: its grad (1/0.3) was compared with nothing, so the verdict says so
+    assert result.changed == [] and result.verdict == "incomplete"
+    assert result.apart == {("one", "one")} and result.unpaired_leaves == {"a": ["one"], "b": []}
     grads = {r.a: (r.grad_a, r.grad_b) for r in result.rows}
     assert grads["b"] == (pytest.approx(-6.8055555555555), pytest.approx(-6.8055555555555))
     assert grads["c"] == (pytest.approx(-0.62885802469), pytest.approx(-0.62885802469))
@@ -572,3 +585,173 @@ def test_a_constant_paired_by_value_alone_must_agree_with_the_pairs_around_it():
     assert sorted((r.b, r.a, r.method) for r in back.rows) == sorted((r.a, r.b, r.method) for r in result.rows)
     assert (back.only_a, back.only_b) == (result.only_b, result.only_a) and back.changed == []
 
+
+
+# -- leaves with equal data, told apart by the derivatives of the pairs above them ---------------
+
+
+def redteam_build(V, corrupt=False):
+    """The red-team's computation, built inside a function (no variable names to label by).
+
+    x = y = 3 meet only in ``x - y`` (micrograd: ``x + y * -1``); a and c each have an equal
+    constant elsewhere too. By hand: dL/dx = a = 2, dL/dy = -a = -2.
+    """
+    a = V(2.0); b = V(-3.0); c = V(0.5); x = V(3.0); y = V(3.0)
+    t1 = a - b
+    t2 = b / a
+    t3 = a ** 2
+    t4 = 1 - c
+    t5 = 3 / b
+    t6 = (a * b + 6).relu()
+    t7 = 2 * c + 1
+    t8 = -a
+    t9 = x - y
+    t10 = a * a
+    t11 = c ** -1.5
+    L = t1 * t2 + t3 - t4 + t5 * t6 + t7 * t8 + t9 * a + t10 / b + t11
+    L.backward()
+    if corrupt:
+        y.grad += 5.0
+    return named(L, a=a, b=b, c=c, x=x, y=y, L=L)
+
+
+def test_redteam_function_built_micrograd_pairs_every_leaf_and_is_equal_where_paired():
+    (ga, na), (gb, nb) = redteam_build(M), redteam_build(G)
+    result = gradviz.diff(ga, gb)
+    pairs = {na[r.a]: nb[r.b] for r in result.rows if na[r.a] or nb[r.b]}
+    assert pairs == {k: k for k in ("a", "b", "c", "x", "y", "L")}
+    got = values(result, nb)
+    assert (got["x"], got["y"]) == ((3.0, 3.0, 2.0, 2.0), (3.0, 3.0, -2.0, -2.0))
+    # every leaf of gradviz's graph is paired; micrograd's only unpaired leaves are its five -1s
+    # (-a, 1 - c, the two subtractions in L and x - y), excused as decomposition constants
+    assert [i for i in result.only_b if gb.nodes[i].is_leaf] == []
+    assert sorted(ga.nodes[i].data for i in result.only_a if ga.nodes[i].is_leaf) == [-1.0] * 5
+    assert result.unpaired_leaves == {"a": [], "b": []}
+    assert result.changed == [] and result.verdict == "equal-where-paired"
+
+
+def test_redteam_corrupted_y_grad_is_found():
+    (ga, na), (gb, nb) = redteam_build(M, corrupt=True), redteam_build(G)
+    result = gradviz.diff(ga, gb)
+    assert [(na[r.a], nb[r.b], r.what(), r.grad_a, r.grad_b) for r in result.changed] == [("y", "y", "grad", 3.0, -2.0)]
+    assert result.verdict == "different"
+
+
+def test_redteam_scripts_on_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    body = (
+        "def build():\n"
+        "    a = V(2.0); b = V(-3.0); x = V(3.0); y = V(3.0)\n"
+        "    L = (x - y) * a + b / a\n"
+        "    L.backward()\n"
+        "{corrupt}"
+        "    return L\n"
+        "L = build()\n"
+    )
+    (tmp_path / "mg.py").write_text("from micrograd.engine import Value as V\n" + body.format(corrupt=""))
+    (tmp_path / "bad.py").write_text("from micrograd.engine import Value as V\n" + body.format(corrupt="    y.grad += 5.0\n"))
+    (tmp_path / "gv.py").write_text("from gradviz import Value as V\n" + body.format(corrupt=""))
+    assert main(["diff", "mg.py", "gv.py", "-o", "d.json"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("equal on every paired node; ")
+    doc = json.loads((tmp_path / "d.json").read_text())
+    jsonschema.validate(doc, D.schema())
+    assert (doc["verdict"], doc["unpaired_leaves"]) == ("equal-where-paired", {"a": [], "b": []})
+    assert main(["diff", "bad.py", "gv.py"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "different"
+    (row,) = [line.split() for line in out.splitlines() if line.endswith(" grad")]
+    # y: data 3 and 3, grad -2 + 5 = 3 against -2
+    assert row[2:7] == ["3", "3", "3", "-2", "5"]
+
+
+@pytest.mark.parametrize("engine", [M, SetLecture], ids=["micrograd", "set-lecture"])
+def test_x_minus_y_with_equal_data_pairs_minuend_and_subtrahend(engine):
+    # micrograd's x - y is x + y * -1: x feeds the '+', y the '* -1'; gradviz's '-' has (x, y).
+    # Under the paired (x - y) * a: d/dx = a = 2, d/dy = -2 in both, which tells them apart.
+    def build(V, corrupt=False):
+        a, x, y = V(2.0), V(3.0), V(3.0)
+        L = (x - y) * a
+        L.backward()
+        if corrupt:
+            x.grad = 7.0
+        return named(L, a=a, x=x, y=y, L=L)
+
+    (ga, na), (gb, nb) = build(engine), build(G)
+    result = gradviz.diff(ga, gb)
+    assert pairs_by_name(result, na, nb) == {
+        "a": ("a", "structure"), "x": ("x", "value"), "y": ("y", "value"), "L": ("L", "structure"),
+    }
+    got = values(result, nb)
+    assert (got["x"], got["y"], got["a"]) == ((3.0, 3.0, 2.0, 2.0), (3.0, 3.0, -2.0, -2.0), (2.0, 2.0, 0.0, 0.0))
+    assert result.verdict == "equal-where-paired" and result.unpaired_leaves == {"a": [], "b": []}
+    (ga, na), _ = build(engine, corrupt=True), None
+    bad = gradviz.diff(ga, gb)
+    assert [(na[r.a], r.grad_a, r.grad_b) for r in bad.changed] == [("x", 7.0, 2.0)]
+
+
+def test_x_over_y_with_equal_data_pairs_numerator_and_denominator():
+    # micrograd's x / y is x * y**-1; gradviz's '/' has (x, y). Under the root:
+    # d/dx = 1/y = 1/3, d/dy = -x/y**2 = -1/3 (through micrograd's y**-1: -y**-2 * x)
+    def build(V, corrupt=False):
+        x, y = V(3.0), V(3.0)
+        L = x / y
+        L.backward()
+        if corrupt:
+            y.grad += 1.0
+        return named(L, x=x, y=y, L=L)
+
+    (ga, na), (gb, nb) = build(M), build(G)
+    result = gradviz.diff(ga, gb)
+    assert pairs_by_name(result, na, nb) == {"x": ("x", "value"), "y": ("y", "value"), "L": ("L", "structure")}
+    got = values(result, nb)
+    assert got["x"][2:] == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+    assert got["y"][2:] == (pytest.approx(-1 / 3), pytest.approx(-1 / 3))
+    assert result.changed == [] and result.verdict == "equal-where-paired"
+    ga, na = build(M, corrupt=True)
+    bad = gradviz.diff(ga, gb)
+    assert [na[r.a] for r in bad.changed] == ["y"] and bad.verdict == "different"
+
+
+def test_neg_and_rsub_with_equal_data_pair_through_the_minus_one():
+    # micrograd: 1 - c is 1 + c * -1 and -a is a * -1; here a = c = 1 = the constant, so three
+    # leaves of data 1 on each side. Under the paired (1 - c) * k + (-a) * k's parts, d/d(1) = k,
+    # d/dc = -k, d/da = -2k with k = 2 and -a used with factor 2: each is singled out.
+    def build(V):
+        a, c, k = V(1.0), V(1.0), V(2.0)
+        L = (1 - c) * k + (-a) * (k * 2)
+        L.backward()
+        return named(L, a=a, c=c, k=k, L=L)
+
+    (ga, na), (gb, nb) = build(M), build(G)
+    result = gradviz.diff(ga, gb)
+    pairs = {na[r.a]: nb[r.b] for r in result.rows if na[r.a] or nb[r.b]}
+    assert pairs == {"a": "a", "c": "c", "k": "k", "L": "L"}
+    got = values(result, nb)
+    # L = 0 * 2 + (-1) * 4 = -4; dL/dc = -k = -2, dL/da = -2k = -4, dL/dk = (1 - c) - 2a = -2
+    assert (got["c"][2:], got["a"][2:], got["k"][2:], got["L"][:2]) == ((-2.0, -2.0), (-4.0, -4.0), (-2.0, -2.0), (-4.0, -4.0))
+    assert result.changed == [] and result.verdict == "equal-where-paired"
+
+
+def test_leaves_nothing_tells_apart_stay_unpaired_and_the_verdict_is_incomplete():
+    # (x + y) * 2 in one graph, x * 2 + y * 2 in the other, x = y = 3: under the paired roots
+    # d/dx = d/dy = 2 on both sides, and nothing else is paired above them. Which x is which
+    # would be a guess: all four stay unpaired, and the verdict says their grads were not compared.
+    a = Graph({
+        "x": IRNode("x", data=3.0, grad=2.0), "y": IRNode("y", data=3.0, grad=2.0), "two": IRNode("two", data=2.0, grad=6.0),
+        "s": IRNode("s", "+", data=6.0, grad=2.0, operands=("x", "y")),
+        "m": IRNode("m", "*", data=12.0, grad=1.0, operands=("s", "two")),
+    }, "m")
+    b = Graph({
+        "x": IRNode("x", data=3.0, grad=2.0), "y": IRNode("y", data=3.0, grad=2.0), "two": IRNode("two", data=2.0, grad=6.0),
+        "d": IRNode("d", "*", data=6.0, grad=1.0, operands=("x", "two")),
+        "e": IRNode("e", "*", data=6.0, grad=1.0, operands=("y", "two")),
+        "m": IRNode("m", "+", data=12.0, grad=1.0, operands=("d", "e")),
+    }, "m")
+    result = gradviz.diff(a, b)
+    assert [(r.a, r.b, r.method) for r in result.rows] == [("two", "two", "value"), ("m", "m", "structure")]
+    assert result.changed == [] and result.verdict == "incomplete"
+    assert result.unpaired_leaves == {"a": ["x", "y"], "b": ["x", "y"]}
+    assert result.table().splitlines()[-1] == "incomplete: 4 leaves without counterpart (x, y in A; x, y in B) not compared"
+    doc = json.loads(result.dumps())
+    jsonschema.validate(doc, D.schema())
+    assert (doc["verdict"], doc["unpaired_leaves"]) == ("incomplete", {"a": ["x", "y"], "b": ["x", "y"]})

@@ -54,8 +54,13 @@ op is not counted as a change. Nodes with no counterpart are listed.
 
 The verdict (:attr:`DiffResult.verdict`): ``'equal'`` when every node is
 paired and no pair differs; ``'equal-where-paired'`` when no pair differs,
-the roots are paired with each other, and some nodes have no counterpart
-(the two graphs decompose some ops differently); else ``'different'``.
+the roots are paired with each other, every leaf is paired, and some op
+nodes have no counterpart (the two graphs decompose some ops differently);
+``'incomplete'`` when the same holds but some leaf has no counterpart (its
+grad, the point of a gradient diff, was not compared), except a
+decomposition constant (micrograd's ``-1`` in ``b * -1``: a leaf used only
+by unpaired nodes, whose data no unpaired leaf of the other graph has; see
+:attr:`DiffResult.unpaired_leaves`); else ``'different'``.
 
 A graph isomorphism (networkx's VF2 matcher) is not what pairs the
 nodes: it takes exponential time on graphs with many alike parts (the
@@ -77,12 +82,14 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from heapq import heappop, heappush
 from itertools import permutations
 from importlib import resources
 from typing import Any
 
 import networkx as nx
 
+from ..engine.ops import get_op
 from ..graph.capture import capture
 from ..graph.model import Graph, Node
 from ._report import fmt, json_number, table, text
@@ -186,6 +193,9 @@ class DiffResult:
             joined with '+' (e.g. 'label+structure').
         rtol: relative tolerance used.
         atol: absolute tolerance used.
+        apart: pairs ``(id in a, id in b)`` of unpaired leaves with equal
+            data that the pairs around them showed to be different nodes
+            (see rule 4 of the module docstring).
     """
 
     a: Graph
@@ -196,6 +206,7 @@ class DiffResult:
     method: str = "id"
     rtol: float = RTOL
     atol: float = ATOL
+    apart: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def equal(self) -> bool:
@@ -204,19 +215,62 @@ class DiffResult:
 
     @property
     def verdict(self) -> str:
-        """``'equal'``, ``'equal-where-paired'`` or ``'different'`` (see the module docstring).
+        """``'equal'``, ``'equal-where-paired'``, ``'incomplete'`` or ``'different'`` (see the module docstring).
 
-        ``'equal-where-paired'``: no paired node differs and the roots are
-        paired with each other, but some nodes have no counterpart, as when
-        two engines decompose an op differently. ``gradviz diff`` exits 0
-        then, and 1 with ``--strict``.
+        ``'equal-where-paired'``: no paired node differs, the roots are
+        paired with each other and every leaf is paired (but for
+        decomposition constants, see :attr:`unpaired_leaves`), but some op
+        nodes have no counterpart, as when two engines decompose an op
+        differently. ``gradviz diff`` exits 0 then, and 1 with ``--strict``.
+        ``'incomplete'``: the same, but some leaf has no counterpart, so
+        its grad was not compared; ``gradviz diff`` exits 1.
         """
         if self.changed:
             return "different"
         if not self.only_a and not self.only_b:
             return "equal"
         roots = any(r.a == self.a.root and r.b == self.b.root for r in self.rows)
-        return "equal-where-paired" if roots else "different"
+        if not roots:
+            return "different"
+        return "incomplete" if self.unpaired_leaves["a"] or self.unpaired_leaves["b"] else "equal-where-paired"
+
+    @property
+    def unpaired_leaves(self) -> dict[str, list[str]]:
+        """The leaves with no counterpart, ``{'a': [ids], 'b': [ids]}``, but for decomposition constants.
+
+        A decomposition constant is a leaf that an engine creates to build
+        one op from others (micrograd's ``-1`` in ``a - b = a + b * -1``,
+        its ``0.5`` in ``x / 2 = x * 0.5``): a leaf with no counterpart that
+        (1) only nodes with no counterpart use (it lives inside an op the
+        other graph computes differently) and (2) whose data no unpaired
+        leaf of the other graph has (with one, the two may be one input that
+        nothing told apart), but for those the pairs around them showed to
+        be other nodes (:attr:`apart`). Any other unpaired leaf is an input whose grad
+        the diff did not compare: the verdict is then ``'incomplete'``.
+        """
+        cached = self.__dict__.get("_unpaired_leaves")
+        if cached is not None:
+            return cached
+        out: dict[str, list[str]] = {}
+        sides = (("a", self.only_a, self.a, self.only_b, self.b), ("b", self.only_b, self.b, self.only_a, self.a))
+        for side, ids, graph, other_ids, other in sides:
+            leaves = [i for i in ids if graph.nodes[i].is_leaf]
+            out[side] = []
+            if not leaves:
+                continue
+            unpaired = set(ids)
+            theirs = _ValueIndex([other.nodes[i] for i in other_ids if other.nodes[i].is_leaf], self.rtol, self.atol)
+            consumers = graph.consumers()
+            for i in leaves:
+                inside = bool(consumers[i]) and all(c in unpaired for c in consumers[i])
+                near = theirs.near(graph.nodes[i].data)
+                alike = None if near is None else [
+                    n for n in near if ((i, n.id) if side == "a" else (n.id, i)) not in self.apart
+                ]
+                if not inside or alike != []:
+                    out[side].append(i)
+        self.__dict__["_unpaired_leaves"] = out
+        return out
 
     @property
     def decomposed(self) -> list[DiffRow]:
@@ -277,6 +331,8 @@ class DiffResult:
         for side, ids, graph in (("A", self.only_a, self.a), ("B", self.only_b, self.b)):
             if ids:
                 lines += ["", f"only in {side}: " + ", ".join(graph.nodes[i].name() for i in ids)]
+        if self.verdict == "different" and any(self.unpaired_leaves.values()):
+            lines += ["", f"also {self._leaves_text()}, not compared"]
         lines.append("")
         lines.append(self.conclusion())
         return text(lines)
@@ -289,7 +345,18 @@ class DiffResult:
         if verdict == "equal-where-paired":
             n = len(self.only_a) + len(self.only_b)
             return f"equal on every paired node; {n} node{'s' if n != 1 else ''} have no counterpart"
+        if verdict == "incomplete":
+            return f"incomplete: {self._leaves_text()} not compared"
         return "different"
+
+    def _leaves_text(self) -> str:
+        """The unpaired leaves in words, e.g. ``'leaves without counterpart: n3 in A; n26, n27 in B'``."""
+        parts = [
+            f"{', '.join(graph.nodes[i].name() for i in self.unpaired_leaves[side])} in {side.upper()}"
+            for side, graph in (("a", self.a), ("b", self.b)) if self.unpaired_leaves[side]
+        ]
+        n = sum(len(v) for v in self.unpaired_leaves.values())
+        return f"{n} lea{'ves' if n != 1 else 'f'} without counterpart ({'; '.join(parts)})"
 
     def _name(self, r: DiffRow) -> str:
         ids = r.a if r.a == r.b else f"{r.a}→{r.b}"
@@ -339,6 +406,7 @@ class DiffResult:
             "rows": [r.to_dict() for r in self.rows],
             "only_a": list(self.only_a),
             "only_b": list(self.only_b),
+            "unpaired_leaves": {k: list(v) for k, v in self.unpaired_leaves.items()},
         }
 
     def dumps(self) -> str:
@@ -438,6 +506,10 @@ class _Pairing:
         # id(graph) -> its consumers, for leaves told apart by where they are used; made when needed
         self.consumers: dict[int, dict[str, list[str]]] = {id(b): self.b_consumers}
         self.contexts: dict[int, dict[str, list[float]]] = {}
+        # id(graph) -> node id -> its place in topological order, for _evidence; made when needed
+        self.positions: dict[int, dict[str, int]] = {}
+        # leaf pairs of equal data that the pairs around them showed to be different nodes
+        self.apart: set[tuple[str, str]] = set()
 
     def add(self, x: str, y: str, method: str) -> None:
         self.a2b[x] = y
@@ -475,7 +547,33 @@ class _Pairing:
                 if x not in self.a2b and y not in self.b2a:
                     self.add(x, y, "structure")
         self._drop_value_pairs_at_odds()
+        self._shown_apart()
         return self
+
+    def _shown_apart(self) -> None:
+        """Note the unpaired leaves of equal data that the pairs around them show to be other nodes.
+
+        A leaf of ``a`` and one of ``b`` with equal data are apart when they
+        do not sit where the pairs around them agree (:meth:`_fits_around`)
+        or when the derivatives of the paired nodes above them disagree
+        (:meth:`_agreement`). Only these leaves are read, not the pairing.
+        """
+        side_b = _ValueIndex([n for n in self.b if n.is_leaf and n.id not in self.b2a], self.rtol, self.atol)
+        if not side_b:
+            return
+        for x in self.a:
+            if not x.is_leaf or x.id in self.a2b:
+                continue
+            near = side_b.near(x.data)
+            if not near:
+                continue
+            mine = self._evidence(x, self.a)
+            for y in near:
+                if (
+                    (x.id, y.id) in self.apart or not self._fits_around(x.id, y.id)
+                    or self._agreement(mine, self._evidence(y, self.b), True) < 0
+                ):
+                    self.apart.add((x.id, y.id))
 
     def _drop_value_pairs_at_odds(self) -> None:
         """Unpair the leaves paired by value whose surroundings say they are not one node.
@@ -488,6 +586,7 @@ class _Pairing:
         for y, (x, method) in list(self.b2a.items()):
             if method == "value" and not self._fits_around(x, y):
                 del self.a2b[x], self.b2a[y]
+                self.apart.add((x, y))
 
     def _fits_around(self, x: str, y: str) -> bool:
         """Whether leaves ``x`` (in ``a``) and ``y`` (in ``b``) sit where the pairs around them agree.
@@ -605,6 +704,13 @@ class _Pairing:
                 # (micrograd's b * -1 is not gradviz's b * c, which shares b and the op)
                 if len(known) < len(operands) and not self.close(x.data, yc.data):
                     continue
+                # all paired but in other slots, and other data: x - 2 is not 2 - x (omnigrad's
+                # 2 - x is (x - 2) * -1, beside gradviz's 2 - x)
+                if (
+                    len(known) == len(operands) and tuple(self.a2b.get(o) for o in x.operands) != yc.operands
+                    and not self.close(x.data, yc.data)
+                ):
+                    continue
                 found.append(c)
             if not found or (len(known) < len(operands) and len(found) > 1):
                 continue  # nothing fits, or only some operands are paired and several consumers could be it
@@ -637,15 +743,91 @@ class _Pairing:
                 self.add(x.id, y.id, "value")
 
     def _likeliest(self, node: Node, graph: Graph, candidates: list[Node], other: Graph) -> Node | None:
-        """The one candidate, or the one whose consumers' data best match ``node``'s; None if no single one."""
+        """The one candidate, or the one the evidence singles out; None if no single one.
+
+        Of several candidates (leaves with the same data), the derivatives
+        of the paired nodes above each (:meth:`_evidence`) decide first:
+        a candidate whose derivative under a paired node disagrees with
+        ``node``'s under that node's partner is out, and the one that agrees
+        under the most paired nodes is taken (micrograd's ``x + y * -1`` has
+        d/dx = 1 and d/dy = -1, as gradviz's ``x - y`` has). Where that
+        leaves a tie, the consumers' data decide among the tied.
+        """
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
+        mine_e = self._evidence(node, graph)
+        if mine_e:
+            agree = [self._agreement(mine_e, self._evidence(c, other), graph is self.a) for c in candidates]
+            top = max(agree)
+            if top < 0:
+                return None
+            if agree.count(top) == 1 and top > 0:
+                return candidates[agree.index(top)]
+            candidates = [c for c, n in zip(candidates, agree) if n == top]
+            if len(candidates) == 1:
+                return candidates[0] if top > 0 else None
         mine = self._context(node, graph)
         scores = [_matches(mine, self._context(c, other), self.rtol, self.atol) for c in candidates]
         best = max(scores)
         if best == 0 or scores.count(best) > 1:
             return None
         return candidates[scores.index(best)]
+
+    def _agreement(self, mine: dict[str, float], theirs: dict[str, float], mine_in_a: bool) -> int:
+        """Under how many paired nodes two leaves' derivatives agree; -1 if under one they disagree.
+
+        ``mine`` and ``theirs`` are :meth:`_evidence` of a leaf of ``a`` and
+        one of ``b`` (or the other way round, ``mine_in_a`` False). Unknown
+        derivatives (nan) say nothing either way.
+        """
+        n = 0
+        for p, d in mine.items():
+            q = self.a2b[p] if mine_in_a else self.b2a[p][0]
+            e = theirs.get(q)
+            if e is None or math.isnan(d) or math.isnan(e):
+                continue
+            if not self.close(d, e):
+                return -1
+            n += 1
+        return n
+
+    def _evidence(self, leaf: Node, graph: Graph) -> dict[str, float]:
+        """The paired nodes first reached going up from ``leaf``, each with its derivative by ``leaf``.
+
+        The derivative of a paired node by the leaf, through the unpaired
+        nodes between them, is worked out from the recorded data with the
+        op table's local derivatives (forward mode, in topological order),
+        never from the grads, which are what a diff compares. It is the
+        same in two engines that decompose an op differently: ``d(x - y)/dy
+        = -1`` in gradviz, and through micrograd's ``x + y * -1`` too. An
+        op the table does not know, or whose recorded operands do not fit
+        it (a set that kept ``a * a`` as one ``a``), gives nan there. Empty
+        when more than ``_VALUE_WINDOW`` nodes lie between.
+        """
+        paired = self.a2b if graph is self.a else self.b2a
+        consumers = self._consumers(graph)
+        pos = self.positions.get(id(graph))
+        if pos is None:
+            pos = self.positions[id(graph)] = {nid: i for i, nid in enumerate(graph.nodes)}
+        nodes = graph.nodes
+        deriv = {leaf.id: 1.0}
+        out: dict[str, float] = {}
+        heap = [(pos[leaf.id], leaf.id)]
+        while heap:
+            _, n = heappop(heap)
+            dn = deriv[n]
+            for c in dict.fromkeys(consumers[n]):
+                step = dn * _local_derivative(nodes[c], n, nodes)
+                if c in paired:
+                    out[c] = out.get(c, 0.0) + step
+                    continue
+                if c not in deriv:
+                    if len(deriv) > _VALUE_WINDOW:
+                        return {}
+                    deriv[c] = 0.0
+                    heappush(heap, (pos[c], c))
+                deriv[c] += step
+        return out
 
     def _consumers(self, graph: Graph) -> dict[str, list[str]]:
         """``graph.consumers()``, made once per graph when first needed."""
@@ -667,6 +849,19 @@ class _Pairing:
             out = sorted(d for d in (graph.nodes[c].data for c in uses) if math.isfinite(d))
         cache[node.id] = out
         return out
+
+
+def _local_derivative(node: Node, operand: str, nodes: dict[str, Node]) -> float:
+    """d node / d operand from the recorded data (summed over the slots it fills); nan if unknown."""
+    op = get_op(node.op)
+    if op is None or len(node.operands) != op.arity:
+        return math.nan
+    try:
+        grads = op.grads(node.data, tuple(nodes[o].data for o in node.operands), node.params)
+    except (ArithmeticError, ValueError, TypeError):
+        return math.nan
+    d = sum(g for o, g in zip(node.operands, grads) if o == operand)
+    return d if math.isfinite(d) else math.nan
 
 
 def _paired_above(start: str, consumers: dict[str, list[str]], paired: dict[str, Any]) -> set[str]:
@@ -794,10 +989,12 @@ class _ValueIndex:
         return [n for n in self.finite[lo:hi] if close(n.data, v, rtol=self.rtol, atol=self.atol)]
 
 
-def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
-    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, and ``a``'s id -> ``b``'s."""
+def _match(
+    a: Graph, b: Graph, rtol: float, atol: float
+) -> tuple[list[tuple[str, str, str]], dict[str, str], frozenset[tuple[str, str]]]:
+    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, ``a``'s id -> ``b``'s, and the leaf pairs shown apart."""
     pairing = _Pairing(a, b, rtol, atol).run()
-    return pairing.pairs(), pairing.a2b
+    return pairing.pairs(), pairing.a2b, frozenset(pairing.apart)
 
 
 class _OpText(dict):
@@ -869,11 +1066,11 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
         rows, doubt = _id_rows(ga, gb, rtol, atol)
         if not doubt:
             return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
-        pairs, a2b = _match(ga, gb, rtol, atol)
+        pairs, a2b, apart = _match(ga, gb, rtol, atol)
         if len(pairs) == len(gb) and all(x == y for x, y, _ in pairs):  # the pairing by id holds up
             return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
     else:
-        pairs, a2b = _match(ga, gb, rtol, atol)
+        pairs, a2b, apart = _match(ga, gb, rtol, atol)
     rows = []
     op_text = _OpText()
     for aid, bid, method in pairs:
@@ -891,5 +1088,5 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
         ga, gb, rows,
         [nid for nid in ga.nodes if nid not in used_a],
         [nid for nid in gb.nodes if nid not in used_b],
-        "+".join(methods) or "none", rtol, atol,
+        "+".join(methods) or "none", rtol, atol, apart,
     )

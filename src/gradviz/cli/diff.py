@@ -40,8 +40,12 @@ examples:
   gradviz diff examples/buggy_accumulation.py examples/fixed_accumulation.py --backward
 
 exit status: 0 equal within tolerance, or equal on every paired node with
-the roots paired and some nodes without counterpart ("equal on every paired
-node; N nodes have no counterpart"; 1 with --strict); 1 different; 2 bad input.
+the roots and every leaf paired and some op nodes without counterpart
+("equal on every paired node; N nodes have no counterpart"; 1 with --strict);
+1 different, or incomplete: equal where paired but some leaf (an input, whose
+grad is the point of the diff) has no counterpart ("incomplete: N leaves
+without counterpart (...) not compared"; micrograd's -1 in b * -1 does not
+count); 2 bad input.
 """
 
 
