@@ -55,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUTPUT", help="also write the card: .html, .json or .txt")
     p.add_argument("--timeout", type=_seconds, default=TIMEOUT, metavar="S",
                    help=f"time limit of one test in seconds (default {TIMEOUT:g})")
+    p.add_argument("--only", metavar="GROUPS", type=lambda t: [g for g in t.split(",") if g],
+                   help="run only these groups of tests, comma-separated (e.g. '*,tanh,reuse')")
     p.set_defaults(run=run)
 
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if kind not in ("html", "htm", "json", "txt"):
             raise UsageError(f"{args.output}: the card is written as .html, .json or .txt")
         check_output_path(args.output)
-    report = exam(target_of(args.target), timeout=args.timeout)
+    report = exam(target_of(args.target), timeout=args.timeout, only=args.only)
     print(report.dumps() if args.json else report.table(), end="", file=args.stdout)
     if args.output:
         body = report.dumps() if kind == "json" else report.table() if kind == "txt" else report.html()

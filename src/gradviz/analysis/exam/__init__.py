@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from ...errors import UsageError
 from .battery import CRASHED, NA, battery
@@ -102,7 +102,7 @@ class _Worker:
     def _last_words(self) -> str:
         self.stderr.seek(0)
         tail = self.stderr.read().decode("utf-8", "replace").strip().splitlines()
-        tail = [line for line in tail if line.strip()][-1:]
+        tail = [line for line in tail if line.startswith("Fatal Python error") or "Error" in line][-1:]  # not the engine's prints
         return f": {tail[0].strip()[:200]}" if tail else ""
 
     def close(self) -> None:
@@ -129,13 +129,15 @@ def _exit_text(code: int) -> str:
     return f"exit status {code}"
 
 
-def exam(target: Any, *, timeout: float = TIMEOUT) -> ExamReport:
+def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = None) -> ExamReport:
     """Examine a whole engine: run the battery with its own ops and backward, and grade every test.
 
     Args:
         target: the value class (defined in a module or a file), or its spec:
             ``'path/to/engine.py:Value'`` or ``'package.module:Value'``.
         timeout: the time limit of one test, in seconds.
+        only: run only the tests of these groups (``'*'``, ``'tanh'``,
+            ``'reuse'``, ``'edge'``, ...) or with these ids; None runs all.
 
     Returns:
         ExamReport: ``report.ok`` is True when no test fails or crashes;
@@ -143,13 +145,14 @@ def exam(target: Any, *, timeout: float = TIMEOUT) -> ExamReport:
 
     Raises:
         UsageError: a bad target: no such file, module or class, a class that
-            ``cls(2.0)`` does not make a value of, no backward.
+            ``cls(2.0)`` does not make a value of, no backward; an ``only``
+            that selects no test.
 
     Example:
         >>> from gradviz import Value
-        >>> card = exam(Value)
-        >>> card.ok, card.counts()["fail"]
-        (True, 0)
+        >>> card = exam(Value, only=["*"])
+        >>> card.ok, card.counts()["pass"], card.result("*/a*b")["status"]
+        (True, 4, 'pass')
     """
     if not timeout > 0:
         raise UsageError(f"timeout must be positive, not {timeout!r}")
@@ -161,10 +164,17 @@ def exam(target: Any, *, timeout: float = TIMEOUT) -> ExamReport:
         worker.close()
         raise UsageError(f"{spec}: " + (hello["error"] if hello else f"importing it {why}"))
     engine, extra = hello["offer"], hello["extra"]
+    tests = battery(extra)
+    if only is not None:
+        tests = [t for t in tests if t.group in only or t.id in only]
+        if not tests:
+            worker.close()
+            groups = ", ".join(dict.fromkeys(t.group for t in battery(extra)))
+            raise UsageError(f"no test in {', '.join(only)}; the groups are {groups}")
     results: list[dict[str, Any]] = []
     restarts = 0
     try:
-        for test in battery(extra):
+        for test in tests:
             row = {"id": test.id, "group": test.group, "title": test.title, "findings": [], "notes": []}
             lacking = [n for n in test.needs if n not in engine["features"]]
             if lacking:

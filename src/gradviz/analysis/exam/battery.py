@@ -117,7 +117,12 @@ class Test:
 
 
 def _op_tests(group: str, blame: str, cases: Sequence[tuple[str, tuple[str, ...], tuple[float, ...], Callable[..., Any]]]) -> list[Test]:
-    return [Test(f"{group}/{title.replace(' ', '')}", group, title, needs, point, build, blame=blame) for title, needs, point, build in cases]
+    return [Test(f"{group}/{_slug(title)}", group, title, needs, point, build, blame=blame) for title, needs, point, build in cases]
+
+
+def _slug(title: str) -> str:
+    """A test's id from its title: ``'tanh(a) at a=0.6'`` -> ``'tanh(a)@a=0.6'``."""
+    return title.replace(" at ", "@").replace(" ", "")
 
 
 _A, _B, _C = 1.5, -0.8, 2.5  # all different, so an op that swaps its operands is caught
@@ -188,10 +193,10 @@ def battery(extra: Sequence[str] = ()) -> list[Test]:
              lambda o, a, b: a * b + a, protocol="twice", blame="backward"),
         Test("backward/zero_grad", "backward", "backward(), zero_grad(), backward() on a*b + a", ("add", "mul", "zero_grad"),
              (_A, _B), lambda o, a, b: a * b + a, protocol="zero_grad", blame="zero_grad"),
-        Test("backward/second-graph", "backward", "a second graph (a + b) * b on the leaves of a*b + b, their grads zeroed by hand",
+        Test("backward/second-graph", "backward", "second graph (a + b) * b on the leaves of a*b + b (grads zeroed)",
              ("add", "mul"), (_A, _B), lambda o, a, b: (a + b) * b, protocol="second_graph", blame="backward"),
         Test("deep/chain", "deep", "a chain of 10,000 ops: y = y * 0.9999 ...", ("mulc",), (_A,), _chain, blame="backward"),
-        Test("deep/wide-sum", "deep", "sum of 10,000 leaves", ("add",), tuple(0.001 * i - 3.0 for i in range(10_000)),
+        Test("deep/wide-sum", "deep", "a + b + ... over 1,000 leaves", ("add",), tuple(0.01 * i - 3.0 for i in range(1000)),
              _wide_sum, blame="__add__"),
         Test("mlp/MLP(3,[4,4,1])", "mlp", "the engine's MLP(3, [4, 4, 1]) on [0.5, -1, 2], loss out * out", ("mlp", "mul"), (),
              lambda o: None, protocol="mlp", blame="MLP"),
@@ -215,7 +220,7 @@ def _reuse(extra: Sequence[str]) -> list[Test]:
         x = _UNARY_POINTS.get(name, (0.7, 1.3))[0]
         cases.append((f"{name}(a) * {name}(a) + a at a={x:g}", (name, "mul", "add"), (x,),
                       lambda o, a, n=name: o[n](a) * o[n](a) + a, name))
-    return [Test(f"reuse/{title.replace(' ', '')}", "reuse", title, needs, point, build, blame=blame)
+    return [Test(f"reuse/{_slug(title)}", "reuse", title, needs, point, build, blame=blame)
             for title, needs, point, build, blame in cases]
 
 
@@ -273,7 +278,7 @@ def _edges() -> list[Test]:
     for group, title, point, build, edge in cases:
         need = needs.get(group, ("vpow",) if "b=3" in title else ("pow",))
         blame = method_of(group) if group in ("/", "**") else group
-        out.append(Test(f"edge/{title.replace(' ', '')}", "edge", title, need, point, build, protocol="edge", blame=blame, edge=edge))
+        out.append(Test(f"edge/{_slug(title)}", "edge", title, need, point, build, protocol="edge", blame=blame, edge=edge))
     return out
 
 
