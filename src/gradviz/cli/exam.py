@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output)
     report = exam(target_of(args.target), timeout=args.timeout, only=args.only)
     print(report.dumps() if args.json else report.table(), end="", file=args.stdout)
+    say(f"examined {report.target} in {report.seconds:.1f} s")
     if args.output:
         body = report.dumps() if kind == "json" else report.table() if kind == "txt" else report.html()
         write_bytes(args.output, body.encode("utf-8"))

@@ -178,8 +178,8 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
             row = {"id": test.id, "group": test.group, "title": test.title, "findings": [], "notes": []}
             lacking = [n for n in test.needs if n not in engine["features"]]
             if lacking:
-                reason = engine["missing"].get(lacking[0], "not offered")
-                results.append({**row, "status": NA, "reason": f"no {lacking[0]}: {reason}"})
+                reason = engine["missing"].get(lacking[0], f"no {lacking[0]}")
+                results.append({**row, "status": NA, "reason": reason})
                 continue
             if worker is None:
                 worker = _Worker(spec)

@@ -202,7 +202,11 @@ def battery(extra: Sequence[str] = ()) -> list[Test]:
              lambda o: None, protocol="mlp", blame="MLP"),
     ]
     tests += _edges()
-    return tests
+    # one block per op on the card: an op's reuse and edge tests join its other tests
+    first: dict[str, int] = {}
+    for i, t in enumerate(tests):
+        first.setdefault(t.group, i)
+    return sorted(tests, key=lambda t: first[t.group])
 
 
 def _reuse(extra: Sequence[str]) -> list[Test]:
@@ -216,12 +220,14 @@ def _reuse(extra: Sequence[str]) -> list[Test]:
         ("(a * b) * (a + b)", ("add", "mul"), (_A, _B), lambda o, a, b: (a * b) * (a + b), "__mul__"),
         ("y = a * b; 4 times y = y * a + y", ("add", "mul"), (_A, _B), _shared_deep, "__mul__"),
     ]
-    for name in (*_UNARY_POINTS, *extra):
+    tests = [Test(f"reuse/{_slug(title)}", "reuse", title, needs, point, build, blame=blame)
+             for title, needs, point, build, blame in cases]
+    for name in (*_UNARY_POINTS, *extra):  # listed under the op itself
         x = _UNARY_POINTS.get(name, (0.7, 1.3))[0]
-        cases.append((f"{name}(a) * {name}(a) + a at a={x:g}", (name, "mul", "add"), (x,),
-                      lambda o, a, n=name: o[n](a) * o[n](a) + a, name))
-    return [Test(f"reuse/{_slug(title)}", "reuse", title, needs, point, build, blame=blame)
-            for title, needs, point, build, blame in cases]
+        title = f"{name}(a) * {name}(a) + a at a={x:g}"
+        tests.append(Test(f"reuse/{_slug(title)}", name, title, (name, "mul", "add"), (x,),
+                          lambda o, a, n=name: o[n](a) * o[n](a) + a, blame=name))
+    return tests
 
 
 def _shared_deep(o: Any, a: Any, b: Any) -> Any:
@@ -247,9 +253,9 @@ def _wide_sum(o: Any, *leaves: Any) -> Any:
 
 def _edges() -> list[Test]:
     inf, nan = float("inf"), float("nan")
-    math_raises = "refusing it is a convention (Python's math raises) where IEEE 754 and PyTorch give inf or nan"
-    tanh_fix = "compute it with math.tanh: the exp(2x) form overflows"
-    sigmoid_fix = "compute it as 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for x < 0: one of them overflows"
+    python_raises = "Python raises there, where IEEE 754 and PyTorch give"
+    tanh_fix = "compute it with math.tanh (the exp(2x) form overflows)"
+    sigmoid_fix = "compute 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for x < 0 (exp overflows otherwise)"
     cases = [
         ("relu", "relu(0)", (0.0,), lambda o, a: o["relu"](a),
          Edge(0.0, (0.0,), subgradient=(0.0, 1.0), convention="relu is not differentiable at 0: any of [0, 1] is valid; PyTorch and gradviz take 0")),
@@ -260,17 +266,17 @@ def _edges() -> list[Test]:
         ("sigmoid", "sigmoid(-1000)", (-1000.0,), lambda o, a: o["sigmoid"](a), Edge(0.0, (0.0,), why="sigmoid(-1000) is 0, its derivative 0", fix=sigmoid_fix)),
         ("sigmoid", "sigmoid(1000)", (1000.0,), lambda o, a: o["sigmoid"](a), Edge(1.0, (0.0,), why="sigmoid(1000) is 1, its derivative 0", fix=sigmoid_fix)),
         ("exp", "exp(1000)", (1000.0,), lambda o, a: o["exp"](a),
-         Edge(inf, (inf,), may_raise=True, convention=f"exp(1000) overflows float64: {math_raises}")),
+         Edge(inf, (inf,), may_raise=True, convention=f"{python_raises} inf")),
         ("/", "a / b at b=0", (1.0, 0.0), lambda o, a, b: a / b,
-         Edge(inf, (inf, -inf), may_raise=True, convention=f"division by zero: {math_raises}")),
+         Edge(inf, (inf, -inf), may_raise=True, convention=f"{python_raises} inf")),
         ("log", "log(0)", (0.0,), lambda o, a: o["log"](a),
-         Edge(-inf, (inf,), may_raise=True, convention=f"log(0) is -inf: {math_raises}")),
+         Edge(-inf, (inf,), may_raise=True, convention=f"{python_raises} -inf")),
         ("log", "log(-1)", (-1.0,), lambda o, a: o["log"](a),
-         Edge(nan, (-1.0,), may_raise=True, convention=f"log(-1) is nan: {math_raises}")),
+         Edge(nan, (-1.0,), may_raise=True, convention=f"{python_raises} nan")),
         ("**", "a ** b at a=-2, b=3", (-2.0, 3.0), lambda o, a, b: a ** b,
-         Edge(-8.0, (12.0, nan), may_raise=True, convention="d(a**b)/db = a**b * log(a) is nan for a < 0 (PyTorch), and Python's math.log raises")),
+         Edge(-8.0, (12.0, nan), may_raise=True, convention="d(a**b)/db = a**b * log(a): Python raises for a < 0, where PyTorch gives nan")),
         ("**", "a ** 0.5 at a=-2", (-2.0,), lambda o, a: a ** 0.5,
-         Edge(nan, (nan,), may_raise=True, convention="a negative base to a fractional power is nan in IEEE 754 (PyTorch)")),
+         Edge(nan, (nan,), may_raise=True, convention="Python gives a complex number or raises, where IEEE 754 and PyTorch give nan")),
     ]
     needs = {"relu": ("relu",), "abs": ("abs",), "tanh": ("tanh",), "sigmoid": ("sigmoid",), "exp": ("exp",),
              "/": ("div",), "log": ("log",)}
@@ -278,7 +284,7 @@ def _edges() -> list[Test]:
     for group, title, point, build, edge in cases:
         need = needs.get(group, ("vpow",) if "b=3" in title else ("pow",))
         blame = method_of(group) if group in ("/", "**") else group
-        out.append(Test(f"edge/{_slug(title)}", "edge", title, need, point, build, protocol="edge", blame=blame, edge=edge))
+        out.append(Test(f"edge/{_slug(title)}", group, title, need, point, build, protocol="edge", blame=blame, edge=edge))
     return out
 
 
@@ -580,15 +586,16 @@ def _edge(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
         why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         if edge.may_raise:
             return {"status": NOTE, "findings": [], "notes": [f"{test.title} raises {why}: {edge.convention}"], "checked": "by hand"}
-        return _edge_fail(test, RAISES, "root", None, edge.data, f"raises {why}; {edge.why}", edge.fix or edge.why)
+        return _edge_fail(test, RAISES, "root", None, edge.data, f"raises {why}: {edge.why}", edge.fix or edge.why)
     data = root.data
     if isinstance(data, complex):
-        return {"status": NOTE, "findings": [], "notes": [f"gives the complex number {data}: {edge.convention}"], "checked": "by hand"}
+        return {"status": NOTE, "findings": [], "notes": [f"{test.title} gives the complex number {data:.3g}: {edge.convention}"],
+                "checked": "by hand"}
     data = _num(data)
     notes = []
     if not _same(data, edge.data):
         if edge.may_raise and not math.isfinite(edge.data) and math.isfinite(data):
-            notes.append(f"gives {data:.6g} where IEEE 754 gives {edge.data:g} (the engine keeps values finite)")
+            notes.append(f"{test.title} gives {data:.6g} where IEEE 754 gives {edge.data:g} (the engine keeps values finite)")
         else:
             return _edge_fail(test, "forward-inconsistent", "root", data, edge.data,
                               f"data {data:.6g}, expected {edge.data:g}" + (f": {edge.why}" if edge.why else ""), edge.fix)
@@ -596,9 +603,9 @@ def _edge(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
         if _same(got, expected):
             continue
         if edge.subgradient and edge.subgradient[0] <= got <= edge.subgradient[1]:
-            notes.append(f"d/d{name} = {got:g}: {edge.convention}")
+            notes.append(f"at {test.title}, d/d{name} = {got:g}: {edge.convention}")
         elif math.isnan(expected) or notes:
-            notes.append(f"d/d{name} = {got:.6g} where PyTorch gives {expected:g}")
+            notes.append(f"at {test.title}, d/d{name} = {got:.6g} where PyTorch gives {expected:g}")
         else:
             return _edge_fail(test, "wrong-local-derivative", name, got, expected,
                               f"d/d{name} = {got:.6g}, expected {expected:g}" + (f": {edge.why}" if edge.why else ""), edge.fix)
@@ -612,7 +619,7 @@ def _edge_fail(test: Test, kind: str, node: str, got: float | None, expected: fl
     return {"status": FAIL, "notes": [], "checked": "by hand", "findings": [{
         "node": node, "op": "", "kind": kind, "quantity": "grad" if node != "root" else "data", "got": got,
         "expected": expected, "message": message, "blame": m,
-        "fix": f"`{m}` at {test.title}: {fix}" if fix else generic,
+        "fix": f"`{m}` fails at {test.title}: {fix}" if fix else generic,
     }]}
 
 

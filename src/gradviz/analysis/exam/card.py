@@ -23,6 +23,8 @@ __all__ = ["ExamReport", "FORMAT", "VERSION", "STATUSES", "schema"]
 FORMAT = "gradviz-exam"
 VERSION = 1
 
+_SHOWN = 3  # findings of one test the text card shows in full
+
 #: Every status a test can have, in the order the counts list them.
 STATUSES = (PASS, NOTE, FAIL, CRASHED, NA)
 
@@ -90,7 +92,7 @@ class ExamReport:
                     item = items.setdefault((blame, kind), {"blame": blame, "kind": kind, "fix": fix, "tests": []})
                     if r["id"] not in item["tests"]:
                         item["tests"].append(r["id"])
-            self._summary = list(items.values())
+            self._summary = sorted(items.values(), key=lambda item: -len(item["tests"]))  # the widest fault first
         return self._summary
 
     def conventions(self) -> list[str]:
@@ -115,8 +117,8 @@ class ExamReport:
             "offers: " + ", ".join(offered),
         ]
         if e["missing"]:
-            lines.append("missing: " + "; ".join(f"{k} ({v})" for k, v in e["missing"].items()))
-        lines += [f"{self.headline()} in {self.seconds:.1f} s" + (f"; the worker was restarted {self.restarts} times" if self.restarts else ""), ""]
+            lines.append("missing (their tests are n/a): " + ", ".join(_spelled(k) for k in e["missing"]))
+        lines += [self.headline() + (f"; the worker was restarted {self.restarts} times" if self.restarts else ""), ""]
         rows: list[list[str]] = []
         for group, members in _groups(self.results):
             if all(r["status"] == NA for r in members) and len({r["reason"] for r in members}) == 1:
@@ -128,13 +130,24 @@ class ExamReport:
         failing = [r for r in self.results if r["findings"]]
         if failing:
             lines += ["", "diagnoses:"]
+            told: dict[tuple[str, ...], str] = {}  # the faults of a test already diagnosed in full -> that test
             for r in failing:
+                faults = tuple(sorted({f"{f['blame']} {f['kind']}" for f in r["findings"]}))
+                if faults in told:
+                    f = r["findings"][0]
+                    lines.append(f"  {r['group']}: {r['title']}: as {told[faults]} ({f['node']} {f['quantity']} "
+                                 f"{fmt(_num(f['got']))}, expected {fmt(_num(f['expected']))})")
+                    continue
+                told[faults] = r["title"]
                 lines.append(f"  {r['group']}: {r['title']}")
+                shown = r["findings"][:_SHOWN]
                 body = table(["    node", "kind", "quantity", "got", "expected"],
                              [["    " + f["node"], f["kind"], f["quantity"], fmt(_num(f["got"])), fmt(_num(f["expected"]))]
-                              for f in r["findings"]])
+                              for f in shown])
                 lines += body.split("\n")
-                lines += [f"    {f['node']}: {f['message']}" for f in r["findings"] if f["message"]]
+                if len(r["findings"]) > len(shown):
+                    lines.append(f"    ... and {len(r['findings']) - len(shown)} more (--json lists all)")
+                lines += [f"    {f['node']}: {f['message']}" for f in shown if f["message"]]
                 lines += [f"    fix: {fix}" for fix in dict.fromkeys(f["fix"] for f in r["findings"])]
         if self.summary():
             lines += ["", "what to fix:"]
@@ -235,6 +248,15 @@ class ExamReport:
         )
 
 
+def _spelled(feature: str) -> str:
+    """How the card names a feature: ``'addc'`` -> ``'a + 2'``, ``'exp'`` -> ``'exp()'``."""
+    from .discover import BINARY, UNARY
+
+    if feature in BINARY:
+        return BINARY[feature][0]
+    return {"mlp": "MLP", "zero_grad": "zero_grad()"}.get(feature, f"{feature}()" if feature in UNARY else feature)
+
+
 def _groups(results: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """The results cut into runs of one group, in order."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
@@ -262,7 +284,8 @@ def _detail(r: dict[str, Any]) -> str:
     if r["findings"]:
         f = r["findings"][0]
         more = len(r["findings"]) - 1
-        return f"{f['kind']} at {f['node']}" + (f" (+{more} more)" if more else "")
+        first = f["message"].partition(":")[0] if f["kind"] == "raises" else f"{f['kind']} at {f['node']}"
+        return first + (f" (+{more} more)" if more else "")
     if r["notes"]:
         return r["notes"][0]
     return ""

@@ -173,7 +173,7 @@ class Offer:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: class, constructor, operands attribute, features, missing."""
         return {
-            "class": f"{self.cls.__module__}.{self.cls.__qualname__}",
+            "class": f"{self.cls.__module__.removeprefix('_gradviz_exam_')}.{self.cls.__qualname__}",
             "constructor": self.constructor,
             "children_attr": self.children_attr,
             "features": dict(self.features),
@@ -273,7 +273,7 @@ def discover(cls: Any, module: Any = None) -> Offer:
         return ways
 
     for name in UNARY:
-        why = "no such method"
+        why = "no method " + " nor ".join(f"`{alias}`" for alias in ALIASES.get(name, (name,)))
         own = [alias for alias in ALIASES.get(name, (name,)) if inspect.isfunction(getattr(cls, alias, None))]
         if own:  # a method of that name is offered: its tests call it (in a process a crash cannot take down)
             offer.features[name] = f"v.{own[0]}()"
@@ -317,7 +317,7 @@ def discover(cls: Any, module: Any = None) -> Offer:
     if callable(getattr(probe, "zero_grad", None)):
         offer.features["zero_grad"] = "root.zero_grad()"
     else:
-        offer.missing["zero_grad"] = "no zero_grad() method on a value"
+        offer.missing["zero_grad"] = "no method `zero_grad` on a value"
     offer.mlp = _find_mlp(cls, module, offer)
     return offer
 
