@@ -55,6 +55,7 @@ FIXES: dict[str, str] = {
 }
 
 _RTOL, _ATOL, _EPS = 1e-3, 1e-5, 1e-6  # torch.autograd.gradcheck's defaults
+_KEPT = 20  # findings of one test kept (a wrong op in a 10,000-op chain is 10,000 findings of one fault)
 _FD_LEAVES = 8  # leaves moved for finite differences at most (spread over all of them)
 #: Findings about one op node that depend on how gradviz read it (its operands' order, its
 #: op name); finite differences can overrule them. Faults of accumulation, order or seeding
@@ -431,11 +432,14 @@ def _verdict(offer: Offer, test: Test, root: Any, leaves: Sequence[Any], rebuild
                            f"backward() gave {b['got']:.6g}",
                 "blame": test.blame, "fix": FIXES[FD].format(m=test.blame),
             })
+    omitted = max(0, len(findings) - _KEPT)
+    findings = findings[:_KEPT]
     total = len(report.graph)
     unverified = len(report.unverified)
     checked = f"checker on {total - unverified} of {total} nodes" + (
         f", finite differences on {moved} of {len(leaves)} leaves" if moved else "")
-    return {"status": FAIL if findings else NOTE if notes else PASS, "findings": findings, "notes": notes, "checked": checked}
+    return {"status": FAIL if findings else NOTE if notes else PASS, "findings": findings, "notes": notes, "checked": checked,
+            "omitted": omitted}
 
 
 def _leaves(offer: Offer, test: Test) -> list[Any]:

@@ -46,7 +46,8 @@ class ExamReport:
         results: one dict per test, in battery order: ``id``, ``group``,
             ``title``, ``status`` (see :data:`STATUSES`), ``findings``,
             ``notes``, ``checked`` (what the verdict rests on), ``error``
-            (of a crash), ``reason`` (of n/a), ``seconds``.
+            (of a crash), ``reason`` (of n/a), ``seconds``, ``omitted``
+            (findings beyond the first 20, counted, not kept).
         seconds: wall time of the whole exam.
         timeout: the time limit of one test, in seconds.
         restarts: how many times the worker process was started again after a crash or timeout.
@@ -145,8 +146,9 @@ class ExamReport:
                              [["    " + f["node"], f["kind"], f["quantity"], fmt(_num(f["got"])), fmt(_num(f["expected"]))]
                               for f in shown])
                 lines += body.split("\n")
-                if len(r["findings"]) > len(shown):
-                    lines.append(f"    ... and {len(r['findings']) - len(shown)} more (--json lists all)")
+                more = len(r["findings"]) - len(shown) + r.get("omitted", 0)
+                if more:
+                    lines.append(f"    ... and {more} more")
                 lines += [f"    {f['node']}: {f['message']}" for f in shown if f["message"]]
                 lines += [f"    fix: {fix}" for fix in dict.fromkeys(f["fix"] for f in r["findings"])]
         if self.summary():
@@ -185,7 +187,7 @@ class ExamReport:
                 {
                     "id": r["id"], "group": r["group"], "title": r["title"], "status": r["status"],
                     "checked": r.get("checked", ""), "notes": list(r["notes"]), "error": r.get("error", ""),
-                    "reason": r.get("reason", ""), "seconds": r.get("seconds", 0.0),
+                    "reason": r.get("reason", ""), "seconds": r.get("seconds", 0.0), "omitted": r.get("omitted", 0),
                     "findings": [finding(f) for f in r["findings"]],
                 }
                 for r in self.results
@@ -283,7 +285,7 @@ def _detail(r: dict[str, Any]) -> str:
         return r.get("error", "")
     if r["findings"]:
         f = r["findings"][0]
-        more = len(r["findings"]) - 1
+        more = len(r["findings"]) - 1 + r.get("omitted", 0)
         first = f["message"].partition(":")[0] if f["kind"] == "raises" else f"{f['kind']} at {f['node']}"
         return first + (f" (+{more} more)" if more else "")
     if r["notes"]:
