@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..analysis.exam import TIMEOUT, exam, target_of
 from ._common import EXIT_FINDINGS, EXIT_OK, check_output_path, say
@@ -28,7 +29,9 @@ n/a (the engine does not offer what the test needs).
 
 output:
   --json            print the report as JSON (format gradviz-exam v1)
-  -o card.html      also write the card as one self-contained page
+  -o card.html      also write the card as one self-contained page, with
+                    the interactive viewer of each failing graph beside it
+                    (card.1.html, ...) where gradviz has its viewer
                     (.json: the JSON report; .txt: the text card)
 
 examples:
@@ -80,11 +83,19 @@ def run(args: argparse.Namespace) -> int:
         if kind not in ("html", "htm", "json", "txt"):
             raise UsageError(f"{args.output}: the card is written as .html, .json or .txt")
         check_output_path(args.output)
-    report = exam(target_of(args.target), timeout=args.timeout, only=args.only)
+    html = kind in ("html", "htm")
+    report = exam(target_of(args.target), timeout=args.timeout, only=args.only, keep_graphs=html)
     print(report.dumps() if args.json else report.table(), end="", file=args.stdout)
     say(f"examined {report.target} in {report.seconds:.1f} s")
     if args.output:
-        body = report.dumps() if kind == "json" else report.table() if kind == "txt" else report.html()
+        links: dict[str, str] = {}
+        if html:  # each failing graph's viewer next to the card: card.1.html, card.2.html, ...
+            stem, _, suffix = args.output.rpartition(".")
+            for i, (test_id, page) in enumerate(report.viewer_pages().items(), 1):
+                path = f"{stem}.{i}.{suffix}"
+                write_bytes(path, page.encode("utf-8"))
+                links[test_id] = os.path.basename(path)
+        body = report.dumps() if kind == "json" else report.table() if kind == "txt" else report.html(links)
         write_bytes(args.output, body.encode("utf-8"))
-        say(f"wrote {args.output}")
+        say(f"wrote {args.output}" + (f" and {len(links)} viewer page{'s' * (len(links) != 1)} of failing graphs" if links else ""))
     return EXIT_OK if report.ok else EXIT_FINDINGS

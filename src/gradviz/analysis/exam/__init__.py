@@ -129,7 +129,7 @@ def _exit_text(code: int) -> str:
     return f"exit status {code}"
 
 
-def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = None) -> ExamReport:
+def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = None, keep_graphs: bool = False) -> ExamReport:
     """Examine a whole engine: run the battery with its own ops and backward, and grade every test.
 
     Args:
@@ -138,6 +138,8 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
         timeout: the time limit of one test, in seconds.
         only: run only the tests of these groups (``'*'``, ``'tanh'``,
             ``'reuse'``, ``'edge'``, ...) or with these ids; None runs all.
+        keep_graphs: keep each failing graph (up to 500 nodes) and its
+            check report, for :meth:`ExamReport.viewer_pages`.
 
     Returns:
         ExamReport: ``report.ok`` is True when no test fails or crashes;
@@ -188,7 +190,7 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
                 if hello is None or "error" in hello:
                     raise UsageError(f"{spec}: the worker could not start again: {hello['error'] if hello else why}")
             t0 = time.perf_counter()
-            reply, why = worker.ask({"test": test.id}, timeout)
+            reply, why = worker.ask({"test": test.id, "keep": keep_graphs}, timeout)
             if reply is None:
                 worker.close()
                 worker = None

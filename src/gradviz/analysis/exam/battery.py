@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 from .discover import Offer, method_of
 
-__all__ = ["Test", "Edge", "battery", "run_test", "PROTOCOLS", "FIXES", "PASS", "NOTE", "FAIL", "CRASHED", "NA"]
+__all__ = ["Test", "Edge", "battery", "run_test", "PROTOCOLS", "FIXES", "REPORT", "PASS", "NOTE", "FAIL", "CRASHED", "NA"]
 
 PASS, NOTE, FAIL, CRASHED, NA = "pass", "note", "fail", "crashed", "n/a"
 
@@ -55,6 +55,8 @@ FIXES: dict[str, str] = {
 }
 
 _RTOL, _ATOL, _EPS = 1e-3, 1e-5, 1e-6  # torch.autograd.gradcheck's defaults
+#: The outcome's key of the checker's report (a live object: the worker takes it out before replying).
+REPORT = "_report"
 _KEPT = 20  # findings of one test kept (a wrong op in a 10,000-op chain is 10,000 findings of one fault)
 _FD_LEAVES = 8  # leaves moved for finite differences at most (spread over all of them)
 #: Findings about one op node that depend on how gradviz read it (its operands' order, its
@@ -341,9 +343,9 @@ def _finite_differences(leaves: Sequence[Any], names: Sequence[str], analytic: S
         h = _EPS * max(1.0, abs(float(x)))
         try:
             leaf.data = x + h
-            up = _num(rebuild().data)
+            up = _num(_phase("finite differences (building the graph again)", rebuild).data)
             leaf.data = x - h
-            down = _num(rebuild().data)
+            down = _num(_phase("finite differences (building the graph again)", rebuild).data)
         finally:
             leaf.data = x
         numeric = (up - down) / (2 * h)
@@ -439,7 +441,7 @@ def _verdict(offer: Offer, test: Test, root: Any, leaves: Sequence[Any], rebuild
     checked = f"checker on {total - unverified} of {total} nodes" + (
         f", finite differences on {moved} of {len(leaves)} leaves" if moved else "")
     return {"status": FAIL if findings else NOTE if notes else PASS, "findings": findings, "notes": notes, "checked": checked,
-            "omitted": omitted}
+            "omitted": omitted, REPORT: report}
 
 
 def _leaves(offer: Offer, test: Test) -> list[Any]:
@@ -636,9 +638,10 @@ class _Crash(Exception):
 
 
 def _phase(phase: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call the engine's code; what it raises (``sys.exit()`` too) becomes a crash of that phase."""
     try:
         return fn(*args)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise _Crash(phase, exc) from exc
 
 

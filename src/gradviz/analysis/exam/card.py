@@ -200,6 +200,30 @@ class ExamReport:
         """The report as JSON text (deterministic apart from ``seconds``)."""
         return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
+    def viewer_pages(self) -> dict[str, str]:
+        """Test id -> the interactive viewer page of its failing graph (with the checker's findings).
+
+        Only for an exam run with ``keep_graphs=True``, and only where gradviz
+        has its viewer (:mod:`gradviz.exporters.html`) and a Graphviz
+        renderer; otherwise ``{}``.
+        """
+        try:
+            from ...exporters.html import to_html  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return {}
+        from ...errors import GradvizError
+        from ...exporters.snapshot import loads
+
+        pages = {}
+        for r in self.results:
+            if "graph" not in r:
+                continue
+            try:
+                pages[r["id"]] = to_html(loads(r["graph"]), report=r["check"], title=f"{r['group']}: {r['title']}")
+            except GradvizError:  # no renderer: the card goes without its viewers
+                return {}
+        return pages
+
     def html(self, viewers: dict[str, str] | None = None) -> str:
         """The report card as one self-contained HTML page (no script, no network).
 

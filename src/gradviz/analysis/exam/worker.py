@@ -10,7 +10,8 @@ Protocol (one JSON object per line): first this process writes
 ``{"offer": ...}`` (what :func:`.discover.discover` found) or ``{"error":
 "..."}`` (a bad target); then for each line ``{"test": ID}`` it reads, it
 writes the test's outcome (:func:`.battery.run_test`) with ``id`` and
-``seconds``. Replies go to a private copy of stdout; the engine's own prints
+``seconds`` (and, if the request says ``"keep": true`` and the test
+failed, its graph as a snapshot and the checker's report). Replies go to a private copy of stdout; the engine's own prints
 go to stderr, so they cannot break a reply.
 """
 
@@ -24,6 +25,8 @@ import warnings
 
 __all__ = ["main"]
 
+_KEEP_NODES = 500  # a failing graph is sent back for the card's viewer up to this size
+
 
 def main(argv: list[str]) -> int:
     """Serve tests for the engine ``argv[0]`` (``FILE.py:CLASS`` or ``module:CLASS``) until stdin closes."""
@@ -35,7 +38,8 @@ def main(argv: list[str]) -> int:
         replies.flush()
 
     warnings.simplefilter("ignore")  # an engine's warnings are not the exam's business
-    from .battery import CRASHED, battery, run_test
+    from ...exporters.snapshot import dumps
+    from .battery import CRASHED, FAIL, REPORT, battery, run_test
     from .discover import discover, load_target
 
     try:
@@ -48,14 +52,18 @@ def main(argv: list[str]) -> int:
     tests = {t.id: t for t in battery(offer.extra)}
     send({"offer": offer.to_dict(), "extra": offer.extra})
     for line in sys.stdin:
-        test = tests[json.loads(line)["test"]]
+        request = json.loads(line)
+        test = tests[request["test"]]
         started = time.perf_counter()
         try:
             outcome = run_test(offer, test)
-        except BaseException as exc:  # noqa: BLE001 - a gradviz bug, or the engine's sys.exit()
+        except Exception as exc:  # noqa: BLE001 - the engine's own calls are caught in run_test: this is gradviz's
             outcome = {"status": CRASHED, "findings": [], "notes": [], "checked": "",
-                       "error": f"{type(exc).__name__} while checking: {' '.join(str(exc).split())}"[:300],
-                       "blame": test.blame, "fix": ""}
+                       "error": f"gradviz raised {type(exc).__name__} while checking: {' '.join(str(exc).split())}"[:300],
+                       "blame": "gradviz", "fix": "gradviz failed on this graph, not necessarily the engine: please report it"}
+        report = outcome.pop(REPORT, None)
+        if request.get("keep") and outcome["status"] == FAIL and report is not None and len(report.graph) <= _KEEP_NODES:
+            outcome.update(graph=dumps(report.graph), check=report.to_dict())  # for the card's viewer of this graph
         outcome.update(id=test.id, seconds=round(time.perf_counter() - started, 4))
         send(outcome)
     return 0
