@@ -20,7 +20,6 @@ examined once per session, two at a time, in :func:`card`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -278,6 +277,11 @@ def test_missing_forms_are_not_applicable_with_the_reason():
 
 def test_target_of_a_class_and_bad_targets():
     assert target_of(gradviz.Value) == "gradviz.engine.value:Value"
+    import micrograd.engine
+    from buggy_engines import overwrite
+
+    assert target_of(micrograd.engine.Value) == "micrograd.engine:Value"
+    assert target_of(overwrite.Value) == f"{HERE / 'buggy_engines' / 'overwrite.py'}:Value"  # not importable by name from elsewhere
 
     class Local:
         pass
@@ -378,3 +382,19 @@ def test_readme_card_is_what_the_exam_prints():
     # what the section says of the card holds
     assert "`__mul__`'s `_backward` assigns (=) instead of adding (+=)" in expected
     assert "  crashed  a chain of 10,000 ops" in expected
+
+
+@pytest.mark.renderer
+def test_html_card_links_the_viewer_of_each_failing_graph(renderer, tmp_path):
+    pytest.importorskip("gradviz.exporters.html")
+    page = tmp_path / "card.html"
+    done = _cli("tests/buggy_engines/overwrite.py:Value", "--only", "reuse", "-o", str(page))
+    assert done.returncode == 1, done.stderr
+    failing = [t for t in json.loads(_cli("tests/buggy_engines/overwrite.py:Value", "--only", "reuse", "--json").stdout)["tests"]
+               if t["status"] == "fail"]
+    viewers = sorted(p.name for p in tmp_path.iterdir() if p.name != "card.html")
+    assert viewers == [f"card.{i}.html" for i in range(1, len(failing) + 1)]
+    card_page = page.read_text("utf-8")
+    for name in viewers:
+        assert f'href="{name}"' in card_page
+        assert (tmp_path / name).read_text("utf-8").startswith("<!DOCTYPE html>")

@@ -29,6 +29,9 @@ from .card import FORMAT, STATUSES, VERSION, ExamReport, schema
 
 __all__ = ["exam", "ExamReport", "FORMAT", "VERSION", "STATUSES", "schema", "target_of", "TIMEOUT"]
 
+#: The folder holding this gradviz package (the worker imports the same gradviz from it).
+_HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
 #: Default time limit of one test, in seconds (the 10,000-op chain is the slowest, well under it).
 TIMEOUT = 30.0
 
@@ -51,12 +54,23 @@ def target_of(cls_or_spec: Any) -> str:
     qualname = getattr(cls_or_spec, "__qualname__", "")
     if module is None or not qualname or "<locals>" in qualname:
         raise UsageError(f"{cls_or_spec!r}: not a class defined at the top of a module; pass 'FILE.py:CLASS'")
+    path = getattr(module, "__file__", None)
     if module.__name__ == "__main__" or module.__name__.startswith("_gradviz_exam_"):
-        path = getattr(module, "__file__", None)
         if not path:
             raise UsageError(f"{qualname} is defined in an interactive session: save it in a file and pass 'FILE.py:{qualname}'")
         return f"{path}:{qualname}"
+    if path and not _installed(path):  # e.g. a test's engine, importable here only through this process's sys.path
+        return f"{path}:{qualname}"
     return f"{module.__name__}:{qualname}"
+
+
+def _installed(path: str) -> bool:
+    """True if a file lies where any Python process finds it: site-packages, the standard library, gradviz's own tree."""
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")} | {_HERE}
+    path = os.path.abspath(path)
+    return any(path.startswith(os.path.abspath(root) + os.sep) for root in roots)
 
 
 class _Worker:
@@ -64,8 +78,7 @@ class _Worker:
 
     def __init__(self, target: str) -> None:
         env = dict(os.environ)
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONPATH"] = _HERE + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradviz.analysis.exam.worker", target],
