@@ -55,6 +55,11 @@ KAITORCH = {
     "edge/tanh(-1000)": "the same: 1 - tanh(-1)**2 = 0.42 where the derivative is 0",
     "edge/sigmoid(-1000)": "the same: s(0) * (1 - s(0)) = 0.25 where the derivative is 0",
     "edge/sigmoid(1000)": "the same: s(1) * (1 - s(1)) = 0.197 where the derivative is 0",
+    # applied by name, v.activation('ELU'): outside the op table, so finite differences find them
+    **{f"elu/{t}": "ELU's derivative taken at its output" for t in ("elu(a)@a=-0.7", "elu(a)*c@a=-0.7")},
+    **{f"swish/{t}": "swish's derivative taken at its output"
+       for t in ("swish(a)@a=0.7", "swish(a)@a=-1.3", "swish(a)*c@a=0.7")},
+    "reuse/swish(a)*swish(a)+a@a=0.7": "the same swish derivative",
 }
 GAMMA = {
     f"gamma_actual/{t}": "gamma_actual's backward multiplies by its digamma_internal, which is off by about 2.4x "
@@ -195,6 +200,8 @@ def test_kaitorch_tanh_and_sigmoid_are_wrong_local_derivatives():
     assert f["expected"] == pytest.approx(1 - math.tanh(0.6) ** 2, rel=1e-9)
     assert f["got"] == pytest.approx(1 - math.tanh(math.tanh(0.6)) ** 2, rel=1e-9)
     assert ("sigmoid", "wrong-local-derivative") in blamed(report)
+    assert {("elu", "finite-differences"), ("swish", "finite-differences")} <= blamed(report)
+    assert report.engine["features"]["elu"] == "v.activation('ELU')"
 
 
 def test_omnigrad_aliases_are_found():

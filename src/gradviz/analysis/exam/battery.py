@@ -135,6 +135,13 @@ _UNARY_POINTS: dict[str, tuple[float, ...]] = {
 }
 
 
+#: Points of the activations of discover.NAMED (the others: 0.7 and 1.3): each on both sides of 0 where it bends there.
+_EXTRA_POINTS: dict[str, tuple[float, float]] = {
+    "elu": (-0.7, 0.9), "leaky_relu": (-0.7, 0.9), "swish": (0.7, -1.3), "silu": (0.7, -1.3), "gelu": (0.7, -1.3),
+    "softplus": (0.7, -1.3), "softsign": (0.7, -1.3),
+}
+
+
 def battery(extra: Sequence[str] = ()) -> list[Test]:
     """Every test, in the order of the card.
 
@@ -184,7 +191,7 @@ def battery(extra: Sequence[str] = ()) -> list[Test]:
         ("sum([a, b, c])", ("sum",), (_A, _B, _C), lambda o, a, b, c: sum([a, b, c])),
     ])
     for name in (*_UNARY_POINTS, *extra):
-        x, y = _UNARY_POINTS.get(name, (0.7, 1.3))
+        x, y = _UNARY_POINTS.get(name) or _EXTRA_POINTS.get(name, (0.7, 1.3))
         tests += _op_tests(name, name, [
             (f"{name}(a) at a={x:g}", (name,), (x,), lambda o, a, n=name: o[n](a)),
             (f"{name}(a) at a={y:g}", (name,), (y,), lambda o, a, n=name: o[n](a)),
@@ -226,7 +233,7 @@ def _reuse(extra: Sequence[str]) -> list[Test]:
     tests = [Test(f"reuse/{_slug(title)}", "reuse", title, needs, point, build, blame=blame)
              for title, needs, point, build, blame in cases]
     for name in (*_UNARY_POINTS, *extra):  # listed under the op itself
-        x = _UNARY_POINTS.get(name, (0.7, 1.3))[0]
+        x = (_UNARY_POINTS.get(name) or _EXTRA_POINTS.get(name, (0.7, 1.3)))[0]
         title = f"{name}(a) * {name}(a) + a at a={x:g}"
         tests.append(Test(f"reuse/{_slug(title)}", name, title, (name, "mul", "add"), (x,),
                           lambda o, a, n=name: o[n](a) * o[n](a) + a, blame=name))

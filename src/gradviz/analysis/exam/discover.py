@@ -50,6 +50,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "tanh": ("tanh", "Tanh"),
 }
 
+#: Other activations, by the names engines give them: gradviz does not know them, so they are
+#: checked by finite differences; found as methods (any public method is) or applied by name.
+NAMED: dict[str, tuple[str, ...]] = {
+    "elu": ("elu", "ELU"), "leaky_relu": ("leaky_relu", "LeakyReLU", "leakyrelu"), "swish": ("swish", "Swish"),
+    "silu": ("silu", "SiLU"), "gelu": ("gelu", "GELU"), "softplus": ("softplus", "Softplus"), "softsign": ("softsign", "Softsign"),
+}
+
 #: Methods that are not ops of one value (never called while discovering).
 NOT_OPS = frozenset({
     "backward", "zero_grad", "zero_grads", "parameters", "draw", "draw_dot", "trace", "item", "tolist", "numpy",
@@ -306,6 +313,25 @@ def discover(cls: Any, module: Any = None) -> Offer:
             offer.extra.append(attr)
             offer.features[attr] = f"v.{attr}()"
             offer.unary[attr] = lambda v, m=attr: getattr(v, m)()
+
+    for name, aliases in NAMED.items():  # activations an engine applies by name: v.activation('ELU')
+        if name in offer.features:
+            continue
+        for by_name in _BY_NAME:
+            if not callable(getattr(cls, by_name, None)):
+                continue
+            for alias in aliases:
+                try:
+                    out = getattr(cls(0.7), by_name)(alias)
+                except Exception:
+                    continue
+                if _value_like(out):
+                    offer.extra.append(name)
+                    offer.features[name] = f"v.{by_name}({alias!r})"
+                    offer.unary[name] = lambda v, m=by_name, n=alias: getattr(v, m)(n)
+                    break
+            if name in offer.features:
+                break
 
     if callable(getattr(probe, "backward", None)):
         offer.features["backward"] = "root.backward()"
