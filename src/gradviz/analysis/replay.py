@@ -38,6 +38,7 @@ from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import UsageError
 from ..graph.model import Graph, Node
+from ..graph.order import MERGED, UNKNOWN
 
 __all__ = ["Replay", "replay", "close", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
 
@@ -228,6 +229,15 @@ class Replay:
         return list(dict.fromkeys(c for c, _ in uses))
 
 
+#: Why a node whose operands came from a set cannot be replayed (see gradviz.graph.order).
+_ORDER_UNKNOWN = {
+    UNKNOWN: "not verified: operand order unknown (the engine keeps operands in a set, and neither the data "
+    "nor a probe of its _backward tells which operand is which)",
+    MERGED: "not verified: its set of operands merged distinct operands (a value-based __eq__/__hash__ made "
+    "them equal), so what the engine computed from the lost ones is not in the graph",
+}
+
+
 def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:
     """A node's op, its operand slots as replayed, and why it cannot be replayed.
 
@@ -241,6 +251,8 @@ def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:
     op = OPS.get(node.op)
     if op is None:
         return None, ops, (f"op {node.op!r} is not in gradviz's op table" if node.op else "an op node without an op name")
+    if node.order in _ORDER_UNKNOWN:
+        return op, ops, _ORDER_UNKNOWN[node.order]
     if len(ops) < op.arity and len(set(ops)) == 1:
         ops = ops[:1] * op.arity  # a set kept one copy of a repeated operand
     if len(ops) != op.arity:
@@ -326,7 +338,7 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
         if not ops:
             continue
         op = OPS.get(node.op)
-        if op is not None and len(ops) == op.arity and not op.params:
+        if op is not None and len(ops) == op.arity and not op.params and not node.order:
             why = None  # the common case, where effective_op(node) gives (op, ops, None): skip the call
         else:
             op, ops, why = effective_op(node)

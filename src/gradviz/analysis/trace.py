@@ -25,7 +25,8 @@ from typing import Any, Callable
 from ..engine.value import Value
 from ..errors import CaptureError
 from ..graph.capture import _number, capture
-from ..graph.model import Graph
+from ..graph.model import Graph, Node
+from ..graph.order import INFERRED, MERGED, UNKNOWN
 from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
 from .replay import Replay, close, replay, safe_fsum
@@ -58,6 +59,27 @@ class Addition:
     added: float
     after: float
     overwrote: bool = False
+
+
+def _slot_text(node: Node, slots: tuple[int, ...]) -> str:
+    """The slot column: ``'?'`` where the operands came from a set in an order nothing decides."""
+    if node.order in (UNKNOWN, MERGED):
+        return "?"
+    return ",".join(map(str, slots)) + ("*" if node.order == INFERRED else "")
+
+
+def _order_notes(g: Graph, steps: list[str]) -> list[str]:
+    """Say how the slots of nodes whose operands came from a set were found (see gradviz.graph.order)."""
+    what = {
+        INFERRED: "slot*: the engine keeps operands in a set; the order is the one that reproduces the data of",
+        UNKNOWN: "slot ?: the engine keeps operands in a set and nothing tells which operand is which at",
+        MERGED: "slot ?: a value-based __eq__ merged distinct operands in the set of",
+    }
+    by_state: dict[str, list[str]] = {}
+    for nid in dict.fromkeys(steps):
+        if g.nodes[nid].order in what:
+            by_state.setdefault(g.nodes[nid].order, []).append(g.nodes[nid].name())
+    return [f"{what[k]} {', '.join(v[:8])}{' ...' if len(v) > 8 else ''}" for k, v in by_state.items()]
 
 
 @dataclass(frozen=True)
@@ -114,13 +136,13 @@ class Trace:
                 rows.append([
                     str(s.step), node.name(), node.op_display(), fmt(s.out_grad),
                     *(("-",) * 5 if a is None else (
-                        g.nodes[a.operand].name(), ",".join(map(str, a.slots)), fmt(a.before),
+                        g.nodes[a.operand].name(), _slot_text(node, a.slots), fmt(a.before),
                         fmt(a.added) + (" (overwrote: =)" if a.overwrote else ""), fmt(a.after),
                     )),
                 ])
         if rows:
             lines += ["", *table(["step", "node", "op", "its grad", "operand", "slot", "before", "added", "after"], rows).split("\n")]
-        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"note: {n}" for n in self.notes + _order_notes(g, [s.node for s in self.steps])]
         return text(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +160,7 @@ class Trace:
                 {
                     "step": s.step, "node": s.node, "label": g.nodes[s.node].label, "op": g.nodes[s.node].op_display(),
                     "out_grad": num(s.out_grad),
+                    **({"order": g.nodes[s.node].order} if g.nodes[s.node].order else {}),
                     "additions": [
                         {
                             "operand": a.operand, "slots": list(a.slots), "before": num(a.before), "added": num(a.added),

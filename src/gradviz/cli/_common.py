@@ -108,7 +108,7 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
 
     fmt = format_for(output)
     check_output_path(output, *inputs)
-    if fmt in IMAGE_FORMATS:
+    if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)
     return fmt
 
@@ -156,6 +156,12 @@ def write_output(
 
     if fmt == "json":
         data = report_json.encode("utf-8")
+    elif fmt == "html":  # the viewer lists the report's findings or diff rows
+        import json
+
+        from ..exporters.html import to_html
+
+        data = to_html(graph, report=json.loads(report_json), max_nodes=max_nodes, **dot_options).encode("utf-8")  # type: ignore[arg-type]
     else:
         data = render_readable(graph, fmt, max_nodes=max_nodes, on_cut=say, **dot_options)  # type: ignore[arg-type]
     write_bytes(output, data)

@@ -25,6 +25,8 @@ output:
                     (also .png .pdf .dot; .json writes the JSON report); a
                     big graph is cut to the part around the culprits
                     (--max-nodes N, --full)
+  -o OUT.html       the viewer: the same colours, the findings listed (each a
+                    link to its node), backward replayed call by call
 
 examples:
   gradviz check examples/buggy_accumulation.py --backward
@@ -58,7 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fmt = prepare_output(args.output, args.input, renderer=args.renderer) if args.output else ""
-    graph = open_input(args.input, root=args.root, backward=args.backward, keep_objects=True)
+    recorded = None
+    if fmt == "html":  # the viewer replays the engine's own _backward calls
+        from ._viewer import open_traced
+
+        graph, recorded = open_traced(args.input, root=args.root, backward=args.backward)
+    else:
+        graph = open_input(args.input, root=args.root, backward=args.backward, keep_objects=True)
     report = check(graph, rtol=args.rtol, atol=args.atol, probe=args.probe)
     print(report.dumps() if args.json else report.table(max_rows=None if args.all else 40), end="", file=args.stdout)
     if graph.objects and not args.backward and graph.root_node.grad == 0:
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(
             args.output, fmt, report.dumps(), graph,
             roles=report.roles(), notes=report.dot_notes(), title=report.title(), renderer=args.renderer,
-            max_nodes=None if args.full else args.max_nodes,
+            max_nodes=None if args.full else args.max_nodes, **({"trace": recorded} if recorded else {}),
         )
         say(f"wrote {args.output}")
     return EXIT_OK if report.ok else EXIT_FINDINGS

@@ -22,6 +22,8 @@ output (-o, from its suffix):
   .dot .gv          only in it in violet, each changed value noted; a big
                     graph is cut to a part that keeps changes first
                     (--max-nodes N, --full)
+  .html             the viewer: changed nodes marked, both sides' values in
+                    the panel of each node
 
 A script is run as it is; --backward calls backward() on its root first
 (--root NAME names the root's variable in every script given).

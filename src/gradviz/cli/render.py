@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.input).with_suffix(".svg"))
     fmt = prepare_output(output, args.input, renderer=args.renderer)  # before the script runs
+    if fmt == "html":
+        return _viewer(args, output)
     with stage(f"reading {args.input}"):
         graph = open_input(args.input, root=args.root, backward=args.backward)
     drawn, placeholders, roles = graph, None, None
@@ -72,4 +74,19 @@ def run(args: argparse.Namespace) -> int:
                rankdir=args.rankdir, title=args.title, roles=roles, **({"placeholders": placeholders} if placeholders else {}))
     # a cut view was described by view.summary() above
     say(f"wrote {output}" if drawn is not graph else f"wrote {output} ({nodes(len(graph))})")
+    return EXIT_OK
+
+
+def _viewer(args: argparse.Namespace, output: str) -> int:
+    """``-o OUT.html``: the viewer cuts a big graph itself and embeds the insides of what it hides."""
+    from ._viewer import open_traced
+
+    if args.focus is not None or args.collapse != "auto":
+        say("--focus and --collapse shape a picture; the viewer holds the whole graph: search it, and open its boxes")
+    with stage(f"reading {args.input}"):
+        graph, recorded = open_traced(args.input, root=args.root, backward=args.backward)
+    with stage(f"laying out {len(graph):,} nodes for the viewer"):
+        render(graph, output, format="html", renderer=args.renderer, max_nodes=None if args.full else args.max_nodes,
+               rankdir=args.rankdir, title=args.title, trace=recorded)
+    say(f"wrote {output} ({nodes(len(graph))})")
     return EXIT_OK

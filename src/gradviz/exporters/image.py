@@ -46,6 +46,7 @@ FORMATS: dict[str, str] = {
     "dot": "DOT source text (no layout needed)",
     "gv": "DOT source text (no layout needed)",
     "json": "gradviz JSON snapshot (loads back with gradviz.load)",
+    "html": "interactive viewer, one offline HTML file (Graphviz layout; step through backward)",
 }
 #: The formats that need a Graphviz renderer.
 IMAGE_FORMATS = ("svg", "png", "pdf")
@@ -246,7 +247,7 @@ def render(
     from ..graph.capture import capture
 
     fmt = format_for(path, format)
-    if fmt in IMAGE_FORMATS:
+    if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
     report = lambda summary: warnings.warn(f"gradviz.render: {summary}", stacklevel=4)  # noqa: E731
@@ -284,6 +285,11 @@ def render_readable(
     Raises:
         UsageError, RendererNotFound, RenderError: as :func:`render_bytes`.
     """
+    if fmt == "html":  # the viewer cuts a big graph itself, and embeds what its first picture hides
+        from .html import to_html
+
+        options.pop("placeholders", None)
+        return to_html(graph, max_nodes=max_nodes, **options).encode("utf-8")
     if fmt != "json" and max_nodes is not None:
         view = picture_view(graph, roles=options.get("roles"), max_nodes=max_nodes)
         if view.is_cut:

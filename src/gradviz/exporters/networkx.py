@@ -1,7 +1,8 @@
 """networkx export and import: a Graph as a ``networkx.DiGraph``, and back.
 
 Each node of the DiGraph is a gradviz id with attributes ``label``, ``op``,
-``params`` (dict), ``data``, ``grad``; the graph attributes hold ``root``,
+``params`` (dict), ``data``, ``grad`` (and ``order``, for a node whose
+engine keeps operands in a set: see :data:`gradviz.graph.model.ORDERS`); the graph attributes hold ``root``,
 ``moment`` and ``engine``. An edge runs from operand to consumer (the
 direction data flows) with attribute ``slots``: the operand positions it
 fills, e.g. ``[0, 1]`` for ``a + a``. That keeps operand order and repeated
@@ -34,6 +35,8 @@ def to_networkx(graph: Graph) -> nx.DiGraph:
     g = nx.DiGraph(root=graph.root, moment=graph.moment, engine=graph.engine)
     for n in graph:
         g.add_node(n.id, label=n.label, op=n.op, params=dict(n.params), data=n.data, grad=n.grad)
+        if n.order:
+            g.nodes[n.id]["order"] = n.order
     for n in graph:
         for slot, operand in enumerate(n.operands):
             if g.has_edge(operand, n.id):
@@ -90,6 +93,7 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
             float(attrs.get("grad", 0.0)),
             tuple(slots[i] for i in range(len(slots))),
             dict(attrs.get("params", {}) or {}),
+            order=str(attrs.get("order", "")),
         )
     moment = g.graph.get("moment")
     return Graph(nodes, str(root), moment if moment in MOMENTS else None, str(g.graph.get("engine", "networkx")))

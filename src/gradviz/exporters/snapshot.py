@@ -17,6 +17,11 @@ written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read
 back exactly; finite floats are written with Python's shortest round-trip
 ``repr``, so save and load round-trip every float bit for bit (``-0.0``
 included). The same graph always gives the same bytes.
+
+A node whose engine keeps its operands in a ``set`` also has ``"order"``:
+how the order of its operands was found (``"any"``, ``"inferred"``,
+``"unknown"`` or ``"merged"``, see :data:`gradviz.graph.model.ORDERS`). The
+field is optional: files written before it existed load with no order.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ def _node_dict(node: Node) -> dict[str, Any]:
     }
     if node.params:
         d["params"] = {k: _encode_number(float(v)) for k, v in sorted(node.params.items())}
+    if node.order:
+        d["order"] = node.order
     return d
 
 
@@ -108,7 +115,8 @@ def _node_json(node: Node) -> str:
         return json.dumps(_node_dict(node), ensure_ascii=False, allow_nan=False)
     return (
         f'{{"id": {_string(node.id)}, "label": {_string(node.label)}, "op": {_string(node.op)}, '
-        f'"data": {node.data!r}, "grad": {node.grad!r}, "operands": [{", ".join(map(_string, node.operands))}]}}'
+        f'"data": {node.data!r}, "grad": {node.grad!r}, "operands": [{", ".join(map(_string, node.operands))}]'
+        + (f', "order": {_string(node.order)}}}' if node.order else "}")
     )
 
 
@@ -482,6 +490,7 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
             _decode_number(nd["grad"]),
             operands,
             {k: _decode_number(v) for k, v in params.items()} if params else NO_PARAMS,
+            order=nd.get("order", ""),
         )
     return nodes
 
@@ -542,6 +551,7 @@ class _Columns:
         self.labels: list[str] = list(map(dict.get, nodes_doc, repeat("label"), repeat("")))
         self.operands: list[tuple[str, ...]] = list(map(tuple, map(_OPERANDS, nodes_doc)))
         self.raw_params: list[dict[str, Any] | None] = list(map(dict.get, nodes_doc, repeat("params")))
+        self.orders: list[str] = list(map(dict.get, nodes_doc, repeat("order"), repeat("")))
         self.data = _floats(list(map(_DATA, nodes_doc)))
         self.grad = _floats(list(map(_GRAD, nodes_doc)))
         self.params: list[Mapping[str, float]] | None = [NO_PARAMS] * len(nodes_doc)
@@ -568,7 +578,10 @@ class _Columns:
             return None
         self.used = set(positions)
         ids = self.ids
-        return dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
+        nodes = dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
+        for i in compress(range(len(ids)), self.orders):  # the nodes of an engine that keeps operands in a set
+            nodes[ids[i]].order = self.orders[i]
+        return nodes
 
     def _earlier_operands(self) -> list[int] | None:
         """The position of every operand, in order, if the ids are unique and each operand is an earlier node's id; else None.

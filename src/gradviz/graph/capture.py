@@ -9,16 +9,20 @@ Ids are ``'n0'``, ``'n1'``, ... in the order of an iterative depth-first
 postorder from the root, operands visited in order: the same program gives
 the same ids on every run, never ``id()`` and never labels. When an engine
 keeps its operands in a ``set`` (micrograd does), their iteration order
-depends on memory addresses; gradviz then orders them by a structural digest
-(op, label and data of the node, its operands and its consumers; not
-``grad``, so captures before and after ``backward()`` share ids), which is
-deterministic. Such a set has already lost a repeated operand (``a + a``
-keeps one ``a``), and the captured node shows what the engine kept.
+depends on memory addresses; gradviz then orders them from evidence (the
+order that reproduces the node's data, see :mod:`gradviz.graph.order`) and
+otherwise by the graph's structure, then by data value (never by the bits of
+a digest of data, which rounding noise changes), so the ids are
+deterministic; ``grad`` plays no part, so captures before and after
+``backward()`` share ids. Each such node's ``order`` says how its order was
+found, or that it is unknown. Such a set has already lost a repeated operand
+(``a + a`` keeps one ``a``), and the captured node shows what the engine kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 import re
 import struct
@@ -32,6 +36,7 @@ from ..engine.ops import OPS
 from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node
+from .order import MERGED, compares_by_value, decide, lost_operands
 
 __all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "CHILD_ATTRIBUTES"]
 
@@ -156,32 +161,48 @@ def _digest(*parts: bytes | str | float) -> bytes:
     return h.digest()
 
 
-def _order_sets(root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Callable[[Any], tuple]) -> Callable[[Any], Sequence[Any]]:
-    """Return a children function that orders set-valued operands deterministically.
+def _order_sets(
+    root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Callable[[Any], tuple]
+) -> tuple[Callable[[Any], Sequence[Any]], dict[int, str], dict[int, tuple]]:
+    """Order set-valued operands from evidence, deterministically; say how each order was found.
 
-    Set members are sorted by a structural digest computed in two passes, in
-    the spirit of Weisfeiler-Lehman colour refinement: upwards, each node's
-    op, label, data and operands' digests (what it is); then downwards, that
-    plus the digests of its consumers and the operand slot it fills in each
-    (where it is used). So two constant leaves ``-1.0`` differ when one of
-    them is also used elsewhere, and the order cannot fall back on memory
-    addresses. ``grad`` is left out on purpose: a capture before
-    ``backward()`` and one after give every node the same id, which a diff
-    of the two needs. Nodes that still tie are alike in every way both passes
-    see, so their order does not change the captured graph.
+    Two keys are computed for every node, in the spirit of Weisfeiler-Lehman
+    colour refinement, from the structure alone: upwards, each node's op,
+    label, operand count and operands' keys (what it is); then downwards,
+    that plus the keys of its consumers and the operand slot it fills in each
+    (where it is used). Set members are sorted by that structural key first,
+    then by their data *value* where the structure ties (two unlabelled
+    leaves of one ``*``), and only then by a digest that includes the data's
+    bits (members alike in structure and in their own data). So values that
+    differ by rounding noise (1e-16) between two runs of one script give the
+    same ids, where a digest of the data's bits reordered them. ``grad`` is
+    left out: a capture before ``backward()`` and one after share every id.
+
+    Then, where the op is known and the order matters, the order is the one
+    that reproduces the node's data (:func:`gradviz.graph.order.decide`); a
+    set that holds fewer operands than its op takes, in an engine whose
+    class compares by value, merged distinct operands
+    (:func:`gradviz.graph.order.lost_operands`).
+
+    Returns:
+        tuple: ``(children, states, attrs)``: a children function giving
+        each node's operands in order, ``id(node) -> state`` (see
+        :data:`gradviz.graph.model.ORDERS`) for every node whose operands came
+        from a set, and ``id(node) -> attr_of(node)``.
     """
-    nodes = postorder(root, children)  # any topological order will do for the digests
+    nodes = postorder(root, children)  # any topological order will do for the keys
     kids_of = {id(v): children(v) for v in nodes}
+    attrs = {id(v): attr_of(v) for v in nodes}
     up: dict[int, bytes] = {}
     for v in nodes:  # operands first
         kids = kids_of[id(v)]
-        op, label, data, _grad = attr_of(v)
+        op, label, _data, _grad = attrs[id(v)]
         if any(id(k) not in up for k in kids):  # postorder emits operands first, unless they depend on v
             raise _cycle_error(label or type(v).__name__)
         parts = [up[id(k)] for k in kids]
         if isinstance(kids, list):  # came from a set: its order means nothing
             parts.sort()
-        up[id(v)] = _digest(op, label, data, b"|", *parts)
+        up[id(v)] = _digest(op, label, str(len(kids)), b"|", *parts)
     uses: dict[int, list[bytes]] = {id(v): [] for v in nodes}
     down: dict[int, bytes] = {}
     for v in reversed(nodes):  # consumers first
@@ -190,10 +211,54 @@ def _order_sets(root: Any, children: Callable[[Any], Sequence[Any]], attr_of: Ca
         from_set = isinstance(kids, list)
         for slot, k in enumerate(kids):
             uses[id(k)].append(down[id(v)] + struct.pack("<q", -1 if from_set else slot))
-    ordered: dict[int, Sequence[Any]] = {
-        key: sorted(kids, key=lambda k: down[id(k)]) if isinstance(kids, list) else kids for key, kids in kids_of.items()
-    }
-    return lambda v: ordered[id(v)]
+
+    bits: dict[int, bytes] = {}  # the upward digest with the data's bits, only where it is needed
+
+    def bits_of(v: Any) -> bytes:
+        # operands first; the subgraphs already digested are not walked again
+        for w in postorder(v, lambda x: () if id(x) in bits else kids_of[id(x)]):
+            if id(w) not in bits:
+                kids = kids_of[id(w)]
+                parts = [bits[id(k)] for k in kids]
+                if isinstance(kids, list):
+                    parts.sort()
+                op, label, data, _grad = attrs[id(w)]
+                bits[id(w)] = _digest(op, label, data, b"|", *parts)
+        return bits[id(v)]
+
+    def key(k: Any) -> tuple:
+        data = attrs[id(k)][2]
+        return (down[id(k)], math.isnan(data), 0.0 if math.isnan(data) else data)
+
+    ordered: dict[int, Sequence[Any]] = {}
+    states: dict[int, str] = {}
+    for v in nodes:
+        kids = kids_of[id(v)]
+        if not isinstance(kids, list):
+            ordered[id(v)] = kids
+            continue
+        members = sorted(kids, key=key)
+        if any(key(a) == key(b) for a, b in zip(members, members[1:])):  # alike in structure and own data
+            members.sort(key=lambda k: (*key(k), bits_of(k)))
+        ordered[id(v)] = members
+        if members:
+            states[id(v)], perm = _set_order(v, members, attrs)
+            if perm is not None:
+                ordered[id(v)] = [members[i] for i in perm]
+    return (lambda v: ordered[id(v)]), states, attrs
+
+
+def _set_order(v: Any, members: list[Any], attrs: dict[int, tuple]) -> tuple[str, tuple[int, ...] | None]:
+    """How the order of ``v``'s set of operands is found (see :mod:`gradviz.graph.order`)."""
+    raw_op, _label, data, _grad = attrs[id(v)]
+    op_name, params = normalize_op(raw_op)
+    spec = OPS.get(op_name)
+    if spec is not None and len(members) < spec.arity and compares_by_value(v):
+        lost = lost_operands(v, members)
+        if lost is None or lost:  # the closure names an equal operand the set dropped, or cannot say
+            return MERGED, None
+    perm, state = decide(spec, params, data, [attrs[id(m)][2] for m in members])
+    return state, perm
 
 
 def capture(
@@ -394,19 +459,19 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
             _number(v, "grad"),
         )
 
-    children = _order_sets(root, children, attrs)
+    children, states, attr_of = _order_sets(root, children, attrs)
     objects = postorder(root, children)
     ids = [f"n{i}" for i in range(len(objects))]
     index = dict(zip(map(id, objects), ids))
     nodes: dict[str, Node] = {}
     for nid, v in zip(ids, objects):
-        op_raw, label, data, grad = attrs(v)
+        op_raw, label, data, grad = attr_of[id(v)]
         op, params = normalize_op(op_raw)
         operands = tuple(index[id(k)] for k in children(v))
         for operand in operands:
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS)
+        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""))
     graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))

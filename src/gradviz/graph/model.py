@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 from ..engine.ops import OPS
 from ..errors import GradvizError
 
-__all__ = ["Node", "Graph", "MOMENTS", "NO_PARAMS"]
+__all__ = ["Node", "Graph", "MOMENTS", "NO_PARAMS", "ORDERS"]
 
 #: What moment of a computation a graph records.
 MOMENTS = ("before-backward", "after-backward")
@@ -23,6 +23,20 @@ MOMENTS = ("before-backward", "after-backward")
 #: The ``params`` of every node whose op has none: one shared, read-only
 #: empty mapping instead of an empty dict per node (a big graph has millions).
 NO_PARAMS: Mapping[str, float] = MappingProxyType({})
+
+#: How the operand order of a node was found when its engine keeps operands in
+#: a ``set`` (see :mod:`gradviz.graph.order`); a node whose engine gives an
+#: ordered sequence has ``order == ''``.
+ORDERS: Mapping[str, str] = MappingProxyType(
+    {
+        "any": "the operands came from a set and the order does not matter at this node (e.g. a + b, a * b)",
+        "inferred": "the operands came from a set; the order is the one that reproduces the node's data "
+        "(or, for live objects, its probed local derivatives)",
+        "unknown": "the operands came from a set, the order matters for the op, and nothing decides it",
+        "merged": "the operands came from a set that kept fewer than the op uses: "
+        "a value-based __eq__/__hash__ merged distinct operands of equal data",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -39,6 +53,8 @@ class Node:
         operands: ids of the operands, in order, duplicates kept.
         params: the op's number parameters, e.g. ``{'exponent': 2.0}``;
             for an op without any, the shared read-only :data:`NO_PARAMS`.
+        order: '' when the engine gave the operands in order; otherwise how
+            their order was found from a ``set``: one of :data:`ORDERS`.
     """
 
     id: str
@@ -48,6 +64,7 @@ class Node:
     grad: float = 0.0
     operands: tuple[str, ...] = ()
     params: Mapping[str, float] = field(default_factory=lambda: NO_PARAMS)
+    order: str = ""
 
     @property
     def is_leaf(self) -> bool:
@@ -161,16 +178,15 @@ class Graph:
         return to_dot(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # Jupyter: show the picture; fall back to text when no renderer works.
-        from ..exporters.image import render_bytes
+        # Jupyter: the viewer (text/html), the picture as its fallback; text when no renderer works.
+        from ..exporters.html import mimebundle
         from ..errors import RenderError
 
         text = f"<gradviz.Graph: {len(self)} nodes, root {self.root}>"
         try:
-            svg = render_bytes(self, "svg").decode("utf-8")
+            return {**mimebundle(self), "text/plain": text}
         except RenderError:
             return {"text/plain": text}
-        return {"image/svg+xml": svg, "text/plain": text}
 
     def __repr__(self) -> str:
         return f"Graph({len(self)} nodes, root={self.root!r}, moment={self.moment!r}, engine={self.engine!r})"

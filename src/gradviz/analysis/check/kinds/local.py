@@ -1,0 +1,84 @@
+"""wrong-local-derivative: an op's local derivative with respect to one operand is wrong.
+
+Found two ways: a probed ``_backward`` adds a wrong amount (or one that does
+not scale with its grad), or, without a probe, a node's only consumer
+passed it a grad its local derivative cannot give. At an op's kink the
+finding is a :mod:`.kink` instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ....engine.ops import OPS
+from ..core import Context, Explanation, Rule, fmt
+from . import kink
+
+__all__ = ["LOCAL", "Local"]
+
+LOCAL = "wrong-local-derivative"
+
+
+class Local(Rule):
+    """The local derivatives a probe measured, and the one consumer's derivative a residual implies."""
+
+    kind = LOCAL
+    meaning = "an op's local derivative with respect to one operand is wrong"
+    tried = 40
+
+    def check_grads(self, ctx: Context) -> None:
+        rp = ctx.rp
+        for nid, p in ctx.probes.items():
+            if p.error is not None:
+                continue
+            node = ctx.g.nodes[nid]
+            for o in dict.fromkeys(node.operands):
+                slots = rp.slots(nid, o)
+                obs = p.local[o]
+                if not p.scales[o]:
+                    ctx.probe_fault[(nid, o)] = LOCAL
+                    expected = ctx.local_sum(nid, o) if nid not in rp.unknown else None
+                    ctx.add(
+                        nid, LOCAL, True, "local-derivative", obs, expected,
+                        f"its _backward adds to {ctx.name(o)} an amount that does not scale with its own grad "
+                        f"(d {node.label or nid} / d {ctx.g.nodes[o].label or o} looks like {fmt(obs)} at grad {fmt(p.out_grad)}): "
+                        "the chain rule multiplies the local derivative by out.grad (forgot `* out.grad`?)",
+                        operand=o, slots=tuple(slots),
+                    )
+                elif nid not in rp.unknown:
+                    expected = ctx.probe_disagrees(nid, o)
+                    if expected is None or nid in ctx.lost_in_op.get(o, ()):
+                        continue  # right, or a repeated operand counted once: missing-accumulation's
+                    ctx.probe_fault[(nid, o)] = _report(ctx, nid, o, obs, expected, tuple(slots))
+
+    def explain(self, ctx: Context, nid: str) -> Explanation | None:
+        """A residual left: blame the one consumer's local derivative (a culprit already named is not blamed again)."""
+        rp = ctx.rp
+        if nid in ctx.kind_of:
+            return None
+        consumers = rp.consumers(nid)
+        if len(consumers) != 1:
+            return None
+        c = consumers[0]
+        gc = ctx.rec_of[c]
+        probed_ok = c in ctx.probes and ctx.probes[c].error is None
+        if probed_ok or not math.isfinite(gc) or gc == 0 or c not in rp.local:
+            return None
+        expected = ctx.local_sum(c, nid)
+        implied = ctx.rec_of[nid] / gc
+        return _report(ctx, c, nid, implied, expected, tuple(rp.slots(c, nid))), (c,)
+
+
+def _report(ctx: Context, nid: str, o: str, got: float, expected: float, slots: tuple[int, ...]) -> str:
+    """Add the finding that node ``nid``'s derivative for operand ``o`` is ``got``, not ``expected``; return its kind."""
+    if kink.at_kink(ctx, nid, slots, got):
+        kind, text = kink.KINK, kink.message(ctx, nid, o, got, expected)
+    else:
+        node = ctx.g.nodes[nid]
+        op = OPS.get(node.op)
+        doc = f" ({op.doc})" if op is not None and op.doc else ""
+        wrt = f"d {node.label or nid} / d {ctx.g.nodes[o].label or o}"
+        kind = LOCAL
+        text = f"{wrt} is {fmt(got)}, expected {fmt(expected)} for {node.op_display()}{doc}: the op's _backward uses a wrong local derivative"
+    ctx.add(nid, kind, True, "local-derivative", got, expected, text, operand=o, slots=slots)
+    return kind

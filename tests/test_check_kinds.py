@@ -1,0 +1,54 @@
+"""The registry of fault kinds (gradviz.analysis.check.kinds): one unit per kind, in order."""
+
+from __future__ import annotations
+
+import importlib
+
+from gradviz.analysis import check as C
+from gradviz.analysis.check import kinds
+from gradviz.analysis.check.core import Rule
+
+
+def test_every_kind_is_one_unit_in_its_own_module_listed_once():
+    names = [rule.kind for rule in kinds.RULES]
+    assert names == [
+        "not-seeded", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
+        "wrong-order", "merged-nodes", "order-dependent", "forward-inconsistent", "non-finite", "wrong-gradient",
+    ]
+    modules = [type(rule).__module__ for rule in kinds.RULES]
+    assert len(set(modules)) == len(modules)
+    for rule in kinds.RULES:
+        assert isinstance(rule, Rule) and rule.meaning
+        module = importlib.import_module(type(rule).__module__)
+        assert module.__all__[0] == next(k for k, v in vars(module).items() if v == rule.kind and k.isupper())
+
+
+def test_kinds_and_the_public_constants_come_from_the_registry():
+    assert C.KINDS == {rule.kind: rule.meaning for rule in kinds.RULES}
+    assert C.KINDS[C.STALE] == "the grad holds whole multiples of its reference, left over from an earlier backward()"
+    assert (C.NOT_SEEDED, C.MISSING, C.LOCAL, C.KINK, C.ORDER, C.MERGED, C.FORWARD, C.NONFINITE, C.WRONG) == (
+        "not-seeded", "missing-accumulation", "wrong-local-derivative", "kink", "wrong-order", "merged-nodes",
+        "forward-inconsistent", "non-finite", "wrong-gradient",
+    )
+
+
+def test_explanations_are_tried_in_ascending_tried():
+    assert [rule.kind for rule in kinds.EXPLAINERS] == [
+        "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "wrong-gradient",
+    ]
+    assert [rule.tried for rule in kinds.EXPLAINERS] == [10, 20, 30, 40, 90]
+
+
+def test_the_first_explanation_that_fits_wins():
+    from gradviz import Value, check
+
+    a = Value(1.0, label="a")
+    loss = a * 2 + a * -1  # contributions 2 and -1, grad 1
+    loss.backward()
+    a.grad = 2.0  # the first contribution alone, and twice the reference: missing-accumulation is tried first
+    [f] = check(loss).culprits
+    assert (f.name, f.kind, f.got, f.expected) == ("a (n0)", C.MISSING, 2.0, 1.0)
+    assert f.message == "grad 2 keeps 1 of its 2 contributions (kept 2 from n2; lost -1 from n4): each use must add (+=) its contribution"
+    a.grad = 3.0  # no subset of the contributions: three times the reference
+    [f] = check(loss).culprits
+    assert (f.name, f.kind, f.got, f.expected) == ("a (n0)", C.STALE, 3.0, 1.0)
