@@ -408,13 +408,14 @@ def _label(leaves: Sequence[Any], names: Sequence[str]) -> None:
 
 
 def _verdict(offer: Offer, test: Test, root: Any, leaves: Sequence[Any], rebuild: Callable[[], Any],
-             notes: list[str] | None = None) -> dict[str, Any]:
-    """Check a graph after the engine's backward: the checker on the live graph, then finite differences."""
+             notes: list[str] | None = None, recording: Any = None) -> dict[str, Any]:
+    """Check a graph after the engine's backward: the checker on the live graph (with the record of that
+    backward, where there is one), then finite differences."""
     from ..check import check
 
     names = _names(len(leaves))
     analytic = _grads(leaves)
-    report = check(root, children_attr=offer.children_attr)
+    report = check(root, children_attr=offer.children_attr, **({"recording": recording} if recording is not None else {}))
     ids = {id(obj): nid for nid, obj in report.graph.objects.items()}
     leaf_names = {ids[id(leaf)]: f"{name} ({ids[id(leaf)]})" for leaf, name in zip(leaves, names) if id(leaf) in ids}
     notes = list(notes or [])
@@ -451,6 +452,18 @@ def _verdict(offer: Offer, test: Test, root: Any, leaves: Sequence[Any], rebuild
             "omitted": omitted, REPORT: report}
 
 
+def _backward(offer: Offer, root: Any, phase: str = "backward()") -> Any:
+    """Run the engine's own backward; return what :func:`gradviz.record` saw of it (None where gradviz cannot record)."""
+    try:
+        from ..record import record
+    except ImportError:  # a gradviz without the recorder: the checker works from the numbers and probes
+        _phase(phase, offer.backward, root)
+        return None
+    with record(children_attr=offer.children_attr) as recording:
+        _phase(phase, offer.backward, root)
+    return recording
+
+
 def _leaves(offer: Offer, test: Test) -> list[Any]:
     leaves = [offer.make(x) for x in test.point]
     _label(leaves, _names(len(leaves)))
@@ -460,8 +473,8 @@ def _leaves(offer: Offer, test: Test) -> list[Any]:
 def _gradient(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
     leaves = _leaves(offer, test)
     root = _phase("building the graph", test.build, ops, *leaves)
-    _phase("backward()", offer.backward, root)
-    return _verdict(offer, test, root, leaves, lambda: test.build(ops, *leaves))
+    recording = _backward(offer, root)
+    return _verdict(offer, test, root, leaves, lambda: test.build(ops, *leaves), recording=recording)
 
 
 def _twice(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
@@ -562,8 +575,8 @@ def _second_graph(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
     for leaf in leaves:
         leaf.grad = 0.0
     root = _phase("building the second graph", test.build, ops, *leaves)
-    _phase("the second graph's backward()", offer.backward, root)
-    return _verdict(offer, test, root, leaves, lambda: test.build(ops, *leaves))
+    recording = _backward(offer, root, "the second graph's backward()")
+    return _verdict(offer, test, root, leaves, lambda: test.build(ops, *leaves), recording=recording)
 
 
 def _mlp(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
