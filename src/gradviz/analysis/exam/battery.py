@@ -39,7 +39,8 @@ SECOND = "second-backward"
 #: The fix, in one line, of each kind of finding; ``{m}`` is the method at fault.
 FIXES: dict[str, str] = {
     "missing-accumulation": "`{m}`'s `_backward` assigns (=) instead of adding (+=): a value used twice loses a contribution",
-    "wrong-local-derivative": "`{m}`'s `_backward` uses a wrong local derivative{wrt}: write the derivative of `{m}` at its input",
+    "wrong-local-derivative": "`{m}`'s `_backward` multiplies `out.grad` by a wrong local derivative: "
+                              "its diagnosis gives the operand, the value used and the right one",
     "forward-inconsistent": "`{m}` computes the wrong data: its forward formula is wrong",
     "not-seeded": "`backward()` must set the root's grad to 1 before calling the first `_backward`",
     "wrong-order": "`backward()` must call every `_backward` once, in reverse topological order (root first)",
@@ -378,9 +379,6 @@ def _finding_dict(f: Any, graph: Any, names: dict[str, str], blame: str) -> dict
         m = "backward"
     else:
         m = method_of(op) if op else blame
-    wrt = ""
-    if f.operand is not None:
-        wrt = f" with respect to {names.get(f.operand) or _node_name(nodes[f.operand])}"
     return {
         "node": names.get(f.node) or _node_name(nodes[f.node]),
         "op": f.op,
@@ -390,7 +388,7 @@ def _finding_dict(f: Any, graph: Any, names: dict[str, str], blame: str) -> dict
         "expected": f.expected,
         "message": f.message,
         "blame": m,
-        "fix": FIXES.get(f.kind, FIXES["wrong-gradient"]).format(m=m, wrt=wrt, why="", limit=sys.getrecursionlimit()),
+        "fix": FIXES.get(f.kind, FIXES["wrong-gradient"]).format(m=m, why="", limit=sys.getrecursionlimit()),
     }
 
 
@@ -641,7 +639,7 @@ def _edge(offer: Offer, test: Test, ops: _Ops) -> dict[str, Any]:
 def _edge_fail(test: Test, kind: str, node: str, got: float | None, expected: float | None, message: str,
                fix: str = "") -> dict[str, Any]:
     m = test.blame
-    generic = FIXES.get(kind, FIXES["wrong-gradient"]).format(m=m, wrt="", why=message, limit=sys.getrecursionlimit())
+    generic = FIXES.get(kind, FIXES["wrong-gradient"]).format(m=m, why=message, limit=sys.getrecursionlimit())
     return {"status": FAIL, "notes": [], "checked": "by hand", "findings": [{
         "node": node, "op": "", "kind": kind, "quantity": "grad" if node != "root" else "data", "got": got,
         "expected": expected, "message": message, "blame": m,
