@@ -209,8 +209,8 @@ class Node2:
 
 def test_look_alike_with_children_attribute():
     a = Node2(2.0, label="a")
-    b = Node2(3.0, (a, a), "add", "b")
-    c = Node2(6.0, (b, a), "mul", "c")
+    b = Node2(4.0, (a, a), "add", "b")  # engines' names are trusted where the data agree: 2 + 2
+    c = Node2(8.0, (b, a), "mul", "c")
     g = capture(c)
     assert [(n.id, n.label, n.op, n.operands) for n in g] == [
         ("n0", "a", "", ()),

@@ -13,7 +13,7 @@ def test_every_kind_is_one_unit_in_its_own_module_listed_once():
     names = [rule.kind for rule in kinds.RULES]
     assert names == [
         "not-seeded", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
-        "wrong-order", "merged-nodes", "order-dependent", "forward-inconsistent", "non-finite", "wrong-gradient",
+        "wrong-order", "merged-nodes", "order-dependent", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
     ]
     modules = [type(rule).__module__ for rule in kinds.RULES]
     assert len(set(modules)) == len(modules)
@@ -34,9 +34,9 @@ def test_kinds_and_the_public_constants_come_from_the_registry():
 
 def test_explanations_are_tried_in_ascending_tried():
     assert [rule.kind for rule in kinds.EXPLAINERS] == [
-        "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "wrong-gradient",
+        "backward-raised", "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "wrong-gradient",
     ]
-    assert [rule.tried for rule in kinds.EXPLAINERS] == [10, 20, 30, 40, 90]
+    assert [rule.tried for rule in kinds.EXPLAINERS] == [5, 10, 20, 30, 40, 90]
 
 
 def test_the_first_explanation_that_fits_wins():

@@ -25,6 +25,15 @@ POINTS: dict[str, list[tuple[tuple[float, ...], dict[str, float]]]] = {
     "tanh": [((0.3,), {}), ((-1.7,), {})],
     "relu": [((0.3,), {}), ((-1.7,), {})],
     "sigmoid": [((0.3,), {}), ((-1.7,), {})],
+    "sin": [((0.3,), {}), ((-2.5,), {})],
+    "cos": [((0.3,), {}), ((-2.5,), {})],
+    "tan": [((0.3,), {}), ((-1.2,), {})],
+    "sqrt": [((0.3,), {}), ((4.0,), {})],
+    "abs": [((0.3,), {}), ((-1.7,), {})],
+    "softsign": [((0.3,), {}), ((-1.7,), {})],
+    "leaky_relu": [((0.3,), {"slope": 0.1}), ((-1.7,), {"slope": 0.1}), ((-0.4,), {"slope": 2.0})],
+    "elu": [((0.3,), {"alpha": 1.0}), ((-1.7,), {"alpha": 0.5})],
+    "swish": [((0.3,), {"beta": 1.0}), ((-1.7,), {"beta": 2.5})],
 }
 
 
@@ -66,6 +75,8 @@ EXPRESSIONS = [
     lambda a, b: ((a - b) ** 2).sigmoid() + (b.relu() / a).log(),
     lambda a, b: a**b + 2**a - 1 / b + (-a).exp(),
     lambda a, b: sum([a, b, a * a]) / (1 + b**2),
+    lambda a, b: (a * b).sin() * b.cos() + (a - b).tan() + (a + b * b).sqrt() * abs(a - b) + (a - b).softsign(),
+    lambda a, b: (a - b).leaky_relu(0.1) * (b - a).elu(0.5) + (a * b).swish(1.5),
 ]
 
 
@@ -90,6 +101,15 @@ def test_expressions_use_every_op():
     "name, xs, params, expected",
     [
         ("relu", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch
+        ("abs", (0.0,), {}, (0.0,)),  # the kink: 0, as PyTorch's sgn
+        ("abs", (-0.0,), {}, (0.0,)),
+        ("softsign", (1e300,), {}, (0.0,)),  # 1 / (1 + |a|) ** 2 without overflow
+        ("leaky_relu", (0.0,), {"slope": 0.1}, (0.1,)),  # as PyTorch: the slope at 0
+        ("elu", (0.0,), {"alpha": 0.5}, (0.5,)),  # as PyTorch: alpha at 0
+        ("leaky_relu", (3.0,), {"slope": math.nan}, (1.0,)),  # a slope read as unknown is not used here
+        ("sqrt", (0.0,), {}, (math.inf,)),  # as PyTorch: 0.5 / sqrt(0)
+        ("sqrt", (math.inf,), {}, (0.0,)),
+        ("cos", (0.0,), {}, (-0.0,)),
         ("**", (0.0,), {"exponent": 0.0}, (0.0,)),  # a**0 is constant; not 0 * inf
         ("**", (0.0,), {"exponent": 2.0}, (0.0,)),
         ("pow", (0.0, 2.0), {}, (0.0, 0.0)),  # d(a**b)/db = a**b ln a is taken as 0 at a = 0, b >= 0
@@ -128,6 +148,13 @@ def test_local_derivatives_at_edges(name, xs, params, expected):
         ("sigmoid", (-1000.0,), {}, 0.0),
         ("tanh", (-1000.0,), {}, -1.0),
         ("*", (math.inf, 0.0), {}, math.nan),
+        ("sqrt", (-1.0,), {}, math.nan),
+        ("sqrt", (-0.0,), {}, -0.0),
+        ("sin", (math.inf,), {}, math.nan),
+        ("cos", (-math.inf,), {}, math.nan),
+        ("tan", (math.inf,), {}, math.nan),
+        ("abs", (-math.inf,), {}, math.inf),
+        ("abs", (-0.0,), {}, 0.0),
     ],
 )
 def test_forward_follows_ieee(name, xs, params, expected):

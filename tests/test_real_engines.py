@@ -38,11 +38,8 @@ from real_engines.specs import (
     BINARY, BINARY_FORMS, CONTROL, ENGINES, LEAVES, NOT_OPS, build, float_function, gradviz_build, torch_unary,
 )
 
-SET_ORDER = "issue 9 point 1: _prev is a set; capture invents the order of '-' and '/' operands, so correct ops are called wrong"
-NO_LOCAL_GRADS = "issue 9 point 3: _local_grads is not read; no node is verified"
-DIFF = "issue 9 points 2/7: diff pairs the wrong nodes (leaves swapped, root unpaired) and calls them changed"
-SNAPSHOT_OPS = "issue 9 point 4: from a snapshot, op names outside the op table leave nodes unverified"
-NO_SIN = "issue 9 point 4: gradviz.Value has no sin, cos, tan"
+DIFF = ("issue 9 point 7: diff pairs a constant 1.0 that omnigrad divides by with a constant 1.0 that gradviz "
+        "adds elsewhere (a pairing by value alone), and calls its grad changed")
 INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
          "wrong-gradient culprits with got == expected (gradviz.Value too: see the control)")
 INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupted after backward is blamed on its "
@@ -53,30 +50,17 @@ TWICE = ("issue 9 point 9: a second backward() that adds onto the first gets sta
          "mixed with 'wrong-gradient: fits no known fault'")
 NOISE = ("issue 9 points 4, 10: andrews names pow after its base's data ('0.6**-1'), so the op name, and with it the ids, move with the data "
          "(the digest that orders set operands changes)")
-FEMTO_OP = ("issue 9 point 4: femtograd keeps its op name in 'op' (no underscore), so a snapshot has no op "
-            "names and every op node is unverified")
 MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
 SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 
 #: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
 XFAIL: dict[tuple[str, str], str] = {
-    ("check", MICROGPT): NO_LOCAL_GRADS,
-    ("snapshot", "micrograd-andrews"): SNAPSHOT_OPS + " ('math.log', '0.6**-1', 'e')",
-    ("snapshot", "omnigrad"): SET_ORDER + "; " + SNAPSHOT_OPS + " ('power', 'ln()', 'sin()', 'sqrt', 'abs', ...)",
-    ("snapshot", "kaitorch"): SNAPSHOT_OPS + " ('ln', 'LeakyReLU')",
-    ("snapshot", "femtograd"): FEMTO_OP,
-    ("snapshot", MICROGPT): NO_LOCAL_GRADS,
-    ("corrupt-leaf", MICROGPT): NO_LOCAL_GRADS + "; the corrupted grad is not found",
     **{("corrupt-inner", name): INNER for name in SET_ENGINES},
-    ("corrupt-inner", "omnigrad"): SET_ORDER + "; " + INNER,
-    ("corrupt-inner", MICROGPT): NO_LOCAL_GRADS + "; the corrupted grad is not found",
+    ("corrupt-inner", MICROGPT): INNER,
     ("corrupt-inner", "gradviz"): INNER_OWN,
-    **{("diff", name): DIFF for name in [*SET_ENGINES, MICROGPT]},
-    ("diff", "omnigrad"): NO_SIN + "; " + DIFF,
     **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
-    ("twice", "omnigrad"): SET_ORDER + "; " + TWICE,
-    ("twice", MICROGPT): NO_LOCAL_GRADS,
     ("noise", "micrograd-andrews"): NOISE,
+    ("diff", "omnigrad"): DIFF,
 }
 
 
@@ -277,15 +261,9 @@ def _swish_derivative(x):
 
 
 KAITORCH_WRONG["swish"] = (0.5, (1.0,), _swish_derivative(0.5 / (1 + math.exp(-0.5))), _swish_derivative(0.5))
-POINT4_PROBED = ("issue 9 point 4: '{}' is outside the op table; its probed derivative is trusted, "
-                 "so the wrong one is not found")
 
 
-@pytest.mark.parametrize("name", [
-    "tanh", "sigmoid",
-    pytest.param("swish", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("swish"))),
-    pytest.param("ELU", marks=pytest.mark.xfail(strict=True, reason=POINT4_PROBED.format("ELU"))),
-])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "swish", "ELU"])
 def test_kaitorch_activations_with_a_wrong_derivative_are_found(name):
     """kaitorch 0.1.0 takes tanh', sigmoid', ELU' and swish' at the output instead of the input: a real bug."""
     x, args, got, right = KAITORCH_WRONG[name]
@@ -319,9 +297,6 @@ def test_omnigrad_abs_and_relu_at_zero_agree_with_pytorch():
     assert report.findings == [] and report.unverified == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 9 point 4: femtograd's op name is under 'op', so its relu is not recognised and relu'(0) = 1 "
-    "is not reported as a kink"))
 def test_femtograd_relu_at_zero_is_a_kink():
     from femtograd.femtograd import value
 

@@ -14,6 +14,40 @@ from gradviz import OPS, Value, capture
 
 pytestmark = pytest.mark.torch
 
+def softsign(x):
+    """x.softsign() on a gradviz Value; torch has it as a function only."""
+    if isinstance(x, Value):
+        return x.softsign()
+    import torch
+
+    return torch.nn.functional.softsign(x)
+
+
+def leaky_relu(x, slope):
+    if isinstance(x, Value):
+        return x.leaky_relu(slope)
+    import torch
+
+    return torch.nn.functional.leaky_relu(x, slope)
+
+
+def elu(x, alpha):
+    if isinstance(x, Value):
+        return x.elu(alpha)
+    import torch
+
+    return torch.nn.functional.elu(x, alpha)
+
+
+def swish(x, beta):
+    """x * sigmoid(beta x); torch has SiLU, the case beta = 1, and the formula for the rest."""
+    if isinstance(x, Value):
+        return x.swish(beta)
+    import torch
+
+    return torch.nn.functional.silu(x) if beta == 1 else x * torch.sigmoid(beta * x)
+
+
 EXPRESSIONS = {
     "add-sub-mul-div": lambda a, b, c: (a + b) * c - a / b,
     "neg": lambda a, b, c: -a * b,
@@ -24,6 +58,10 @@ EXPRESSIONS = {
     "tanh-relu-sigmoid": lambda a, b, c: (a * b).tanh() + (b + c).relu() + (a - c).sigmoid(),
     "neuron": lambda a, b, c: (a * 0.3 + b * -0.7 + c).tanh(),
     "used-twice": lambda a, b, c: (a * b + a) * a + (b + b),
+    "sin-cos-tan": lambda a, b, c: (a * b).sin() * c.cos() + (a - c * 0.5).tan(),
+    "sqrt-abs": lambda a, b, c: (a + b * b).sqrt() * (b - c).abs() + abs(c),
+    "softsign": lambda a, b, c: softsign(a * b) + softsign(c) * a,
+    "leaky-elu-swish": lambda a, b, c: leaky_relu(c, 0.1) * elu(b - a, 0.5) + swish(a * c, 1.0) + swish(b, 2.5),
     "deep-mix": lambda a, b, c: ((a - b) ** 2).sigmoid() * (c.relu() + a).log() + (a**b).tanh() / (1 + (-c).exp()),
 }
 
@@ -74,6 +112,12 @@ EDGES = {
     "log-negative": (lambda a, b: a.log() + b, (-1.0, 3.0)),
     "exp-overflow": (lambda a, b: (a * 1000).exp() * b, (1.0, 2.0)),
     "negative-base": (lambda a, b: a**b, (-2.0, 0.5)),
+    "abs-at-0": (lambda a, b: a.abs() * b, (0.0, 2.0)),
+    "leaky-relu-at-0": (lambda a, b: leaky_relu(a, 0.1) * b, (0.0, 2.0)),
+    "elu-at-0": (lambda a, b: elu(a, 0.5) * b, (0.0, 2.0)),
+    "sqrt-at-0": (lambda a, b: a.sqrt() * b, (0.0, 2.0)),
+    "sqrt-negative": (lambda a, b: a.sqrt() + b, (-1.0, 2.0)),
+    "sin-cos-tan-at-inf": (lambda a, b: a.sin() + a.cos() + a.tan() + b, (math.inf, 1.0)),
 }
 
 

@@ -26,6 +26,7 @@ from .analysis.check import CheckReport, Finding, check
 from .analysis.diff import DiffResult, diff
 from .analysis.exam import ExamReport, exam
 from .analysis.gradcheck import GradcheckResult, gradcheck
+from .analysis.record import Recording, record
 from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
 from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
@@ -41,8 +42,8 @@ __all__ = [
     "Value", "Op", "OPS",
     "Graph", "Node", "capture", "snapshot", "load",
     "to_networkx", "from_networkx", "to_dot", "render",
-    "snapshot_backward", "diff", "check", "gradcheck", "trace", "exam",
-    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "ExamReport",
+    "snapshot_backward", "diff", "check", "gradcheck", "trace", "record", "exam",
+    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording", "ExamReport",
     "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
     "__version__",
 ]

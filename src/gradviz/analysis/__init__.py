@@ -8,6 +8,8 @@ captures, the objects it was captured from):
 * :mod:`.check`: the checker that names the node and the fault of a wrong gradient;
 * :mod:`.gradcheck`: gradients of a function against central finite differences;
 * :mod:`.trace`: each ``_backward`` call of a backward pass and what it added;
+* :mod:`.record`: the engine's own ``_backward`` calls, recorded while the
+  user's code runs (a profiling hook), which check and trace use as evidence;
 * :mod:`.replay`: the reference forward values and gradients from the op table,
   shared by the others; :mod:`.probe`: calling a live node's own ``_backward``.
 """

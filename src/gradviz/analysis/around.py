@@ -22,7 +22,7 @@ def _copy(graph: Graph, moment: str | None, values: Callable[[str, Node], tuple[
     nodes = {}
     for nid, n in graph.nodes.items():
         data, grad = values(nid, n)
-        nodes[nid] = Node(nid, n.op, n.label, data, grad, n.operands, dict(n.params) if n.params else {}, order=n.order)
+        nodes[nid] = Node(nid, n.op, n.label, data, grad, n.operands, dict(n.params) if n.params else {}, order=n.order, local_grads=n.local_grads)
     return Graph(nodes, graph.root, moment, graph.engine)
 
 

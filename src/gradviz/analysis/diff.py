@@ -2,21 +2,59 @@
 
 The graphs may be two snapshots of one run (before and after
 ``backward()``), two runs of a program, or two engines computing the same
-thing. Nodes are matched in this order, and each row says how:
+thing. Nodes are paired, and each row says how (its ``method``):
 
 1. **id**: when both graphs have the same ids, each with the same op,
-   parameters and operand ids, every node is matched by id. gradviz's ids
-   are positions in a deterministic traversal, so two captures of the same
-   computation always agree, whatever the engine.
-2. **label**: otherwise, nodes whose label occurs exactly once in each graph
-   are matched by label.
-3. **structure**: the remaining nodes are matched by a structural digest
-   computed bottom-up from op, parameters, label and the operands' digests
-   (a label-matched operand counts by its label; operands count as a
-   multiset, since an engine that keeps them in a set has no order); nodes
-   with equal digests are paired in topological order. A graph built differently (``a - b`` as
-   one op in one engine and ``a + (-1 * b)`` in another) leaves some nodes
-   on one side only; they are listed.
+   parameters and operand ids, nodes are paired by id, if that pairing
+   holds up: no two paired nodes carry different labels, and where some
+   data differ, the value-aware matching below finds the same pairs. (Ids
+   are positions in a traversal; an engine that keeps its operands in a
+   ``set`` orders them by a digest, so ``x * y`` in micrograd and in gradviz
+   can have the same ids with ``x`` and ``y`` swapped.)
+2. **label**: nodes whose label occurs exactly once in each graph.
+3. **structure**: nodes paired by their place in the graph, in this order:
+   nodes whose structural digest (op, parameters and the operands' digests,
+   bottom-up; operands as a multiset; a label-paired node counts by its
+   label; no data, no grad) occurs exactly once on each side; then the two
+   roots, if still unpaired and not labelled differently; then, from every
+   pair with the same op, their operands, assigned so that as many as
+   possible pair (only with a node of the same op, not labelled otherwise)
+   and as few pairs as possible differ in digest, then in data, then in
+   their consumers' data (where else each is used), then in operand slot,
+   then by the smallest relative data difference (so nodes
+   alike in shape are told apart by their data, and data changes do not
+   break a pairing that the shape gives; every assignment is tried for up
+   to 3 operands, networkx's ``max_weight_matching`` finds the best for up
+   to 64, longer lists pair slot by slot); then, bottom-up, a node whose
+   operands are all paired with the operands of one node of the same op on
+   the other side (or, when only some are, with the one such consumer of
+   theirs whose data equal its own).
+4. **value**: a leaf still unpaired is paired with the one unpaired leaf on
+   the other side whose data equals its own within the tolerance, if that
+   one has no other such leaf either; this pairs the leaves under ops that
+   two engines decompose differently (micrograd's ``a - b`` is
+   ``a + b * -1``). Two leaves with different data are never paired here,
+   and a pair of them that the operands rule of 3 proposes waits until
+   nothing else is left to pair: it is made (as structure) only if neither
+   leaf was paired by its data meanwhile. So two constants ``2`` and ``3``
+   are one node only where the graph around them leaves nothing else.
+
+Nodes are paired only with nodes of the same op, except the roots and
+label pairs. A pair whose ops differ while their operands are not paired
+with each other is **decomposed** (``a - b`` as ``'-'`` in gradviz and
+``'+'`` over ``b * -1`` in micrograd): its data and grad are compared, its
+op is not counted as a change. Nodes with no counterpart are listed.
+
+The verdict (:attr:`DiffResult.verdict`): ``'equal'`` when every node is
+paired and no pair differs; ``'equal-where-paired'`` when no pair differs,
+the roots are paired with each other, and some nodes have no counterpart
+(the two graphs decompose some ops differently); else ``'different'``.
+
+A graph isomorphism (networkx's VF2 matcher) is not what pairs the
+nodes: it takes exponential time on graphs with many alike parts (the
+neurons of a layer), and two engines' graphs of one computation are not
+isomorphic where they decompose an op differently. Each rule above is
+linear in the number of nodes, apart from sorting.
 
 Values are compared with :func:`gradviz.analysis.replay.close`; two nans are
 equal. The relative difference is ``|a - b| / max(|a|, |b|)`` (0 when both
@@ -28,10 +66,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import permutations
 from importlib import resources
 from typing import Any
+
+import networkx as nx
 
 from ..graph.capture import capture
 from ..graph.model import Graph, Node
@@ -43,7 +86,7 @@ __all__ = ["diff", "DiffResult", "DiffRow", "FORMAT", "VERSION", "METHODS", "sch
 FORMAT = "gradviz-diff"
 VERSION = 1
 #: Matching methods, in the order they are tried.
-METHODS = ("id", "label", "structure")
+METHODS = ("id", "label", "structure", "value")
 
 
 def _abs_rel(x: float, y: float) -> tuple[float, float]:
@@ -64,13 +107,17 @@ class DiffRow:
     Attributes:
         a: the node's id in the first graph.
         b: its id in the second graph.
-        method: how they were matched: 'id', 'label' or 'structure'.
+        method: how they were matched: 'id', 'label', 'structure' or 'value'.
         label: the label (the second graph's if they differ).
         op_a: the op in the first graph (as displayed).
         op_b: the op in the second graph.
         data_a, data_b, grad_a, grad_b: the values on each side.
         data_abs, data_rel, grad_abs, grad_rel: absolute and relative differences.
         data_changed, grad_changed: differ beyond the tolerance.
+        decomposed: the ops differ and the operands are not paired with
+            each other: the two graphs compute this node by different ops
+            (micrograd's ``a - b`` is ``a + b * -1``); its op is not counted
+            as a change.
     """
 
     a: str
@@ -89,11 +136,12 @@ class DiffRow:
     grad_rel: float
     data_changed: bool
     grad_changed: bool
+    decomposed: bool = False
 
     @property
     def op_changed(self) -> bool:
-        """True if the two nodes have different ops."""
-        return self.op_a != self.op_b
+        """True if the two nodes have different ops over paired operands (not :attr:`decomposed`)."""
+        return self.op_a != self.op_b and not self.decomposed
 
     @property
     def changed(self) -> bool:
@@ -113,6 +161,7 @@ class DiffRow:
             "data_abs": num(self.data_abs), "data_rel": num(self.data_rel),
             "grad_abs": num(self.grad_abs), "grad_rel": num(self.grad_rel),
             "data_changed": self.data_changed, "grad_changed": self.grad_changed, "op_changed": self.op_changed,
+            "decomposed": self.decomposed,
         }
 
 
@@ -147,15 +196,38 @@ class DiffResult:
         return not self.only_a and not self.only_b and not self.changed
 
     @property
+    def verdict(self) -> str:
+        """``'equal'``, ``'equal-where-paired'`` or ``'different'`` (see the module docstring).
+
+        ``'equal-where-paired'``: no paired node differs and the roots are
+        paired with each other, but some nodes have no counterpart, as when
+        two engines decompose an op differently. ``gradviz diff`` exits 0
+        then, and 1 with ``--strict``.
+        """
+        if self.changed:
+            return "different"
+        if not self.only_a and not self.only_b:
+            return "equal"
+        roots = any(r.a == self.a.root and r.b == self.b.root for r in self.rows)
+        return "equal-where-paired" if roots else "different"
+
+    @property
+    def decomposed(self) -> list[DiffRow]:
+        """The rows whose node the two graphs compute by different ops (see :attr:`DiffRow.decomposed`)."""
+        return [r for r in self.rows if r.decomposed]
+
+    @property
     def changed(self) -> list[DiffRow]:
         """The matched rows whose op, data or grad differ."""
         return [r for r in self.rows if r.changed]
 
     def counts(self) -> dict[str, int]:
-        """How many nodes each method matched."""
+        """How many nodes each method matched: 'id', 'label' and 'structure' always, 'value' if used."""
         out = {m: 0 for m in METHODS}
         for r in self.rows:
             out[r.method] += 1
+        if not out["value"]:
+            del out["value"]
         return out
 
     def summary(self) -> str:
@@ -191,12 +263,26 @@ class DiffResult:
                     for r in rows
                 ],
             ).split("\n")]
+        if self.decomposed:
+            lines += ["", "decomposed differently (data and grad compared, not the op): " + ", ".join(
+                f"{self._name(r)} {r.op_a or 'leaf'} vs {r.op_b or 'leaf'}" for r in self.decomposed
+            )]
         for side, ids, graph in (("A", self.only_a, self.a), ("B", self.only_b, self.b)):
             if ids:
                 lines += ["", f"only in {side}: " + ", ".join(graph.nodes[i].name() for i in ids)]
         lines.append("")
-        lines.append("equal within tolerance" if self.equal else "different")
+        lines.append(self.conclusion())
         return text(lines)
+
+    def conclusion(self) -> str:
+        """The table's last line: the verdict in words."""
+        verdict = self.verdict
+        if verdict == "equal":
+            return "equal within tolerance"
+        if verdict == "equal-where-paired":
+            n = len(self.only_a) + len(self.only_b)
+            return f"equal on every paired node; {n} node{'s' if n != 1 else ''} have no counterpart"
+        return "different"
 
     def _name(self, r: DiffRow) -> str:
         ids = r.a if r.a == r.b else f"{r.a}→{r.b}"
@@ -237,6 +323,7 @@ class DiffResult:
             "format": FORMAT,
             "version": VERSION,
             "equal": self.equal,
+            "verdict": self.verdict,
             "method": self.method,
             "matched": self.counts(),
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
@@ -279,65 +366,429 @@ def _unique_labels(graph: Graph) -> dict[str, str]:
 
 
 def _digests(graph: Graph, anchored: dict[str, str]) -> dict[str, bytes]:
-    """Structural digest per node; ``anchored`` maps a matched node id to its label."""
+    """Structural digest per node; ``anchored`` maps a label-paired node's id to its label.
+
+    Operands count once each and as a multiset: an engine that keeps them in
+    a ``set`` has kept ``a + a`` as one ``a``, in no order.
+    """
     out: dict[str, bytes] = {}
     for node in graph:  # topological order: operands first
         h = hashlib.blake2b(digest_size=12)
         if node.id in anchored:
             h.update(b"L\0" + anchored[node.id].encode("utf-8", "surrogatepass"))
         else:
-            h.update(b"S\0" + _node_key(node))
-            for d in sorted(out[o] for o in node.operands):
+            operands = dict.fromkeys(node.operands)
+            h.update(b"S\0" + _node_key(node, len(operands)))
+            for d in sorted(out[o] for o in operands):
                 h.update(d)
         out[node.id] = h.digest()
     return out
 
 
-def _node_key(node: Node) -> bytes:
+def _node_key(node: Node, arity: int) -> bytes:
     params = ",".join(f"{k}={float(v)!r}" for k, v in sorted(node.params.items()))
-    return f"{node.op}\0{params}\0{node.label}\0{len(node.operands)}".encode("utf-8", "surrogatepass")
+    return f"{node.op}\0{params}\0{arity}".encode("utf-8", "surrogatepass")
 
 
-def _match(a: Graph, b: Graph) -> list[tuple[str, str, str]]:
-    """Pairs ``(id in a, id in b, method)``, in ``b``'s topological order."""
-    if _same_structure(a, b):
-        return [(nid, nid, "id") for nid in b.nodes]
-    labels_a, labels_b = _unique_labels(a), _unique_labels(b)
-    b_to_a: dict[str, tuple[str, str]] = {}
-    for label, bid in labels_b.items():
-        if label in labels_a:
-            b_to_a[bid] = (labels_a[label], "label")
-    anchored_a = {aid: a.nodes[aid].label for aid, _ in b_to_a.values()}
-    anchored_b = {bid: b.nodes[bid].label for bid in b_to_a}
-    da, db = _digests(a, anchored_a), _digests(b, anchored_b)
-    pool: dict[bytes, list[str]] = {}
-    matched_a = set(anchored_a)
-    for nid in a.nodes:
-        if nid not in matched_a:
-            pool.setdefault(da[nid], []).append(nid)
-    taken = {d: 0 for d in pool}
-    for bid in b.nodes:
-        if bid in b_to_a:
+def _same_op(x: Node, y: Node) -> bool:
+    return x.op == y.op and (x.params is y.params or dict(x.params) == dict(y.params))
+
+
+def _labels_conflict(x: Node, y: Node) -> bool:
+    """Two nodes both labelled, differently: never one node."""
+    return bool(x.label and y.label and x.label != y.label)
+
+
+#: How badly two nodes fit as a pair, compared component by component (see ``_Pairing._cost``).
+_Cost = tuple[int, int, float, int, float]
+#: Operand lists longer than this are paired slot by slot instead of by an
+#: optimal assignment (networkx's max_weight_matching is cubic in their length).
+_MAX_ASSIGN = 64
+#: Operand lists up to this long are assigned by trying every assignment
+#: (at most 3! = 6; binary ops have 2), faster than building a matching graph.
+_BRUTE_FORCE = 3
+#: Rounds of the bottom-up step; each round pairs what the one before made pairable.
+_CLIMB_ROUNDS = 4
+#: A leaf whose data is close to more than this many of the other side's leaves (those
+#: unpaired when the step began) is not paired by value: it is ambiguous, and telling
+#: which of them are still free would make the step quadratic.
+_VALUE_WINDOW = 64
+
+
+class _Pairing:
+    """A one-to-one pairing of ``a``'s nodes with ``b``'s, grown by the rules of the module docstring."""
+
+    def __init__(self, a: Graph, b: Graph, rtol: float, atol: float) -> None:
+        self.a, self.b, self.rtol, self.atol = a, b, rtol, atol
+        self.a2b: dict[str, str] = {}
+        self.b2a: dict[str, tuple[str, str]] = {}
+        self.b_pos = {nid: i for i, nid in enumerate(b.nodes)}
+        self.b_consumers = b.consumers()
+        self.da: dict[str, bytes] = {}
+        self.db: dict[str, bytes] = {}
+        # leaf pairs with different data that only the shape suggests: made last, if still free
+        self.deferred: list[tuple[str, str]] = []
+        # id(graph) -> its consumers, for leaves told apart by where they are used; made when needed
+        self.consumers: dict[int, dict[str, list[str]]] = {id(b): self.b_consumers}
+        self.contexts: dict[int, dict[str, list[float]]] = {}
+
+    def add(self, x: str, y: str, method: str) -> None:
+        self.a2b[x] = y
+        self.b2a[y] = (x, method)
+
+    def close(self, u: float, v: float) -> bool:
+        return close(u, v, rtol=self.rtol, atol=self.atol)
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """``(id in a, id in b, method)`` in ``b``'s topological order."""
+        b2a = self.b2a
+        return [(b2a[y][0], y, b2a[y][1]) for y in self.b.nodes if y in b2a]
+
+    # -- the rules, in the order they run ------------------------------------------------------
+    def run(self) -> "_Pairing":
+        a, b = self.a, self.b
+        labels_a = _unique_labels(a)
+        for label, y in _unique_labels(b).items():
+            if label in labels_a:
+                self.add(labels_a[label], y, "label")
+        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b})
+        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a})
+        self._unique_digests()
+        if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
+            self.add(a.root, b.root, "structure")
+        self.descend([(x, y) for y, (x, _) in self.b2a.items()])
+        for _ in range(_CLIMB_ROUNDS):
+            for _ in range(_CLIMB_ROUNDS):
+                if not self._climb():
+                    break
+            deferred, self.deferred = self.deferred, []
+            if not deferred:
+                break
+            for x, y in deferred:  # leaves of other data that the shape pairs and no leaf took by value
+                if x not in self.a2b and y not in self.b2a:
+                    self.add(x, y, "structure")
+        return self
+
+    def _unique_digests(self) -> None:
+        count_a = Counter(self.da.values())
+        count_b = Counter(self.db.values())
+        by_digest = {d: x for x, d in self.da.items() if count_a[d] == 1}
+        for y, d in self.db.items():
+            x = by_digest.get(d)
+            if x is None or count_b[d] != 1 or x in self.a2b or y in self.b2a:
+                continue
+            if not _labels_conflict(self.a.nodes[x], self.b.nodes[y]):
+                self.add(x, y, "structure")
+
+    def descend(self, start: list[tuple[str, str]]) -> None:
+        """Pair the operands of paired nodes with the same op, consumers before their operands."""
+        stack = sorted(start, key=lambda xy: self.b_pos[xy[1]])
+        a_nodes, b_nodes = self.a.nodes, self.b.nodes
+        while stack:
+            x, y = stack.pop()
+            nx_, ny = a_nodes[x], b_nodes[y]
+            if not nx_.operands or not ny.operands or not _same_op(nx_, ny):
+                continue
+            for p, q in self._assign(nx_, ny):
+                if a_nodes[p].is_leaf and not self.close(a_nodes[p].data, b_nodes[q].data):
+                    self.deferred.append((p, q))  # a leaf that fits better by its data may turn up
+                    continue
+                self.add(p, q, "structure")
+                stack.append((p, q))
+
+    def _cost(self, p: str, q: str, slot_p: int, slot_q: int, uses: bool = False) -> _Cost | None:
+        """How badly ``p`` and ``q`` fit as a pair (lexicographic), or None if they never can.
+
+        The components: digests differ; data differ; the share of their
+        consumers' data that do not pair up (where each is used: two leaves
+        ``2`` under one ``*`` are told apart by their other uses; 0 unless
+        ``uses``, as it is needed only to break a tie); operand slots
+        differ; the relative data difference.
+        """
+        x, y = self.a.nodes[p], self.b.nodes[q]
+        if not _same_op(x, y) or _labels_conflict(x, y) or (not x.operands) != (not y.operands):
+            return None
+        rel = _abs_rel(x.data, y.data)[1]
+        unmatched = 0.0
+        if uses:
+            mine, theirs = self._context(x, self.a), self._context(y, self.b)
+            n = max(len(mine), len(theirs))
+            unmatched = 1.0 - _matches(mine, theirs, self.rtol, self.atol) / n if n else 0.0
+        return (
+            int(self.da[p] != self.db[q]),
+            int(not self.close(x.data, y.data)),
+            unmatched,
+            int(slot_p != slot_q),
+            rel if rel < math.inf else _FAR,
+        )
+
+    def _assign(self, x: Node, y: Node) -> list[tuple[str, str]]:
+        """The best pairs between the unpaired operands of ``x`` and of ``y``."""
+        ra = [o for o in dict.fromkeys(x.operands) if o not in self.a2b]
+        rb = [o for o in dict.fromkeys(y.operands) if o not in self.b2a]
+        if not ra or not rb:
+            return []
+        slot_a, slot_b = _first_slots(x.operands), _first_slots(y.operands)
+        if (len(ra) == 1 and len(rb) == 1) or max(len(ra), len(rb)) > _MAX_ASSIGN:
+            return [(p, q) for p, q in zip(ra, rb) if self._cost(p, q, slot_a[p], slot_b[q]) is not None]
+        if max(len(ra), len(rb)) <= _BRUTE_FORCE:
+            costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q]) for p in ra for q in rb}
+            chosen, tied = _tried_assignment(ra, rb, costs)
+            if not tied:
+                return chosen
+        costs = {(p, q): self._cost(p, q, slot_a[p], slot_b[q], uses=True) for p in ra for q in rb}
+        if max(len(ra), len(rb)) <= _BRUTE_FORCE:
+            return _tried_assignment(ra, rb, costs)[0]
+        return _best_assignment(ra, rb, costs)
+
+    def _climb(self) -> bool:
+        """Bottom-up: leaves by value, then op nodes by their paired operands. True if it paired any."""
+        before = len(self.a2b)
+        self._leaves_by_value()
+        a_nodes, b_nodes, b_consumers = self.a.nodes, self.b.nodes, self.b_consumers
+        for x in a_nodes.values():
+            if x.id in self.a2b or not x.operands:
+                continue
+            operands = dict.fromkeys(x.operands)
+            known = [self.a2b[o] for o in operands if o in self.a2b]
+            if not known:
+                continue
+            want = set(known)
+            # the partner with the fewest uses: a leaf shared by a whole chain has a million
+            via = min(known, key=lambda q: len(b_consumers[q]))
+            found = []
+            for c in dict.fromkeys(b_consumers[via]):
+                yc = b_nodes[c]
+                if c in self.b2a or not _same_op(x, yc) or _labels_conflict(x, yc):
+                    continue
+                theirs = set(yc.operands)
+                if len(theirs) != len(operands) or not want <= theirs:
+                    continue
+                # with only some operands paired, the rest could be anything: the data must agree
+                # (micrograd's b * -1 is not gradviz's b * c, which shares b and the op)
+                if len(known) < len(operands) and not self.close(x.data, yc.data):
+                    continue
+                found.append(c)
+            if not found or (len(known) < len(operands) and len(found) > 1):
+                continue  # nothing fits, or only some operands are paired and several consumers could be it
+            self.add(x.id, found[0], "structure")
+            self.descend([(x.id, found[0])])
+        return len(self.a2b) > before
+
+    def _leaves_by_value(self) -> None:
+        """Pair unpaired leaves by their data, where that singles out one on each side.
+
+        A leaf's candidates are the other side's unpaired leaves with the same
+        data. Of several, the one whose consumers' data agree with those of
+        the leaf's own consumers more than any other's do is taken (a
+        consumer's data are the same in two engines even where they compute
+        it by different ops); the choice must be mutual.
+        """
+        side_a = _ValueIndex([n for n in self.a if n.is_leaf and n.id not in self.a2b], self.rtol, self.atol)
+        side_b = _ValueIndex([n for n in self.b if n.is_leaf and n.id not in self.b2a], self.rtol, self.atol)
+        if not side_a or not side_b:
+            return
+        for x in side_a.nodes:
+            if x.id in self.a2b:
+                continue
+            near = [y for y in side_b.near(x.data) or () if y.id not in self.b2a and not _labels_conflict(x, y)]
+            y = self._likeliest(x, self.a, near, self.b)
+            if y is None:
+                continue
+            back = [z for z in side_a.near(y.data) or () if z.id not in self.a2b and not _labels_conflict(z, y)]
+            if self._likeliest(y, self.b, back, self.a) is x:
+                self.add(x.id, y.id, "value")
+
+    def _likeliest(self, node: Node, graph: Graph, candidates: list[Node], other: Graph) -> Node | None:
+        """The one candidate, or the one whose consumers' data best match ``node``'s; None if no single one."""
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        mine = self._context(node, graph)
+        scores = [_matches(mine, self._context(c, other), self.rtol, self.atol) for c in candidates]
+        best = max(scores)
+        if best == 0 or scores.count(best) > 1:
+            return None
+        return candidates[scores.index(best)]
+
+    def _context(self, node: Node, graph: Graph) -> list[float]:
+        """The sorted finite data of ``node``'s consumers, one per use (none past ``_VALUE_WINDOW`` uses)."""
+        cache = self.contexts.setdefault(id(graph), {})
+        known = cache.get(node.id)
+        if known is not None:
+            return known
+        consumers = self.consumers.get(id(graph))
+        if consumers is None:
+            consumers = self.consumers[id(graph)] = graph.consumers()
+        uses = consumers[node.id]
+        if len(uses) > _VALUE_WINDOW:
+            out = []
+        else:
+            out = sorted(d for d in (graph.nodes[c].data for c in uses) if math.isfinite(d))
+        cache[node.id] = out
+        return out
+
+
+def _matches(u: list[float], v: list[float], rtol: float, atol: float) -> int:
+    """How many numbers of sorted ``u`` pair with a close number of sorted ``v``, each used once."""
+    i = j = n = 0
+    while i < len(u) and j < len(v):
+        if close(u[i], v[j], rtol=rtol, atol=atol):
+            n, i, j = n + 1, i + 1, j + 1
+        elif u[i] < v[j]:
+            i += 1
+        else:
+            j += 1
+    return n
+
+
+def _first_slots(operands: tuple[str, ...]) -> dict[str, int]:
+    """Each operand's first slot (``tuple.index`` for each would be quadratic in a long sum)."""
+    out: dict[str, int] = {}
+    for i, o in enumerate(operands):
+        out.setdefault(o, i)
+    return out
+
+
+#: The relative difference counted for a pair with a nan or an infinity against a number.
+_FAR = 1e300
+
+
+def _tried_assignment(
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], _Cost | None]
+) -> tuple[list[tuple[str, str]], bool]:
+    """What :func:`_best_assignment` returns, found by trying every assignment (for short lists).
+
+    Also says whether another assignment pairs as many, with as few digests
+    and data that differ: a tie that only the later components decide.
+    """
+    best: tuple | None = None
+    keys = []
+    chosen: list[tuple[str, str]] = []
+    short, long_, flip = (ra, rb, False) if len(ra) <= len(rb) else (rb, ra, True)
+    for perm in permutations(long_, len(short)):
+        pairs = [((q, p) if flip else (p, q)) for p, q in zip(short, perm)]
+        fits = [costs[pq] for pq in pairs if costs[pq] is not None]
+        key = (-len(fits), *(sum(c[i] for c in fits) for i in range(5)))
+        keys.append(key[:3])
+        if best is None or key < best:
+            best, chosen = key, [pq for pq in pairs if costs[pq] is not None]
+    tied = best is not None and keys.count(best[:3]) > 1
+    return sorted(chosen, key=lambda pq: ra.index(pq[0])), tied
+
+
+def _best_assignment(
+    ra: list[str], rb: list[str], costs: dict[tuple[str, str], _Cost | None]
+) -> list[tuple[str, str]]:
+    """The most pairs, then the lowest summed cost (compared component by component).
+
+    Done as a maximum-weight matching (networkx) on the bipartite graph of
+    pairs that can be, with weights that order the cost components: each is
+    smaller than the one before summed over all pairs.
+    """
+    scale = float(max(len(ra), len(rb)) + 1)
+    g = nx.Graph()
+    for (p, q), c in costs.items():
+        if c is None:
             continue
-        d = db[bid]
-        if d in pool and taken[d] < len(pool[d]):
-            b_to_a[bid] = (pool[d][taken[d]], "structure")
-            taken[d] += 1
-    return [(b_to_a[bid][0], bid, b_to_a[bid][1]) for bid in b.nodes if bid in b_to_a]
+        digest, data, uses, slot, rel = c
+        badness = digest * scale**4 + data * scale**3 + uses * scale**2 + slot * scale + rel / (1.0 + rel)
+        g.add_edge(("a", p), ("b", q), weight=scale**5 - badness)
+    matching = nx.max_weight_matching(g, maxcardinality=True)
+    pairs = {}
+    for u, v in matching:
+        (side, p), (_, q) = (u, v) if u[0] == "a" else (v, u)
+        pairs[p] = q
+    return [(p, pairs[p]) for p in ra if p in pairs]
+
+
+class _ValueIndex:
+    """Leaves sorted by data, to find those whose data are close to a number."""
+
+    def __init__(self, nodes: list[Node], rtol: float, atol: float) -> None:
+        self.nodes = nodes
+        self.rtol, self.atol = rtol, atol
+        finite = sorted((n for n in nodes if math.isfinite(n.data)), key=lambda n: n.data)
+        self.keys = [n.data for n in finite]
+        self.finite = finite
+        self.other: dict[str, list[Node]] = {}
+        for n in nodes:
+            if not math.isfinite(n.data):
+                self.other.setdefault(repr(n.data), []).append(n)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def near(self, v: float) -> list[Node] | None:
+        """The leaves whose data are close to ``v``, or None if more than ``_VALUE_WINDOW`` may be."""
+        if not math.isfinite(v):
+            same = self.other.get(repr(v), [])
+            return same if len(same) <= _VALUE_WINDOW else None
+        # close(u, v) needs |u - v| <= atol + rtol * max(|u|, |v|) <= atol + rtol * (|v| + |u - v|)
+        width = (self.atol + self.rtol * abs(v)) / (1.0 - self.rtol) if self.rtol < 1 else math.inf
+        lo = bisect_left(self.keys, v - width)
+        hi = bisect_right(self.keys, v + width, lo)
+        if hi - lo > _VALUE_WINDOW:
+            return None
+        return [n for n in self.finite[lo:hi] if close(n.data, v, rtol=self.rtol, atol=self.atol)]
+
+
+def _match(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """Pairs ``(id in a, id in b, method)`` in ``b``'s topological order, and ``a``'s id -> ``b``'s."""
+    pairing = _Pairing(a, b, rtol, atol).run()
+    return pairing.pairs(), pairing.a2b
+
+
+class _OpText(dict):
+    """Node -> its op's display text, worked out once per op and parameters (a graph has few)."""
+
+    def of(self, node: Node) -> str:
+        key = (node.op, tuple(node.params.items())) if node.params else node.op
+        text = self.get(key)
+        if text is None:
+            text = self[key] = node.op_display()
+        return text
+
+
+def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: float, op_text: _OpText) -> DiffRow:
+    data_abs, data_rel = _abs_rel(x.data, y.data)
+    grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
+    return DiffRow(
+        x.id, y.id, method, y.label or x.label, op_text.of(x), op_text.of(y),
+        x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
+        not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
+        decomposed,
+    )
+
+
+def _id_rows(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[DiffRow], bool]:
+    """Rows of the pairing by id, and whether it needs checking: some data or labels differ."""
+    op_text = _OpText()
+    rows = [_row(x, b.nodes[x.id], "id", False, rtol, atol, op_text) for x in a]
+    doubt = any(r.data_changed for r in rows) or any(
+        _labels_conflict(x, y) for x, y in zip(a, (b.nodes[k] for k in a.nodes))
+    )
+    return rows, doubt
 
 
 def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResult:
     """Compare two graphs node by node.
 
+    Nodes are paired as the module docstring says: by id when that holds
+    up, else by unique labels, structure and, for leaves, data.
+
     Args:
         a: the first graph: a :class:`Graph` (snapshot or capture) or a root
             value (captured now).
         b: the second graph, likewise.
-        rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`).
+        rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`);
+            also the tolerance within which data count as equal when nodes
+            are paired.
         atol: absolute tolerance.
 
     Returns:
-        DiffResult: ``result.equal`` is True when nothing differs.
+        DiffResult: ``result.equal`` is True when every node is paired and
+        nothing differs; ``result.verdict`` also tells apart graphs that agree
+        on every paired node but decompose some ops differently.
 
     Raises:
         CaptureError: if ``a`` or ``b`` is not a graph.
@@ -352,18 +803,26 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
     """
     ga = a if isinstance(a, Graph) else capture(a, keep_objects=False)
     gb = b if isinstance(b, Graph) else capture(b, keep_objects=False)
-    pairs = _match(ga, gb)
+    if _same_structure(ga, gb):
+        rows, doubt = _id_rows(ga, gb, rtol, atol)
+        if not doubt:
+            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+        pairs, a2b = _match(ga, gb, rtol, atol)
+        if len(pairs) == len(gb) and all(x == y for x, y, _ in pairs):  # the pairing by id holds up
+            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+    else:
+        pairs, a2b = _match(ga, gb, rtol, atol)
     rows = []
+    op_text = _OpText()
     for aid, bid, method in pairs:
         x, y = ga.nodes[aid], gb.nodes[bid]
-        data_abs, data_rel = _abs_rel(x.data, y.data)
-        grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
-        rows.append(DiffRow(
-            aid, bid, method, y.label or x.label, x.op_display(), y.op_display(),
-            x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
-            not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
-        ))
-    used_a = {aid for aid, _, _ in pairs}
+        # ops that differ over operands that are not each other's: one op, decomposed differently
+        decomposed = (
+            not _same_op(x, y) and bool(x.operands) and bool(y.operands)
+            and {a2b.get(o) for o in x.operands} != set(y.operands)
+        )
+        rows.append(_row(x, y, method, decomposed, rtol, atol, op_text))
+    used_a = set(a2b)
     used_b = {bid for _, bid, _ in pairs}
     methods = [m for m in METHODS if any(r.method == m for r in rows)]
     return DiffResult(

@@ -144,6 +144,10 @@ def probe(graph: Graph, node_id: str) -> Probe:
 def probe_graph(graph: Graph) -> dict[str, Probe]:
     """Probe every live op node that needs it (see :func:`needs_probe`).
 
+    A node of an engine without ``_backward`` that stored its local
+    derivatives (``Node.local_grads``) is not probed: there is nothing to
+    call, and the engine has said what its backward multiplies by.
+
     Args:
         graph: a capture with live objects; a graph without them gives ``{}``.
 
@@ -156,4 +160,5 @@ def probe_graph(graph: Graph) -> dict[str, Probe]:
         nid: probe(graph, nid)
         for nid, node in graph.nodes.items()
         if node.operands and nid in graph.objects and needs_probe(graph.objects[nid])
+        and not (node.local_grads is not None and not callable(getattr(graph.objects[nid], "_backward", None)))
     }

@@ -21,8 +21,12 @@ single operand; for a two-operand op with one distinct operand, the only
 reading that fits is "the same operand twice", and the replay uses that
 (:attr:`Replay.rebuilt`). An op the table does not know, or whose operands do
 not fit it, cannot be replayed (:attr:`Replay.unknown`): the nodes whose
-gradient depends on it get no reference, unless ``local_override`` supplies
-its local derivatives (the checker measures them by probing the live node).
+gradient depends on it get no reference, unless the engine stored its local
+derivatives (``Node.local_grads``, microgpt's ``_local_grads``: what its own
+backward multiplies by, so they come first) or ``local_override`` supplies
+them (the checker measures them by probing the live node). Where the op is
+known, the table's derivatives are the reference and the engine's own are
+left for the checker to compare with them.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Iterable, Mapping
 from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import UsageError
+from ..graph.capture import read_op
 from ..graph.model import Graph, Node
 from ..graph.order import MERGED, UNKNOWN
 
@@ -157,7 +162,7 @@ class Replay:
     * ``data``: op node id -> forward value recomputed from the recorded data
       of its operands (only for nodes the table can replay).
     * ``local``: op node id -> local derivative per operand slot, from the op
-      table or from ``local_override``.
+      table, else from ``Node.local_grads``, else from ``local_override``.
     * ``grad``: node id -> reference gradient, or None where an op without
       local derivatives lies between the node and the root.
     * ``scale``: node id -> sum over paths to the root of ``|product of local
@@ -204,7 +209,7 @@ class Replay:
 
     @cached_property
     def local(self) -> dict[str, tuple[float, ...]]:
-        """Op node id -> local derivative per operand slot (table or override)."""
+        """Op node id -> local derivative per operand slot (the table's, else the engine's own, else the override)."""
         return dict(compress(zip(self.ids, self.local_at), map(operator.is_not, self.local_at, repeat(None))))
 
     @cached_property
@@ -306,7 +311,8 @@ def replay(
     Args:
         graph: a captured or loaded graph.
         local_override: op node id -> local derivative per operand slot, for
-            nodes the table cannot replay (e.g. measured on live objects).
+            nodes the table cannot replay and whose engine stored none in
+            ``Node.local_grads`` (e.g. measured on live objects).
         seed: the root's gradient (1 for ``backward()``).
 
     Returns:
@@ -346,8 +352,11 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
                 rebuilt.add(node.id)
         pos = operand_pos[i] = tuple(map(index.__getitem__, ops))
         if why or op is None:
-            unknown[node.id] = why or "unknown op"
-            if node.id in override:
+            doubt = read_op(node.op, list(map(datas.__getitem__, pos)), node.data)[2] if op is None else None
+            unknown[node.id] = f"{why}: {doubt}" if doubt else why or "unknown op"
+            if node.local_grads is not None and len(node.local_grads) == len(pos):
+                local_at[i] = node.local_grads
+            elif node.id in override:
                 local_at[i] = tuple(float(x) for x in override[node.id])
             continue
         value, local_at[i] = _evaluate(op, node, tuple(map(datas.__getitem__, pos)))

@@ -14,6 +14,12 @@ engine really added; otherwise one row names both slots).
 A snapshot has no ``_backward`` to call: its trace is the reference backward
 pass replayed over the op table (:attr:`Trace.replayed`), which shows what a
 correct engine adds, step by step.
+
+When the calls were recorded while the user's code ran (:func:`gradviz.record`,
+or a script run by the CLI), the trace is that record (:attr:`Trace.recorded`):
+the engine's own calls, made by whatever drove them, nothing called again.
+A call that raised is marked (:attr:`TraceStep.raised`), and the nodes whose
+``_backward`` never ran after it are listed in a note.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from ..errors import CaptureError
 from ..graph.capture import _number, capture
 from ..graph.model import Graph, Node
 from ..graph.order import INFERRED, MERGED, UNKNOWN
+from ..graph.sources import BackwardRaised
 from ._report import fmt, json_number, table, text
 from .around import backward_of, refresh, run_backward
+from .record import Evidence, Recording, recording_of
 from .replay import Replay, close, replay, safe_fsum
 
-__all__ = ["trace", "Trace", "TraceStep", "Addition", "FORMAT", "VERSION"]
+__all__ = ["trace", "Trace", "TraceStep", "Addition", "never_ran", "FORMAT", "VERSION"]
 
 FORMAT = "gradviz-trace"
 VERSION = 1
@@ -90,13 +98,19 @@ class TraceStep:
         step: 1 for the first call, in the order the engine made them.
         node: the id of the node whose ``_backward`` ran.
         out_grad: that node's grad when it ran.
-        additions: per operand (per slot where the split is exact).
+        additions: per operand (per slot where the split is exact); for a
+            call that raised, what it had added by then.
+        raised: True if an exception left the call (recorded traces only).
+        error: that exception as text (``'ValueError: math domain error'``),
+            when ``raised``.
     """
 
     step: int
     node: str
     out_grad: float
     additions: tuple[Addition, ...]
+    raised: bool = False
+    error: str | None = None
 
 
 @dataclass
@@ -110,6 +124,8 @@ class Trace:
             snapshot), not calls recorded from an engine.
         seed: the root's grad when the first ``_backward`` ran.
         notes: remarks (grads that were not zero before the pass, ...).
+        recorded: True if the steps are the engine's own calls recorded while
+            the user's code ran (not a ``backward()`` gradviz called).
     """
 
     graph: Graph
@@ -117,6 +133,7 @@ class Trace:
     replayed: bool = False
     seed: float | None = None
     notes: list[str] = field(default_factory=list)
+    recorded: bool = False
 
     def additions_to(self, node_id: str) -> list[tuple[int, Addition]]:
         """Every addition to ``node_id``'s grad, as ``(step, addition)``."""
@@ -126,6 +143,8 @@ class Trace:
         """The trace as text: one row per addition."""
         g = self.graph
         how = "replayed over the op table (a snapshot has no _backward to call)" if self.replayed else f"engine {g.engine}"
+        if self.recorded:
+            how += ", the script's own calls (recorded while it ran)"
         n = len(self.steps)
         when = " when the first ran" if n else " after backward() (nothing to call: the root has no operands)"
         lines = [f"gradviz trace: {n} _backward call{'s' * (n != 1)}, {how}; root {g.root_node.name()} grad {fmt(self.seed)}{when}"]
@@ -153,13 +172,14 @@ class Trace:
             "format": FORMAT,
             "version": VERSION,
             "replayed": self.replayed,
+            "recorded": self.recorded,
             "engine": g.engine,
             "root": g.root,
             "seed": num(self.seed),
             "steps": [
                 {
                     "step": s.step, "node": s.node, "label": g.nodes[s.node].label, "op": g.nodes[s.node].op_display(),
-                    "out_grad": num(s.out_grad),
+                    "out_grad": num(s.out_grad), "raised": s.raised, "error": s.error,
                     **({"order": g.nodes[s.node].order} if g.nodes[s.node].order else {}),
                     "additions": [
                         {
@@ -226,6 +246,72 @@ def _replayed(graph: Graph) -> Trace:
     return Trace(graph, steps, replayed=True, seed=1.0, notes=notes)
 
 
+_LOCAL_GRADS_NOTE = (
+    "the engine has no _backward: its backward is one loop, child.grad += local * node.grad, over the local "
+    "derivatives each node stored (_local_grads); these steps are that loop, replayed with them"
+)
+
+
+def _steps_in_local_grads(graph: Graph) -> bool:
+    """True for an engine without ``_backward`` whose op nodes store their local derivatives (microgpt)."""
+    ops = [nid for nid, node in graph.nodes.items() if node.operands]
+    return bool(ops) and all(
+        graph.nodes[nid].local_grads is not None and not callable(getattr(graph.objects.get(nid), "_backward", None)) for nid in ops
+    )
+
+
+def _recorded(graph: Graph, ev: Evidence, *, rerun: bool = False) -> Trace:
+    """The trace of a recorded pass: its calls on this graph's nodes, in order.
+
+    ``rerun``: the pass is the ``backward()`` the trace called (not the
+    script's own), recorded because a call raised.
+    """
+    rp = replay(graph)
+    id_of = {id(obj): nid for nid, obj in graph.objects.items()}
+    steps: list[TraceStep] = []
+    for nid, call in ev.steps:
+        if not graph.nodes[nid].operands:
+            continue  # a leaf's _backward (a method-style engine calls it too) adds nothing
+        where = {id_of.get(id(o)): i for i, o in enumerate(call.operands)}
+        additions: list[Addition] = []
+        for oid in dict.fromkeys(graph.nodes[nid].operands):
+            i = where.get(oid)
+            if i is not None:
+                additions += _split(rp, nid, oid, call.out_grad, call.before[i], call.after[i])
+        steps.append(TraceStep(len(steps) + 1, nid, call.out_grad, tuple(additions), call.raised, call.error_text() if call.raised else None))
+    root_calls = ev.runs.get(graph.root)
+    seed = root_calls[0].out_grad if root_calls else _number(graph.objects[graph.root], "grad")
+    notes = []
+    if ev.foreign:
+        notes.append(f"{ev.foreign:,} calls of the recorded pass ran on nodes outside this graph; not shown")
+    if ev.dropped:
+        notes.append(f"the recording kept the first {len(ev.steps) + ev.foreign:,} calls of the pass; {ev.dropped:,} more are not shown")
+    if ev.changed:
+        notes.append(
+            f"{len(ev.changed):,} grads changed after the recorded pass (an optimizer step or zero_grad()?): "
+            "the graph's grads are not the ones these steps left"
+        )
+    raised = ev.raised
+    if raised is not None:
+        nid, call = raised
+        step = next(s.step for s in steps if s.raised)
+        left = never_ran(graph, ev)
+        notes.append(
+            f"step {step}: the _backward of {graph.nodes[nid].name()} raised {call.error_text()} (at {call.where}); "
+            + (f"the _backward of {', '.join(graph.nodes[x].name() for x in left[:8])}"
+               + (f" ... and {len(left) - 8:,} more" if len(left) > 8 else "") + " never ran" if left else "every other node had run")
+        )
+    return Trace(refresh(graph, moment="after-backward"), steps, seed=seed, notes=notes, recorded=not rerun)
+
+
+def never_ran(graph: Graph, ev: Evidence) -> list[str]:
+    """Op nodes (consumers first) whose ``_backward`` would have been recorded but never ran in the pass."""
+    return [
+        nid for nid in reversed(graph.nodes)
+        if graph.nodes[nid].operands and nid not in ev.runs and ev.recordable(graph.objects[nid])
+    ]
+
+
 class _Wrapped:
     """Install recording wrappers on live ``_backward`` attributes; restore them."""
 
@@ -276,7 +362,9 @@ class _Wrapped:
         self.saved.clear()
 
 
-def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, children_attr: str | None = None) -> Trace:
+def trace(
+    root_or_graph: Any, *, backward: Callable[[], Any] | None = None, children_attr: str | None = None, recording: Recording | None = None,
+) -> Trace:
     """Record every ``_backward`` call of one ``backward()`` pass.
 
     Args:
@@ -286,6 +374,10 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
         backward: what to call instead of ``root.backward()``.
         children_attr: the operand attribute of a foreign engine, if not
             ``_prev`` or ``_children``.
+        recording: what :func:`gradviz.record` saw while the user's code ran
+            (default: the recording of the script the graph came from, if
+            any). When its last pass ran on this graph, the trace is that
+            pass and nothing is called; otherwise ``backward()`` is called.
 
     Returns:
         Trace
@@ -307,6 +399,15 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
             return _replayed(graph)
     else:
         graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
+    if recording is None and backward is None:
+        recording = recording_of(graph)
+    evidence = recording.evidence(graph.objects) if recording is not None else None
+    if evidence is not None:
+        return _recorded(graph, evidence)
+    if _steps_in_local_grads(graph):
+        out = _replayed(graph)
+        out.notes.insert(0, _LOCAL_GRADS_NOTE)
+        return out
     root = graph.objects[graph.root]
     backward = backward_of(graph, backward)
     rp = replay(graph)
@@ -324,9 +425,15 @@ def trace(root_or_graph: Any, *, backward: Callable[[], Any] | None = None, chil
         raw.append((nid, out_grad, before, after))
 
     wrapped = _Wrapped(graph, record)
+    watched = Recording()  # only read if a _backward raises: the wrappers do not see that call end
     try:
         wrapped.install()
-        run_backward(backward)
+        run_backward(backward, recording=watched)
+    except BackwardRaised:
+        ev = watched.evidence(graph.objects)
+        if ev is None:
+            raise
+        return _recorded(graph, ev, rerun=True)
     finally:
         wrapped.restore()
     steps = []

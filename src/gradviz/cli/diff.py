@@ -13,8 +13,13 @@ from ._common import EXIT_FINDINGS, EXIT_OK, add_picture_options, add_tolerance_
 
 _EPILOG = """\
 Nodes are matched by id when both graphs have the same structure (two
-snapshots of one computation), else by labels that occur once on each side,
-else by structure; the summary line says which.
+snapshots of one computation) and the pairing holds up against their data
+and labels, else by labels that occur once on each side, by structure
+(operands as a multiset, told apart by their data) and, for leaves left
+over, by a data value that only one leaf on each side has; the summary line
+says which. Two engines that decompose an op differently (micrograd's a - b
+is a + b * -1) still pair the leaves and the root; the nodes with no
+counterpart are listed.
 
 output (-o, from its suffix):
   .json             the diff as JSON (format gradviz-diff v1)
@@ -34,7 +39,9 @@ examples:
   gradviz diff mine.json reference.json --rtol 1e-5
   gradviz diff examples/buggy_accumulation.py examples/fixed_accumulation.py --backward
 
-exit status: 0 equal within tolerance, 1 different, 2 bad input.
+exit status: 0 equal within tolerance, or equal on every paired node with
+the roots paired and some nodes without counterpart ("equal on every paired
+node; N nodes have no counterpart"; 1 with --strict); 1 different; 2 bad input.
 """
 
 
@@ -56,6 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backward", action="store_true", help="for scripts: call backward() on the root first")
     add_tolerance_options(p)
     p.add_argument("--all", action="store_true", help="list unchanged nodes too")
+    p.add_argument(
+        "--strict", action="store_true",
+        help="exit 1 also when the paired nodes agree but some nodes have no counterpart",
+    )
     p.add_argument("--renderer", choices=("auto", "pygraphviz", "dot"), help="Graphviz renderer for pictures")
     add_picture_options(p)
     p.set_defaults(run=run)
@@ -86,4 +97,6 @@ def run(args: argparse.Namespace) -> int:
             max_nodes=None if args.full else args.max_nodes,
         )
         say(f"wrote {args.output}")
-    return EXIT_OK if result.equal else EXIT_FINDINGS
+    if result.verdict == "equal" or (result.verdict == "equal-where-paired" and not args.strict):
+        return EXIT_OK
+    return EXIT_FINDINGS

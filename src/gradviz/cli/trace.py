@@ -9,11 +9,15 @@ from ..graph.sources import open_input
 from ._common import EXIT_OK, add_input_options
 
 _EPILOG = """\
-For a script, the root's backward() is called once with every _backward
-wrapped, so the rows are the engine's own calls in its own order (a node
-whose _backward runs twice shows twice). For a snapshot, nothing can be
-called: the rows are the reference backward pass replayed over gradviz's op
-table. An operand used twice by one op (a + a) gets one row per use.
+For a script, every _backward call the script makes is recorded while it
+runs, whatever drives them (its own backward, a free function, a recursion):
+the rows are the last such pass, the engine's own calls in its own order (a
+node whose _backward runs twice shows twice, a call that raised is marked),
+and the first line says so. If the script made no call, the root's
+backward() is called once with every _backward wrapped. For a snapshot,
+nothing can be called: the rows are the reference backward pass replayed
+over gradviz's op table. An operand used twice by one op (a + a) gets one
+row per use.
 
 examples:
   gradviz trace examples/used_twice.py
@@ -35,6 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = trace(open_input(args.input, root=args.root, keep_objects=True))
+    result = trace(open_input(args.input, root=args.root, keep_objects=True, unfinished=True))
     print(result.dumps() if args.json else result.table(), end="", file=args.stdout)
     return EXIT_OK

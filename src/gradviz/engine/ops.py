@@ -14,7 +14,7 @@ Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
 be found by the checker, instead of stopping the program that builds it.
 
 Local derivatives are the textbook ones (e.g. d tanh(x)/dx = 1 - tanh(x)^2);
-at kinks gradviz follows PyTorch: relu'(0) = 0, the derivative of ``a**0``
+at kinks gradviz follows PyTorch: relu'(0) = 0, abs'(0) = 0, the derivative of ``a**0``
 with respect to ``a`` is 0 everywhere (also at ``a == 0``), and the
 derivative of ``a**b`` with respect to ``b`` is 0 where ``a == 0`` and
 ``b >= 0``.
@@ -66,6 +66,29 @@ def _log(a: float) -> float:
     if a == 0:
         return -math.inf
     return math.nan  # negative or nan
+
+
+def _unary(f: Callable[[float], float]) -> Callable[[float], float]:
+    """``f`` with IEEE results where :mod:`math` raises: nan (``sqrt(-1)``, ``sin(inf)``), inf on overflow."""
+
+    def safe(a: float) -> float:
+        try:
+            return f(a)
+        except ValueError:  # math domain error: IEEE 754 gives nan
+            return math.nan
+        except OverflowError:
+            return math.inf
+
+    safe.__name__ = f"_{f.__name__}"
+    return safe
+
+
+_sqrt, _sin, _cos, _tan = map(_unary, (math.sqrt, math.sin, math.cos, math.tan))
+
+
+def _sign(a: float) -> float:
+    # abs's derivative; 0 at the kink (and at nan), as PyTorch's sgn
+    return 1.0 if a > 0 else -1.0 if a < 0 else 0.0
 
 
 def _sigmoid(a: float) -> float:
@@ -157,6 +180,10 @@ class Op:
             interval of valid one-sided derivatives (the subgradients) at the
             kink. An engine may pick any value in it; the checker says so
             instead of calling it wrong. None for smooth ops.
+        reads: for an op with parameters, ``reads(operand_data, out) ->
+            (params or None, why)``: the parameters that make the op give
+            ``out``, for engines whose op name does not say them (``'^'``,
+            kaitorch's ``'LeakyReLU'``); see :meth:`read_params`.
         forward: ``forward(*operand_data, **params) -> float``, compiled
             from ``formula``.
         local_grads: ``local_grads(out, *operand_data, **params) -> tuple``,
@@ -172,6 +199,7 @@ class Op:
     params: tuple[str, ...] = ()
     doc: str = ""
     kinks: Callable[..., tuple[tuple[float, float] | None, ...]] | None = None
+    reads: Callable[[tuple[float, ...], float], tuple[dict[str, float] | None, str]] | None = None
     forward: Callable[..., float] = field(init=False, repr=False, compare=False)
     local_grads: Callable[..., tuple[float, ...]] = field(init=False, repr=False, compare=False)
 
@@ -209,6 +237,31 @@ class Op:
         """Local derivatives d out / d operand_i, one float per operand slot."""
         return self.local_grads(out, *operand_data, **(params or _NO_PARAMS))
 
+    def read_params(self, operand_data: tuple[float, ...], out: float) -> tuple[dict[str, float] | None, str]:
+        """The parameters for which this op gives ``out`` from ``operand_data``, read from the data.
+
+        Only where one reading is sound: a power's exponent as a simple
+        fraction ``p/q`` (any real exponent fits one node, so only a simple
+        one says something), a slope or scale where the branch that uses it
+        was taken. A parameter that neither the value nor the derivative
+        uses at this point (leaky relu's slope at ``a > 0``) is nan.
+
+        Returns:
+            tuple: ``(params, '')``, or ``(None, why)`` when the data do not
+            give them (``why`` completes "the name reads as <op>, but ...").
+        """
+        if self.reads is None:
+            return None, f"its parameters ({', '.join(self.params)}) are not in the name"
+        params, why = self.reads(operand_data, out)
+        if params:
+            # a parameter read as out / something carries that division's rounding
+            # (1.0000000000000002): the short number it rounds to, where that gives out as well
+            for name, v in params.items():
+                short = float(f"{v:.10g}") if math.isfinite(v) else v
+                if short != v and math.isclose(self.apply(operand_data, {**params, name: short}), out, rel_tol=1e-12):
+                    params[name] = short
+        return params, why
+
     def kink_intervals(
         self, out: float, operand_data: tuple[float, ...], params: Mapping[str, float] | None = None
     ) -> tuple[tuple[float, float] | None, ...]:
@@ -216,6 +269,58 @@ class Op:
         if self.kinks is None:
             return (None,) * len(operand_data)
         return self.kinks(out, *operand_data, **(params or _NO_PARAMS))
+
+
+# A hidden exponent is read from the data only as a simple fraction p/q, q <= 4: any real
+# k fits one node's data, and a check against such a fit checks nothing. It must give the
+# data to 1e-12: near a base of 1 a looser fit would take an exponent close to p/q for p/q.
+_EXPONENT_DENOMINATORS = (1, 2, 3, 4)
+_EXPONENT_MAX = 64
+_EXPONENT_RTOL = 1e-12
+
+
+def _read_exponent(xs: tuple[float, ...], out: float) -> tuple[dict[str, float] | None, str]:
+    a = xs[0]
+    if not (math.isfinite(a) and math.isfinite(out)) or abs(a) in (0.0, 1.0) or out == 0:
+        return None, f"its exponent is not in the name, and no exponent can be read from the data (base {a:.4g}, result {out:.4g})"
+    ratio = math.log(abs(out)) / math.log(abs(a))
+    fits = set()
+    for q in _EXPONENT_DENOMINATORS:
+        k = round(ratio * q) / q
+        if abs(k) <= _EXPONENT_MAX and math.isclose(out, _pow(a, k), rel_tol=_EXPONENT_RTOL):
+            fits.add(k)
+    if len(fits) != 1:
+        return None, f"its exponent is not in the name, and no simple exponent p/q (q <= 4) gives {a:.4g} ** k = {out:.4g}"
+    return {"exponent": fits.pop()}, ""
+
+
+def _read_negative_branch(param: str, scale: Callable[[float], float]) -> Callable[[tuple[float, ...], float], tuple[dict[str, float] | None, str]]:
+    """A reader for ``a if a > 0 else param * scale(a)``: the parameter is ``out / scale(a)`` where ``a < 0``."""
+
+    def reads(xs: tuple[float, ...], out: float) -> tuple[dict[str, float] | None, str]:
+        a = xs[0]
+        if a > 0:
+            return {param: math.nan}, ""  # the branch taken uses it in neither value nor derivative
+        d = scale(a) if a < 0 and math.isfinite(a) else 0.0
+        if d == 0 or not math.isfinite(out):
+            return None, f"its {param} is not in the name, and the data ({a:.4g}, {out:.4g}) do not give it"
+        return {param: out / d}, ""
+
+    return reads
+
+
+def _read_beta(xs: tuple[float, ...], out: float) -> tuple[dict[str, float] | None, str]:
+    a = xs[0]
+    r = out / a if a != 0 and math.isfinite(a) and math.isfinite(out) else math.nan
+    if not 0 < r < 1:
+        return None, f"its beta is not in the name, and the data ({a:.4g}, {out:.4g}) do not give it"
+    return {"beta": math.log(r / (1 - r)) / a}, ""
+
+
+def _swish_grad(a: float, beta: float) -> float:
+    # d/da a * sigmoid(beta a) = s + beta a s (1 - s)
+    s = _sigmoid(beta * a)
+    return s + beta * a * s * (1.0 - s)
 
 
 def format_exponent(k: float) -> str:
@@ -239,6 +344,7 @@ OPS: dict[str, Op] = {
             "**{exponent}",
             params=("exponent",),
             doc="a ** k for a number k",
+            reads=_read_exponent,
         ),
         Op("pow", 2, "_pow(a, b)", ("_pow_base_grad(a, b)", "_pow_exponent_grad(out, a, b)"), "**", doc="a ** b for a Value b"),
         Op("exp", 1, "_exp(a)", ("out",), "exp", doc="e ** a"),
@@ -254,6 +360,52 @@ OPS: dict[str, Op] = {
             kinks=lambda out, a: ((0.0, 1.0) if a == 0 else None,),
         ),
         Op("sigmoid", 1, "_sigmoid(a)", ("out * (1.0 - out)",), "sigmoid", doc="1 / (1 + e ** -a)"),
+        Op("sin", 1, "_sin(a)", ("_cos(a)",), "sin", doc="sine (radians)"),
+        Op("cos", 1, "_cos(a)", ("-_sin(a)",), "cos", doc="cosine (radians)"),
+        Op("tan", 1, "_tan(a)", ("1.0 + out * out",), "tan", doc="tangent (radians)"),
+        Op("sqrt", 1, "_sqrt(a)", ("_div(0.5, out)",), "sqrt", doc="square root; nan below 0"),
+        Op(
+            "leaky_relu",
+            1,
+            "a if a > 0 else slope * a",
+            ("1.0 if a > 0 else slope",),
+            "leaky_relu({slope})",
+            params=("slope",),
+            doc="a if a > 0 else slope * a",
+            kinks=lambda out, a, slope: ((min(slope, 1.0), max(slope, 1.0)) if a == 0 else None,),
+            reads=_read_negative_branch("slope", lambda a: a),
+        ),
+        Op(
+            "elu",
+            1,
+            "a if a > 0 else alpha * math.expm1(a)",
+            ("1.0 if a > 0 else alpha * _exp(a)",),
+            "elu({alpha})",
+            params=("alpha",),
+            doc="a if a > 0 else alpha * (e ** a - 1)",
+            kinks=lambda out, a, alpha: ((min(alpha, 1.0), max(alpha, 1.0)) if a == 0 and alpha != 1 else None,),
+            reads=_read_negative_branch("alpha", math.expm1),
+        ),
+        Op(
+            "swish",
+            1,
+            "a * _sigmoid(beta * a)",
+            ("_swish_grad(a, beta)",),
+            "swish({beta})",
+            params=("beta",),
+            doc="a * sigmoid(beta * a) (SiLU at beta = 1)",
+            reads=_read_beta,
+        ),
+        Op("softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(_div(1.0, 1.0 + abs(a)), 1.0 + abs(a))",), "softsign", doc="a / (1 + |a|)"),
+        Op(
+            "abs",
+            1,
+            "abs(a)",
+            ("_sign(a)",),
+            "abs",
+            doc="|a|",
+            kinks=lambda out, a: ((-1.0, 1.0) if a == 0 else None,),
+        ),
     )
 }
 

@@ -187,6 +187,45 @@ class Value:
         """1 / (1 + e ** -self), computed without overflow."""
         return Value._apply(OPS["sigmoid"], (self,))
 
+    def sin(self) -> "Value":
+        """Sine of self (radians); ``nan`` at infinity, as in IEEE 754."""
+        return Value._apply(OPS["sin"], (self,))
+
+    def cos(self) -> "Value":
+        """Cosine of self (radians); ``nan`` at infinity."""
+        return Value._apply(OPS["cos"], (self,))
+
+    def tan(self) -> "Value":
+        """Tangent of self (radians); ``nan`` at infinity."""
+        return Value._apply(OPS["tan"], (self,))
+
+    def sqrt(self) -> "Value":
+        """Square root; ``nan`` below 0, and an infinite derivative at 0, as in PyTorch."""
+        return Value._apply(OPS["sqrt"], (self,))
+
+    def leaky_relu(self, slope: Number = 0.01) -> "Value":
+        """self if self > 0 else slope * self, as ``torch.nn.functional.leaky_relu``; its derivative at 0 is ``slope``."""
+        return Value._apply(OPS["leaky_relu"], (self,), {"slope": float(slope)})
+
+    def elu(self, alpha: Number = 1.0) -> "Value":
+        """self if self > 0 else alpha * (e ** self - 1), as ``torch.nn.functional.elu``."""
+        return Value._apply(OPS["elu"], (self,), {"alpha": float(alpha)})
+
+    def swish(self, beta: Number = 1.0) -> "Value":
+        """self * sigmoid(beta * self); at ``beta = 1`` it is SiLU (``torch.nn.functional.silu``)."""
+        return Value._apply(OPS["swish"], (self,), {"beta": float(beta)})
+
+    def softsign(self) -> "Value":
+        """self / (1 + |self|), as ``torch.nn.functional.softsign``."""
+        return Value._apply(OPS["softsign"], (self,))
+
+    def abs(self) -> "Value":
+        """|self|; its derivative at 0 is 0, as in PyTorch."""
+        return Value._apply(OPS["abs"], (self,))
+
+    def __abs__(self) -> "Value":
+        return self.abs()
+
     # -- reverse mode ----------------------------------------------------------------
     def topological_order(self) -> list["Value"]:
         """Every node of this graph, operands before consumers, ``self`` last.

@@ -18,10 +18,13 @@ back exactly; finite floats are written with Python's shortest round-trip
 ``repr``, so save and load round-trip every float bit for bit (``-0.0``
 included). The same graph always gives the same bytes.
 
-A node whose engine keeps its operands in a ``set`` also has ``"order"``:
-how the order of its operands was found (``"any"``, ``"inferred"``,
-``"unknown"`` or ``"merged"``, see :data:`gradviz.graph.model.ORDERS`). The
-field is optional: files written before it existed load with no order.
+Optional per node: ``params`` (an op's number parameters, e.g. the exponent
+of ``**``), ``local_grads`` (an engine's own local derivatives per operand
+slot, as microgpt's ``_local_grads``; as many as ``operands``) and, for a
+node whose engine keeps its operands in a ``set``, ``"order"``: how the order
+of its operands was found (``"any"``, ``"inferred"``, ``"unknown"`` or
+``"merged"``, see :data:`gradviz.graph.model.ORDERS`). A file without them is
+read as before.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ def _node_dict(node: Node) -> dict[str, Any]:
         d["params"] = {k: _encode_number(float(v)) for k, v in sorted(node.params.items())}
     if node.order:
         d["order"] = node.order
+    if node.local_grads is not None:
+        d["local_grads"] = [_encode_number(float(v)) for v in node.local_grads]
     return d
 
 
@@ -111,7 +116,7 @@ def _node_json(node: Node) -> str:
     float ``repr`` (what ``json.dumps`` uses), about twice as fast as
     building a dict and encoding it; the rest go through ``json.dumps``.
     """
-    if node.params or not (_isfinite(node.data) and _isfinite(node.grad)):
+    if node.params or node.local_grads is not None or not (_isfinite(node.data) and _isfinite(node.grad)):
         return json.dumps(_node_dict(node), ensure_ascii=False, allow_nan=False)
     return (
         f'{{"id": {_string(node.id)}, "label": {_string(node.label)}, "op": {_string(node.op)}, '
@@ -378,6 +383,8 @@ def _check_node(nd: Mapping[str, Any], i: int, engine: str, source: str) -> None
         raise SnapshotError(f"{source}: {where}: op {_show(spec.name)} takes {spec.arity} operand(s), got {n}")
     params = nd.get("params", {})
     if set(params) != set(spec.params):
+        if engine != "gradviz" and not params:
+            return  # another engine's name that leaves its parameters out (kaitorch's 'swish'): unverified, not refused
         want = ", ".join(spec.params) or "none"
         raise SnapshotError(
             f"{source}: {where}: op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, sorted(params))) or 'none'}"
@@ -417,7 +424,8 @@ def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES)
     every operand an earlier node (so cycles are impossible); a known op
     with as many operands as the op table says (fewer only from another
     engine that keeps operands in a set, as micrograd does) and exactly its
-    parameters (``'**'`` needs ``exponent``); the root a node of the
+    parameters (``'**'`` needs ``exponent``; another engine's node may have
+    none, where its op name left them out: the replay then says so); the root a node of the
     snapshot, and every node an operand of the root, directly or not (the
     root comes last). Nothing in the document is executed.
 
@@ -482,6 +490,11 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
                 raise _later_operand(nodes_doc, i, operand, source)
         _check_node(nd, i, engine, source)
         params = nd.get("params")
+        local = nd.get("local_grads")
+        if local is not None and len(local) != len(operands):
+            raise SnapshotError(
+                f"{source}: node {_show(nid)} at $.nodes[{i}].local_grads: {len(local)} local derivative(s) for {len(operands)} operand(s)"
+            )
         nodes[nid] = Node(
             nid,
             nd["op"],
@@ -491,6 +504,7 @@ def _nodes_one_by_one(nodes_doc: list[Any], engine: str, source: str) -> dict[st
             operands,
             {k: _decode_number(v) for k, v in params.items()} if params else NO_PARAMS,
             order=nd.get("order", ""),
+            local_grads=None if local is None else tuple(map(_decode_number, local)),
         )
     return nodes
 
@@ -562,12 +576,21 @@ class _Columns:
                 self.params = None
                 break
             self.params[i] = dict(zip(p, values))
+        # the engine's own local derivatives, on the nodes of engines that store them
+        self.local: list[tuple[float, ...] | None] | None = [None] * len(nodes_doc)
+        raw_local = list(map(dict.get, nodes_doc, repeat("local_grads")))
+        for i in compress(range(len(nodes_doc)), map(is_not, raw_local, repeat(None))):
+            values = _floats(list(raw_local[i]))
+            if values is None or len(values) != len(self.operands[i]):  # the careful road says what is wrong
+                self.local = None
+                break
+            self.local[i] = tuple(values)
         #: The set of the positions of all operands, once :meth:`nodes` has found them.
         self.used: set[int] | None = None
 
     def numbers_fit(self) -> bool:
         """Whether every number fits a 64-bit float."""
-        return self.data is not None and self.grad is not None and self.params is not None
+        return self.data is not None and self.grad is not None and self.params is not None and self.local is not None
 
     def nodes(self, engine: str) -> dict[str, Node] | None:
         """The nodes, or None if any check of :func:`_nodes_one_by_one` might fail."""
@@ -581,6 +604,8 @@ class _Columns:
         nodes = dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
         for i in compress(range(len(ids)), self.orders):  # the nodes of an engine that keeps operands in a set
             nodes[ids[i]].order = self.orders[i]
+        for i in compress(range(len(ids)), map(is_not, self.local, repeat(None))):  # the nodes of an engine that stores its local derivatives
+            nodes[ids[i]].local_grads = self.local[i]
         return nodes
 
     def _earlier_operands(self) -> list[int] | None:
@@ -638,7 +663,7 @@ class _Columns:
             if isinstance(shape, int):
                 if shape > spec.arity or (shape < spec.arity and (engine == "gradviz" or shape < 1)):
                     return False
-            elif set(shape) != set(spec.params):
+            elif set(shape) != set(spec.params) and (engine == "gradviz" or shape):
                 return False
         return True
 

@@ -3,7 +3,10 @@
 Works on gradviz's own :class:`~gradviz.Value` and on look-alike objects of
 other engines (the adapter): anything with a number ``data``, a number
 ``grad`` and its operands under ``_prev`` (micrograd) or ``_children`` (newer
-variants); ``_op`` and ``label`` are optional.
+variants); ``_op`` (or ``op``, a string) and ``label`` are optional. An engine without
+``_backward`` that keeps each node's local derivatives under
+``_local_grads`` (Karpathy's microgpt) has them read into
+``Node.local_grads``; other engines' op names are read by :func:`read_op`.
 
 Ids are ``'n0'``, ``'n1'``, ... in the order of an iterative depth-first
 postorder from the root, operands visited in order: the same program gives
@@ -26,6 +29,7 @@ import math
 import numbers
 import re
 import struct
+from functools import lru_cache
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
@@ -38,14 +42,57 @@ from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node
 from .order import MERGED, compares_by_value, decide, lost_operands
 
-__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "CHILD_ATTRIBUTES"]
+__all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES", "LOCAL_GRADS_ATTRIBUTE"]
 
 #: Attribute names under which engines keep a node's operands, tried in order.
 CHILD_ATTRIBUTES = ("_prev", "_children")
 
-# Other engines' names for gradviz's ops.
-_OP_ALIASES = {"ReLU": "relu", "Relu": "relu", "TANH": "tanh", "Tanh": "tanh", "sub": "-", "add": "+", "mul": "*", "div": "/"}
-_POW_NAME = re.compile(r"^\*\*\s*\(?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\)?$")
+#: Where engines without ``_backward`` (Karpathy's microgpt) keep a node's local
+#: derivatives, aligned with its operands; ``capture(local_grads_attr=...)`` names another.
+LOCAL_GRADS_ATTRIBUTE = "_local_grads"
+
+# Other engines' names for gradviz's ops, collected from micrograd 0.1.0 ('ReLU',
+# '**2'), micrograd-style packages on PyPI ('^', 'e', 'math.log', '2.5**-1', 'sin',
+# 'cos', 'neg', ...) and ports on GitHub ('power', 'ln', 'exp()', ...). A name is
+# only a hint: read_op trusts it where the node's data is what the op gives.
+_OP_ALIASES = {
+    **dict.fromkeys(("ReLU", "Relu", "RELU", "relu()", "ReLu"), "relu"),
+    **dict.fromkeys(("TANH", "Tanh", "tanh()", "math.tanh"), "tanh"),
+    **dict.fromkeys(("Sigmoid", "sigmoid()", "sigm", "sigmod", "σ"), "sigmoid"),  # 'sigmod': omnigrad's
+    **dict.fromkeys(("e", "exp()", "Exp", "math.exp", "e^x", "e**x"), "exp"),
+    **dict.fromkeys(("ln", "ln()", "Log", "log()", "math.log", "log_e"), "log"),
+    **dict.fromkeys(("Sin", "sin()", "math.sin"), "sin"),
+    **dict.fromkeys(("Cos", "cos()", "math.cos"), "cos"),
+    **dict.fromkeys(("Tan", "tan()", "math.tan"), "tan"),
+    **dict.fromkeys(("Sqrt", "sqrt()", "math.sqrt", "√"), "sqrt"),
+    **dict.fromkeys(("Abs", "abs()", "|x|"), "abs"),
+    **dict.fromkeys(("LeakyReLU", "LeakyRelu", "leakyrelu", "leaky_relu()", "lrelu"), "leaky_relu"),
+    **dict.fromkeys(("ELU", "Elu", "elu()"), "elu"),
+    **dict.fromkeys(("Swish", "swish()", "silu", "SiLU"), "swish"),
+    **dict.fromkeys(("Softsign", "softsign()", "SoftSign"), "softsign"),
+    **dict.fromkeys(("add", "plus", "sum", "Add"), "+"),
+    **dict.fromkeys(("sub", "minus", "Sub"), "-"),
+    **dict.fromkeys(("mul", "times", "Mul", "×"), "*"),
+    **dict.fromkeys(("div", "truediv", "Div", "÷"), "/"),
+    **dict.fromkeys(("negate", "neg()", "Neg"), "neg"),
+}
+# Names of a power: with a Value exponent (two operands), or with a number exponent
+# that is either in the name ('**2', '^2', '2.5**-1': the base's data, then the
+# exponent) or nowhere (read from the data: the op table's Op.read_params).
+_POWER_NAMES = ("**", "^", "pow", "power", "Pow", "Power", "pow()", "math.pow")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_POW_NAME = re.compile(rf"^(?:{_NUMBER}|x)?\s*(?:\*\*|\^|pow|power)\s*\(?\s*({_NUMBER})\s*\)?$")
+# micrograd 0.1.0's own names say what they are, as gradviz's do: a node whose data
+# disagree is a forward bug (a finding), not a doubt about the name
+_MICROGRAD_NAMES = frozenset({"ReLU"})
+_MICROGRAD_POW = re.compile(rf"^\*\*\s*\(?\s*({_NUMBER})\s*\)?$")
+# '-' and 'sub' with one operand are a negation; a power with one operand and no
+# exponent in its name keeps the exponent hidden
+_UNARY_READING = {"-": "neg", "sub": "neg", "minus": "neg"}
+
+# How close the data must be to the op's formula for the name to be trusted:
+# loose enough for a float32 engine, far tighter than any other op's value.
+_AGREE_RTOL, _AGREE_ATOL = 1e-5, 1e-9
 
 
 def is_value_like(obj: object) -> bool:
@@ -61,28 +108,138 @@ def is_value_like(obj: object) -> bool:
     return hasattr(obj, "data") and hasattr(obj, "grad") and any(hasattr(obj, a) for a in CHILD_ATTRIBUTES)
 
 
-def normalize_op(raw: object) -> tuple[str, dict[str, float]]:
-    """Map another engine's op name to gradviz's op name and parameters.
+def normalize_op(raw: object, arity: int | None = None) -> tuple[str, dict[str, float]]:
+    """Map another engine's op name to gradviz's op name and parameters, by name only.
 
     micrograd records a power as ``'**2'`` and relu as ``'ReLU'``; gradviz
     calls them ``'**'`` with ``{'exponent': 2.0}`` and ``'relu'``. Unknown
     names are kept as they are (the checker then probes the live object).
+    This only reads the name: :func:`read_op` also checks that the node's
+    data agree, which is what capture uses.
 
     Args:
         raw: the engine's ``_op`` (str; None or missing means a leaf).
+        arity: the node's operand count, if known: ``'-'`` with one operand
+            is ``'neg'``, ``'^'`` with two is ``'pow'`` and with one is ``'**'``
+            (whose exponent the name does not give).
 
     Returns:
         tuple: ``(op_name, params)``.
+
+    Example:
+        >>> normalize_op('2.5**-1'), normalize_op('^', 2), normalize_op('math.log')
+        (('**', {'exponent': -1.0}), ('pow', {}), ('log', {}))
     """
     if raw is None:
         return "", {}
     name = str(raw)
-    if name in OPS or name == "":
+    if name == "":
         return name, {}
-    m = _POW_NAME.match(name)
+    if arity == 1 and name in _UNARY_READING:
+        return _UNARY_READING[name], {}
+    if name in _POWER_NAMES and arity is not None:
+        return ("pow" if arity == 2 else "**"), {}
+    if name in OPS:
+        return name, {}
+    m = _POW_NAME.match(name.strip())
     if m:
         return "**", {"exponent": float(m.group(1))}
     return _OP_ALIASES.get(name, name), {}
+
+
+def read_op(raw: object, operand_data: Sequence[float], data: float) -> tuple[str, dict[str, float], str | None]:
+    """Read another engine's op name as gradviz's op, trusting it only where the data agree.
+
+    A gradviz op name (``'+'``, ``'relu'``, ...) and micrograd 0.1.0's own
+    names (``'ReLU'``, ``'**2'``) are taken as they are (a data that
+    disagrees is then a forward finding of the checker). Any other name
+    that :func:`normalize_op` maps to a gradviz op is trusted only if the op,
+    applied to ``operand_data``, gives ``data`` (relative 1e-5, absolute
+    1e-9): ``'e'`` may be exp or not, ``'^'`` may be a power or a xor. A
+    power whose exponent the name does not give (``'^'``, ``'power'`` with
+    one operand) gets the simple exponent ``p/q`` (``q <= 4``, ``|p/q| <= 64``)
+    for which ``a ** (p/q)`` is ``data``, if there is exactly one such reading;
+    other parameters the name does not give (kaitorch's ``'LeakyReLU'``) are
+    read from the data as the op table says (:meth:`~gradviz.engine.ops.Op.read_params`).
+
+    Args:
+        raw: the engine's ``_op``.
+        operand_data: the operands' data, in slot order.
+        data: the node's data.
+
+    Returns:
+        tuple: ``(op_name, params, doubt)``: gradviz's op and parameters, or
+        the engine's name kept as it is, with ``doubt`` saying why it was not
+        trusted (None when it was, or when it names no op gradviz knows).
+
+    Example:
+        >>> read_op('e', [1.0], 2.718281828459045)
+        ('exp', {}, None)
+        >>> read_op('e', [1.0], 5.0)[2]
+        "the name 'e' reads as exp, but exp(1) = 2.718, not its data 5: the name is not trusted"
+        >>> read_op('^', [3.0], 9.0)
+        ('**', {'exponent': 2.0}, None)
+    """
+    name = "" if raw is None else str(raw)
+    n = len(operand_data)
+    if not n or name == "":
+        return name, {}, None
+    spec = OPS.get(name)
+    if spec is not None and spec.arity == n and not spec.params:
+        return name, {}, None
+    if spec is not None and spec.arity == 2 and n == 1:
+        x = operand_data[0]
+        if not (name in _UNARY_READING or name in _POWER_NAMES) or _agrees(data, spec.apply((x, x))):
+            return name, {}, None  # a set that kept one copy of a repeated operand: the replay rebuilds it
+    op_name, fixed, by_name = _reading(name, n)
+    spec = OPS.get(op_name)
+    if spec is None:
+        return name, {}, None
+    params = dict(fixed)
+    if by_name and spec.arity == n:
+        return op_name, params, None
+    if spec.arity != n:
+        return name, {}, f"the name {name!r} reads as {spec.name}, which takes {spec.arity} operand(s), but the node has {n}"
+    if spec.params and not params:  # e.g. a power whose exponent the name does not give
+        read, why = spec.read_params(tuple(operand_data), data)
+        if read is None:
+            what = "a power" if spec.name == "**" else spec.name
+            return name, {}, f"the name {name!r} reads as {what}, but {why}"
+        params = read
+    expected = spec.apply(tuple(operand_data), params)
+    if not _agrees(data, expected):
+        shown = spec.display(params)
+        xs = list(map(_short, operand_data))
+        if spec.symbol.startswith("**"):  # a ** k, a ** b
+            formula = f"{xs[0]}{shown}" if params else f"{xs[0]}**{xs[1]}"
+        else:
+            formula = f" {spec.symbol} ".join(xs) if n == 2 else f"{shown}({xs[0]})"
+        return name, {}, (
+            f"the name {name!r} reads as {shown}, but {formula} = {_short(expected)}, not its data {_short(data)}: "
+            "the name is not trusted"
+        )
+    return op_name, params, None
+
+
+@lru_cache(maxsize=4096)
+def _reading(name: str, arity: int) -> tuple[str, tuple[tuple[str, float], ...], bool]:
+    """:func:`normalize_op` of a name (parameters as pairs), and whether the name alone is trusted; once per name.
+
+    A graph of a million nodes has a handful of op names: the regular
+    expressions run once for each, not once per node.
+    """
+    op_name, params = normalize_op(name, arity)
+    return op_name, tuple(params.items()), name in _MICROGRAD_NAMES or _MICROGRAD_POW.match(name) is not None
+
+
+def _agrees(got: float, expected: float) -> bool:
+    if math.isnan(got) or math.isnan(expected):
+        return math.isnan(got) and math.isnan(expected)
+    return math.isclose(got, expected, rel_tol=_AGREE_RTOL, abs_tol=_AGREE_ATOL)
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"
 
 
 def _number(obj: object, attr: str) -> float:
@@ -251,7 +408,7 @@ def _order_sets(
 def _set_order(v: Any, members: list[Any], attrs: dict[int, tuple]) -> tuple[str, tuple[int, ...] | None]:
     """How the order of ``v``'s set of operands is found (see :mod:`gradviz.graph.order`)."""
     raw_op, _label, data, _grad = attrs[id(v)]
-    op_name, params = normalize_op(raw_op)
+    op_name, params = normalize_op(raw_op, len(members))
     spec = OPS.get(op_name)
     if spec is not None and len(members) < spec.arity and compares_by_value(v):
         lost = lost_operands(v, members)
@@ -267,6 +424,7 @@ def capture(
     moment: str | None = None,
     children_attr: str | None = None,
     keep_objects: bool = True,
+    local_grads_attr: str | None = None,
 ) -> Graph:
     """Capture the computation graph that ends at ``root``.
 
@@ -280,13 +438,20 @@ def capture(
         keep_objects: keep id -> live object in ``Graph.objects`` (lets the
             checker probe ``_backward``); False frees the graph's objects
             sooner.
+        local_grads_attr: the attribute under which a foreign engine keeps
+            each node's local derivatives, aligned with its operands, if not
+            ``_local_grads`` (Karpathy's microgpt). Read into
+            ``Node.local_grads`` where a node has it and its operands are a
+            sequence of as many (a ``set`` of operands has no order to align
+            them with).
 
     Returns:
         Graph: nodes in topological order with ids ``'n0'`` ... and the root last.
 
     Raises:
         CaptureError: if ``root`` or a node in its graph is not value-like,
-            a ``data``/``grad`` is not a real number, or the graph has a cycle.
+            a ``data``/``grad`` or a local derivative is not a real number,
+            or the graph has a cycle.
 
     Example:
         >>> from gradviz import Value, capture
@@ -309,7 +474,7 @@ def capture(
     with paused_gc():
         if own:
             return _capture_own(root, moment, keep_objects)
-        return _capture_foreign(root, children, moment, keep_objects)
+        return _capture_foreign(root, children, moment, keep_objects, local_grads_attr or LOCAL_GRADS_ATTRIBUTE)
 
 
 _PREV, _MARK = attrgetter("_prev"), attrgetter("_mark")
@@ -448,9 +613,34 @@ def _capture_own_careful(root: Value, moment: str | None, keep_objects: bool) ->
     return graph
 
 
-def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool) -> Graph:
+def _local_grads(v: Any, attr: str, operands: tuple[str, ...], kids: Sequence[Any]) -> tuple[float, ...] | None:
+    """``v``'s own local derivatives under ``attr``, one float per operand slot, or None."""
+    raw = getattr(v, attr, None)
+    if raw is None or not operands or not isinstance(kids, tuple):
+        return None  # not stored, a leaf, or operands from a set: nothing to align them with
+    try:
+        values = tuple(raw)
+    except TypeError:
+        raise CaptureError(f"{type(v).__name__}.{attr} must be a sequence of numbers, got {type(raw).__name__}") from None
+    if len(values) != len(operands):
+        return None  # the engine's zip() drops the extra ones: its backward is not what they say
+    out = []
+    for x in values:
+        try:
+            out.append(float(x.item() if hasattr(x, "item") else x))
+        except (TypeError, ValueError):
+            raise CaptureError(f"{type(v).__name__}.{attr} must hold real numbers, got {type(x).__name__}: {x!r:.60}") from None
+    return tuple(out)
+
+
+def _capture_foreign(
+    root: Any, children: Callable[[Any], Sequence[Any]], moment: str | None, keep_objects: bool, local_attr: str
+) -> Graph:
     def attrs(v: Any) -> tuple[str, str, float, float]:
-        op = getattr(v, "_op", "")
+        op = getattr(v, "_op", None)
+        if op is None:  # an engine that names it without the underscore (femtograd); only a name counts
+            op = getattr(v, "op", None)
+            op = op if isinstance(op, str) else None
         label = getattr(v, "label", "")
         return (
             "" if op is None else str(op),
@@ -466,19 +656,24 @@ def _capture_foreign(root: Any, children: Callable[[Any], Sequence[Any]], moment
     nodes: dict[str, Node] = {}
     for nid, v in zip(ids, objects):
         op_raw, label, data, grad = attr_of[id(v)]
-        op, params = normalize_op(op_raw)
         operands = tuple(index[id(k)] for k in children(v))
         for operand in operands:
             if operand not in nodes:  # postorder emits operands first, unless they depend on v
                 raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        nodes[nid] = Node(nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""))
+        op, params, _doubt = read_op(op_raw, [nodes[o].data for o in operands], data)  # the replay says the doubt
+        local = _local_grads(v, local_attr, operands, children(v))
+        nodes[nid] = Node(
+            nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""), local_grads=local
+        )
     graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
     if keep_objects:
         graph.objects = dict(zip(ids, objects))
     return graph
 
 
-def snapshot(root: Any, *, moment: str | None = None, children_attr: str | None = None) -> Graph:
+def snapshot(
+    root: Any, *, moment: str | None = None, children_attr: str | None = None, local_grads_attr: str | None = None
+) -> Graph:
     """Capture ``root``'s graph as a snapshot to save or compare later.
 
     The same as :func:`capture` except that no live objects are kept, so
@@ -489,8 +684,9 @@ def snapshot(root: Any, *, moment: str | None = None, children_attr: str | None 
         root: as for :func:`capture`.
         moment: 'before-backward', 'after-backward', or None.
         children_attr: as for :func:`capture`.
+        local_grads_attr: as for :func:`capture`.
 
     Returns:
         Graph
     """
-    return capture(root, moment=moment, children_attr=children_attr, keep_objects=False)
+    return capture(root, moment=moment, children_attr=children_attr, keep_objects=False, local_grads_attr=local_grads_attr)

@@ -55,6 +55,11 @@ class Node:
             for an op without any, the shared read-only :data:`NO_PARAMS`.
         order: '' when the engine gave the operands in order; otherwise how
             their order was found from a ``set``: one of :data:`ORDERS`.
+        local_grads: the engine's own local derivatives of this node with
+            respect to each operand slot, aligned with ``operands``, for
+            engines that store them (microgpt's ``_local_grads``); None when
+            the engine does not. The checker uses them as it uses probed
+            ones: they are what the engine's backward multiplies by.
     """
 
     id: str
@@ -65,6 +70,7 @@ class Node:
     operands: tuple[str, ...] = ()
     params: Mapping[str, float] = field(default_factory=lambda: NO_PARAMS)
     order: str = ""
+    local_grads: tuple[float, ...] | None = None
 
     @property
     def is_leaf(self) -> bool:

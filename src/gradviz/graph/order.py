@@ -290,5 +290,7 @@ def resolve(graph: Graph, observed: Mapping[str, Mapping[str, float]]) -> dict[s
         matching = [perm for perm, _, ms in in_data if all(map(_near, ms, (local[o] for o in members)))]
         if len(matching) == 1:
             operands = tuple(members[i] for i in matching[0])
-            out[nid] = Node(node.id, node.op, node.label, node.data, node.grad, operands, node.params, order=INFERRED)
+            out[nid] = Node(
+                node.id, node.op, node.label, node.data, node.grad, operands, node.params, order=INFERRED, local_grads=node.local_grads
+            )
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -19,23 +20,43 @@ from ..errors import CaptureError, GradvizError, UsageError
 from .capture import CHILD_ATTRIBUTES, capture, is_value_like
 from .model import Graph
 
-__all__ = ["run_script", "run_backward", "find_root", "open_input", "INPUT_SUFFIXES"]
+__all__ = ["run_script", "run_backward", "find_root", "open_input", "crash_hint", "BackwardRaised", "INPUT_SUFFIXES"]
 
 INPUT_SUFFIXES = (".json", ".py")
 
 
-def run_script(path: str | os.PathLike[str]) -> dict[str, Any]:
+class BackwardRaised(GradvizError):
+    """A node's ``_backward`` raised while a script ran (the script did not catch it).
+
+    Attributes:
+        namespace: the script's globals as they were when it stopped.
+        recording: what the recorder saw, up to the call that raised.
+    """
+
+    def __init__(self, message: str, namespace: dict[str, Any], recording: Any) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.recording = recording
+
+
+def run_script(path: str | os.PathLike[str], *, recording: Any = None) -> dict[str, Any]:
     """Run a Python script and return its top-level variables.
 
     Args:
         path: the script.
+        recording: a :class:`gradviz.analysis.record.Recording` to record the
+            script's ``_backward`` calls into (see :func:`gradviz.record`), or
+            None to run it unrecorded.
 
     Returns:
         dict: the script's globals after it ran.
 
     Raises:
+        BackwardRaised: if an exception left a node's ``_backward`` and the
+            script (recorded) did not catch it; the message names the node.
         GradvizError: if the script cannot be read, or raises (the message
-            names the exception; run the script with python to see the
+            names the exception, with a one-line fix for the common crashes
+            of micrograd-style code; run the script with python to see the
             traceback).
     """
     path = os.fspath(path)
@@ -46,34 +67,161 @@ def run_script(path: str | os.PathLike[str]) -> dict[str, Any]:
     sys.argv = [path]
     sys.path.insert(0, folder)
     try:
-        return runpy.run_path(path, run_name="__main__")
+        if recording is None:
+            return runpy.run_path(path, run_name="__main__")
+        from ..analysis.record import record
+
+        with record(into=recording):
+            return runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         raise GradvizError(f"{path}: the script called exit({exc.code!r}) before gradviz could read its variables") from None
     except SyntaxError as exc:
         raise GradvizError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:
+        namespace = _script_globals(exc, path)
+        call = _raising_call(recording, exc)
+        if call is not None and namespace is not None:
+            raise BackwardRaised(
+                f"{path}: the script raised {type(exc).__name__}: {exc} in {_call_name(call)} at {call.where}",
+                namespace, recording,
+            ) from exc
+        hint = crash_hint(exc, namespace)
         raise GradvizError(
-            f"{path}: the script raised {type(exc).__name__}: {exc} (run `python {path}` to see the traceback)"
+            f"{path}: the script raised {type(exc).__name__}: {exc}"
+            + (f"; {hint}" if hint else "")
+            + f" (run `python {path}` to see the traceback)"
         ) from exc
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-def run_backward(backward: Callable[[], Any]) -> None:
+def _script_globals(exc: BaseException, path: str) -> dict[str, Any] | None:
+    """The globals of the script's module frame, read from the traceback of what it raised."""
+    tb = exc.__traceback__
+    target = os.path.abspath(path)
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "<module>" and os.path.abspath(code.co_filename) == target:
+            return tb.tb_frame.f_globals
+        tb = tb.tb_next
+    return None
+
+
+def _raising_call(recording: Any, exc: BaseException) -> Any:
+    """The recorded call that raised ``exc`` (or raised while ``exc`` was chained from it), or None."""
+    if recording is None:
+        return None
+    call = recording.raised
+    if call is None:
+        return None
+    if call.error is None or call.error is exc or call.error is exc.__context__ or call.error is exc.__cause__:
+        call.error = call.error or exc
+        return call
+    return None
+
+
+def _call_name(call: Any) -> str:
+    node = call.node
+    op = getattr(node, "_op", "")
+    label = getattr(node, "label", "")
+    what = ", ".join(x for x in (f"label {label!r}" if label else "", f"op {op!r}" if op else "", f"data {getattr(node, 'data', '?')}") if x)
+    return f"the _backward of a {type(node).__name__} node ({what})"
+
+
+_RADD = re.compile(r"unsupported operand type\(s\) for \+: '(?:int|float)' and '(\w+)'")
+
+
+def crash_hint(exc: BaseException, namespace: dict[str, Any] | None = None) -> str:
+    """The fix, in one line, for the common crashes of micrograd-style code; '' if ``exc`` is none of them.
+
+    * ``sum(values)`` over Values without ``__radd__``: ``sum`` starts from
+      the int 0, and ``0 + value`` needs ``Value.__radd__``;
+    * a ``RecursionError`` from a recursive backward or topological sort
+      (micrograd's ``build_topo``): names the function that recursed.
+
+    Args:
+        exc: what the script (or ``backward()``) raised.
+        namespace: the script's globals, to tell a Value class from others.
+
+    Returns:
+        str: the hint, or ''.
+
+    Example:
+        >>> class V: pass
+        >>> try:
+        ...     sum([V()])
+        ... except TypeError as exc:
+        ...     print(crash_hint(exc))  # doctest: +ELLIPSIS
+        sum() starts from 0 and 0 + V needs V.__radd__: add ... or start from a V: sum(values, start=V(0.0))
+    """
+    if isinstance(exc, TypeError):
+        m = _RADD.search(str(exc))
+        if m:
+            cls = m.group(1)
+            return (
+                f"sum() starts from 0 and 0 + {cls} needs {cls}.__radd__: add "
+                f"`def __radd__(self, other): return self + other` to {cls}, or start from a {cls}: sum(values, start={cls}(0.0))"
+            )
+        return ""
+    if isinstance(exc, RecursionError):
+        where, walks_graph = _recursing_function(exc)
+        if not walks_graph:
+            return f"{where} called itself until Python's recursion limit"
+        return (
+            f"{where} called itself until Python's recursion limit (about 1,000 deep; the graph is deeper, "
+            "or a recursive backward revisits shared nodes): walk the graph once in a topological order built "
+            "with an explicit stack (no recursion), then run each _backward in reverse order, or use gradviz.Value"
+        )
+    return ""
+
+
+def _recursing_function(exc: BaseException) -> tuple[str, bool]:
+    """The function most frames of the traceback run, as ``'build_topo (engine.py:12)'``,
+    and whether it walks a graph (a Value among its locals)."""
+    counts: dict[Any, int] = {}
+    frame_of: dict[Any, Any] = {}
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        counts[code] = counts.get(code, 0) + 1
+        frame_of.setdefault(code, tb.tb_frame)
+        tb = tb.tb_next
+    if not counts:
+        return "a function", False
+    code = max(counts, key=counts.__getitem__)
+    walks = any(is_value_like(v) for v in frame_of[code].f_locals.values())
+    return f"{code.co_name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})", walks
+
+
+def run_backward(backward: Callable[[], Any], *, recording: Any = None) -> None:
     """Call an engine's ``backward()``; its failures become one-line :class:`GradvizError` errors.
 
+    Args:
+        backward: what to call.
+        recording: a :class:`gradviz.analysis.record.Recording` to record its
+            ``_backward`` calls into, or None.
+
     Raises:
+        BackwardRaised: if a node's ``_backward`` raised (recorded only;
+            ``namespace`` is then empty).
         GradvizError: if it raises, naming the exception (a recursive
-            backward that hits the recursion limit says so).
+            backward that hits the recursion limit says what recursed and
+            what to do).
     """
     try:
-        backward()
-    except RecursionError:
-        raise GradvizError(
-            "backward() hit Python's recursion limit: that engine's backward is recursive; "
-            "raise sys.setrecursionlimit or use gradviz.Value"
-        ) from None
+        if recording is None:
+            backward()
+        else:
+            from ..analysis.record import record
+
+            with record(into=recording):
+                backward()
+    except RecursionError as exc:
+        raise GradvizError(f"backward() raised RecursionError: {crash_hint(exc)}") from None
     except Exception as exc:
+        call = _raising_call(recording, exc)
+        if call is not None:
+            raise BackwardRaised(f"backward() raised {type(exc).__name__}: {exc} in {_call_name(call)} at {call.where}", {}, recording) from exc
         raise GradvizError(f"backward() raised {type(exc).__name__}: {exc}") from exc
 
 
@@ -163,8 +311,16 @@ def open_input(
     root: str | None = None,
     backward: bool = False,
     keep_objects: bool = False,
+    record: bool = True,
+    unfinished: bool = False,
 ) -> Graph:
     """Read a graph from a snapshot (``.json``) or a script (``.py``).
+
+    A script runs under :func:`gradviz.record`: every ``_backward`` call it
+    makes (and those of ``backward``) is recorded, and the recording goes
+    with the graph (:func:`gradviz.analysis.record.recording_of`), so
+    :func:`gradviz.check` and :func:`gradviz.trace` use the engine's own
+    calls.
 
     Args:
         path: the input file.
@@ -176,6 +332,11 @@ def open_input(
             another engine than gradviz's, whose second pass may add to
             the first.
         keep_objects: keep the live objects in ``Graph.objects``.
+        record: record the script's ``_backward`` calls (costs time: see
+            ``bench/record.py``).
+        unfinished: if a node's ``_backward`` raised and nothing caught it,
+            capture the graph as the exception left it (for check and trace,
+            which name the node) instead of raising.
 
     Returns:
         Graph
@@ -184,8 +345,10 @@ def open_input(
         UsageError: unknown suffix, or options that do not apply (also
             ``backward`` after the script's own ``backward()``, see above).
         SnapshotError: an invalid snapshot.
+        BackwardRaised: a node's ``_backward`` raised (unless ``unfinished``).
         GradvizError: the script failed or has no clear root.
     """
+    from ..analysis.record import Recording, attach
     from ..exporters.snapshot import load
 
     suffix = Path(path).suffix.lower()
@@ -195,9 +358,16 @@ def open_input(
         return load(path)
     if suffix != ".py":
         raise UsageError(f"{os.fspath(path)}: give a snapshot (.json) or a Python script (.py)")
-    namespace = run_script(path)
+    recording = Recording() if record else None
+    try:
+        namespace = run_script(path, recording=recording)
+        raised = False
+    except BackwardRaised as exc:
+        if not unfinished:
+            raise
+        namespace, raised = exc.namespace, True
     name, obj = find_root(namespace, root)
-    if backward:
+    if backward and not raised:
         fn = getattr(obj, "backward", None)
         if not callable(fn):
             raise CaptureError(f"--backward: the root {name!r} ({type(obj).__name__}) has no backward() method")
@@ -208,9 +378,15 @@ def open_input(
                 f"--backward: the script already called backward() (the root {name!r} has grad {grad:g}); "
                 "drop --backward, or a second backward() may add to the grads the first one left"
             )
-        run_backward(fn)
+        try:
+            run_backward(fn, recording=recording)
+        except BackwardRaised:
+            if not unfinished:
+                raise
     graph = capture(obj, keep_objects=True, moment="after-backward" if backward else None)
     _name_unlabelled(graph, namespace, name, obj)
+    if recording is not None:
+        attach(graph, recording)
     if not keep_objects:
         graph.objects = {}
     return graph

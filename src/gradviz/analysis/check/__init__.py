@@ -58,19 +58,20 @@ from typing import Any
 
 from ...graph.capture import capture
 from ...graph.model import Graph
+from ..record import describe, recording_of
 from ..replay import ATOL, RTOL, safe_fsum
 from .core import FORMAT, VERSION, CheckReport, Context, Finding, schema
 
 # the shared searches stay importable from here, where their tests look for them
 from .core import _LIST_CAP, _first_fitting_subset, _fits_a_multiple, _listed, fmt  # noqa: F401
 from .kinds import (
-    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RULES, STALE,
-    WRONG,
+    EXPLAINERS, FORWARD, KINDS, KINK, LOCAL, MERGED, MISSING, NONFINITE, NOT_SEEDED, ORDER, ORDER_DEPENDENT, RAISED, RULES,
+    STALE, WRONG,
 )
 
 __all__ = [
     "check", "CheckReport", "Finding", "KINDS", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE", "WRONG",
 ]
 
 
@@ -81,6 +82,8 @@ def check(
     atol: float = ATOL,
     probe: bool = True,
     children_attr: str | None = None,
+    local_grads_attr: str | None = None,
+    recording: Any = None,
 ) -> CheckReport:
     """Check every forward value and gradient of a graph; name culprits.
 
@@ -93,6 +96,16 @@ def check(
         probe: call live nodes' ``_backward`` in isolation (grads are restored).
         children_attr: the operand attribute of a foreign engine, if not
             ``_prev`` or ``_children``.
+        local_grads_attr: the attribute under which an engine without
+            ``_backward`` keeps each node's local derivatives, if not
+            ``_local_grads`` (see :func:`gradviz.capture`). With them, every
+            grad is checked against its consumers' stored derivatives, also
+            where the op is unknown, and those of known ops against the op table.
+        recording: what :func:`gradviz.record` saw while the engine's
+            backward ran (default: the recording of the script the graph
+            came from, if any): a node whose ``_backward`` ran twice, too
+            early, never, or raised is then named from the calls the
+            engine really made.
 
     Returns:
         CheckReport: ``report.ok`` is True when nothing is wrong.
@@ -112,8 +125,15 @@ def check(
     if isinstance(root_or_graph, Graph):
         graph = root_or_graph
     else:
-        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True)
-    return _run(Context(graph, rtol, atol, probe))
+        graph = capture(root_or_graph, children_attr=children_attr, keep_objects=True, local_grads_attr=local_grads_attr)
+    ctx = Context(graph, rtol, atol, probe)
+    if recording is None:
+        recording = recording_of(graph)
+    if recording is not None:
+        ctx.evidence = recording.evidence(graph.objects)
+        if ctx.evidence is None and recording.calls:
+            ctx.notes.append(describe(recording, None))
+    return _run(ctx)
 
 
 def _run(ctx: Context) -> CheckReport:
@@ -144,14 +164,24 @@ def _run(ctx: Context) -> CheckReport:
         for rule in RULES:
             rule.finish(ctx)
     rp = ctx.rp
+    stored: list[str] = []  # unknown ops whose local derivatives the engine stored: one note for all
     for nid, why in rp.unknown.items():
-        if nid not in rp.local:
+        if nid in rp.local and ctx.g.nodes[nid].local_grads is not None:
+            stored.append(nid)
+        elif nid not in rp.local:
             ctx.notes.append(
                 f"{ctx.name(nid)}: {why}; the grads behind it are not checked against a reference"
                 + ("" if ctx.g.objects else " (check the script instead of a snapshot to probe it live)")
             )
         else:
             ctx.notes.append(f"{ctx.name(nid)}: {why}; its local derivatives were measured by probing its _backward")
+    if stored:
+        reasons = {rp.unknown[nid] for nid in stored}
+        why = reasons.pop() if len(reasons) == 1 else "ops gradviz cannot replay"
+        ctx.notes.append(
+            f"{ctx.names(stored)}: {why}; the local derivatives are the engine's own (_local_grads): "
+            "every grad passed on through them is checked, the derivatives themselves against no formula"
+        )
     order = {k: i for i, k in enumerate(KINDS)}
     ctx.findings.sort(key=lambda f: (not f.culprit, ctx.index[f.node], order[f.kind], f.operand or ""))
     return CheckReport(

@@ -538,6 +538,11 @@ class Context:
             the set's order and in the reverse order, for the nodes whose
             ``_backward`` depends on the iteration order of a set of operands.
         order_tried: the nodes probed in both orders (see :mod:`gradviz.analysis.sets`).
+        evidence: the engine's own recorded backward pass on this graph
+            (:class:`~gradviz.analysis.record.Evidence`), or None.
+        recorded_faults: node id -> kind, for the nodes the record shows
+            at fault (ran twice, early, never, raised).
+        never_ran: op nodes whose ``_backward`` the record never saw run.
     """
 
     def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
@@ -578,6 +583,9 @@ class Context:
         self.by_hash: dict[int, list[str]] | None = None
         self.order_sensitive: dict[str, dict[str, tuple[float, float]]] = {}
         self.order_tried: set[str] = set()
+        self.evidence: Any = None
+        self.recorded_faults: dict[str, str] = {}
+        self.never_ran: list[str] = []
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:

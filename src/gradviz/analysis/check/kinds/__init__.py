@@ -45,7 +45,8 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   registry order): ``explain(ctx, nid)`` for one node, or
   ``explain_all(ctx, pending)`` for evidence that spans nodes. **The first
   explanation that fits wins**: once a unit returns an explanation for a
-  node, no later unit sees it. Today: missing-accumulation (10),
+  node, no later unit sees it. Today: backward-raised (5: the record of
+  the engine's own pass, when there is one), missing-accumulation (10),
   stale-gradient (20), wrong-order (30), wrong-local-derivative (40),
   wrong-gradient (90, the last resort). Pick ``tried`` by what must be
   ruled out first.
@@ -83,12 +84,14 @@ from .nonfinite import NONFINITE, NonFinite
 from .not_seeded import NOT_SEEDED, NotSeeded
 from .order import ORDER, Order
 from .order_dependent import ORDER_DEPENDENT, OrderDependent
+from .raised import RAISED, Raised
 from .stale import STALE, Stale
 from .wrong import WRONG, Wrong
 
 __all__ = [
     "RULES", "KINDS", "EXPLAINERS",
-    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "FORWARD", "NONFINITE", "WRONG",
+    "NOT_SEEDED", "STALE", "MISSING", "LOCAL", "KINK", "ORDER", "MERGED", "ORDER_DEPENDENT", "RAISED", "FORWARD", "NONFINITE",
+    "WRONG",
 ]
 
 #: Every fault kind's unit, in report order.
@@ -101,6 +104,7 @@ RULES: tuple[Rule, ...] = (
     Order(),
     Merged(),
     OrderDependent(),
+    Raised(),
     Forward(),
     NonFinite(),
     Wrong(),

@@ -1,4 +1,4 @@
-"""kink: at a kink (relu at 0) the engine chose another valid derivative than gradviz and PyTorch.
+"""kink: at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch.
 
 Not a bug of its own but a special case of a wrong local derivative: the
 unit of :mod:`.local` asks :func:`at_kink` before it blames one.
@@ -18,7 +18,7 @@ class Kink(Rule):
     """A local derivative, found different from gradviz's, that is another subgradient at the op's kink."""
 
     kind = KINK
-    meaning = "at a kink (relu at 0) the engine chose another valid derivative than gradviz and PyTorch"
+    meaning = "at a kink (relu or abs at 0) the engine chose another valid derivative than gradviz and PyTorch"
 
 
 def at_kink(ctx: Context, nid: str, slots: tuple[int, ...] | list[int], got: float) -> bool:
@@ -29,8 +29,8 @@ def at_kink(ctx: Context, nid: str, slots: tuple[int, ...] | list[int], got: flo
     """
     node = ctx.g.nodes[nid]
     op = OPS.get(node.op)
-    if op is None or len(slots) != 1:
-        return False
+    if op is None or len(slots) != 1 or any(p not in node.params for p in op.params):
+        return False  # (another engine's snapshot may name an op without its parameters)
     xs = tuple(ctx.g.nodes[x].data for x in ctx.rp.operands[nid])
     interval = op.kink_intervals(node.data, xs, node.params)[slots[0]]
     return interval is not None and interval[0] - ctx.atol <= got <= interval[1] + ctx.atol

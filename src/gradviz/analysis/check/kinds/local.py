@@ -1,9 +1,11 @@
 """wrong-local-derivative: an op's local derivative with respect to one operand is wrong.
 
-Found two ways: a probed ``_backward`` adds a wrong amount (or one that does
-not scale with its grad), or, without a probe, a node's only consumer
-passed it a grad its local derivative cannot give. At an op's kink the
-finding is a :mod:`.kink` instead.
+Found three ways: a probed ``_backward`` adds a wrong amount (or one that
+does not scale with its grad); an engine's own stored local derivatives
+(``Node.local_grads``, microgpt's ``_local_grads``) differ from the op
+table's; or, without either, a node's only consumer passed it a grad its
+local derivative cannot give. At an op's kink the finding is a
+:mod:`.kink` instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ....engine.ops import OPS
+from ...replay import safe_fsum
 from ..core import Context, Explanation, Rule, fmt
 from . import kink
 
@@ -50,6 +53,25 @@ class Local(Rule):
                     if expected is None or nid in ctx.lost_in_op.get(o, ()):
                         continue  # right, or a repeated operand counted once: missing-accumulation's
                     ctx.probe_fault[(nid, o)] = _report(ctx, nid, o, obs, expected, tuple(slots))
+        self._check_stored(ctx)
+
+    def _check_stored(self, ctx: Context) -> None:
+        """Compare the local derivatives an engine stored with the op table's, where the op is known.
+
+        Per distinct operand, all its slots summed (as a probe sees them). A
+        consumer found so explains its operand's grad, as a probed one does.
+        """
+        rp = ctx.rp
+        for nid, node in ctx.g.nodes.items():
+            stored = node.local_grads
+            if stored is None or nid in rp.unknown or nid not in rp.local or (nid in ctx.probes and ctx.probes[nid].error is None):
+                continue
+            for o in dict.fromkeys(node.operands):
+                slots = rp.slots(nid, o)
+                got = safe_fsum([stored[s] for s in slots])
+                expected = ctx.local_sum(nid, o)
+                if not ctx.close(got, expected, abs(expected)):
+                    ctx.probe_fault[(nid, o)] = _report(ctx, nid, o, got, expected, tuple(slots))
 
     def explain(self, ctx: Context, nid: str) -> Explanation | None:
         """A residual left: blame the one consumer's local derivative (a culprit already named is not blamed again)."""
@@ -62,7 +84,10 @@ class Local(Rule):
         c = consumers[0]
         gc = ctx.rec_of[c]
         probed_ok = c in ctx.probes and ctx.probes[c].error is None
-        if probed_ok or not math.isfinite(gc) or gc == 0 or c not in rp.local:
+        # an engine's stored local derivatives are what its backward multiplied by, and
+        # _check_stored compared them with the table: no derivative is left to blame
+        stored = ctx.g.nodes[c].local_grads is not None
+        if probed_ok or stored or not math.isfinite(gc) or gc == 0 or c not in rp.local:
             return None
         expected = ctx.local_sum(c, nid)
         implied = ctx.rec_of[nid] / gc
@@ -79,6 +104,7 @@ def _report(ctx: Context, nid: str, o: str, got: float, expected: float, slots: 
         doc = f" ({op.doc})" if op is not None and op.doc else ""
         wrt = f"d {node.label or nid} / d {ctx.g.nodes[o].label or o}"
         kind = LOCAL
-        text = f"{wrt} is {fmt(got)}, expected {fmt(expected)} for {node.op_display()}{doc}: the op's _backward uses a wrong local derivative"
+        where = "the engine stores a wrong local derivative (_local_grads)" if node.local_grads is not None else "the op's _backward uses a wrong local derivative"
+        text = f"{wrt} is {fmt(got)}, expected {fmt(expected)} for {node.op_display()}{doc}: {where}"
     ctx.add(nid, kind, True, "local-derivative", got, expected, text, operand=o, slots=slots)
     return kind
