@@ -12,11 +12,13 @@ from gradviz.analysis.check.core import Rule
 def test_every_kind_is_one_unit_in_its_own_module_listed_once():
     names = [rule.kind for rule in kinds.RULES]
     assert names == [
-        "not-seeded", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
+        "not-seeded", "stale-gradient", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
         "wrong-order", "merged-nodes", "order-dependent", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
     ]
-    modules = [type(rule).__module__ for rule in kinds.RULES]
-    assert len(set(modules)) == len(modules)
+    # one module per kind (stale-gradient has two units, weighed at two points, in one module)
+    modules = {rule.kind: type(rule).__module__ for rule in kinds.RULES}
+    assert len(set(modules.values())) == len(modules) == len(C.KINDS)
+    assert [type(rule).__name__ for rule in kinds.RULES[1:3]] == ["Stale", "StaleSteps"]
     for rule in kinds.RULES:
         assert isinstance(rule, Rule) and rule.meaning
         module = importlib.import_module(type(rule).__module__)
@@ -24,8 +26,10 @@ def test_every_kind_is_one_unit_in_its_own_module_listed_once():
 
 
 def test_kinds_and_the_public_constants_come_from_the_registry():
-    assert C.KINDS == {rule.kind: rule.meaning for rule in kinds.RULES}
-    assert C.KINDS[C.STALE] == "the grad holds whole multiples of its reference, left over from an earlier backward()"
+    assert list(C.KINDS) == list(dict.fromkeys(rule.kind for rule in kinds.RULES))
+    assert C.KINDS[C.STALE] == (
+        "the grad keeps what an earlier backward() left in it (backward() run again, or a training loop without zero_grad())"
+    )
     assert (C.NOT_SEEDED, C.MISSING, C.LOCAL, C.KINK, C.ORDER, C.MERGED, C.FORWARD, C.NONFINITE, C.WRONG) == (
         "not-seeded", "missing-accumulation", "wrong-local-derivative", "kink", "wrong-order", "merged-nodes",
         "forward-inconsistent", "non-finite", "wrong-gradient",
@@ -34,9 +38,10 @@ def test_kinds_and_the_public_constants_come_from_the_registry():
 
 def test_explanations_are_tried_in_ascending_tried():
     assert [rule.kind for rule in kinds.EXPLAINERS] == [
-        "backward-raised", "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "wrong-gradient",
+        "backward-raised", "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "stale-gradient",
+        "wrong-gradient",
     ]
-    assert [rule.tried for rule in kinds.EXPLAINERS] == [5, 10, 20, 30, 40, 90]
+    assert [rule.tried for rule in kinds.EXPLAINERS] == [5, 10, 20, 30, 40, 45, 90]
 
 
 def test_the_first_explanation_that_fits_wins():
@@ -52,3 +57,7 @@ def test_the_first_explanation_that_fits_wins():
     a.grad = 3.0  # no subset of the contributions: three times the reference
     [f] = check(loss).culprits
     assert (f.name, f.kind, f.got, f.expected) == ("a (n0)", C.STALE, 3.0, 1.0)
+
+
+def test_the_json_schema_lists_every_kind_in_order():
+    assert C.schema()["$defs"]["finding"]["properties"]["kind"]["enum"] == list(C.KINDS)

@@ -47,10 +47,46 @@ def test_forward_bug_is_found_by_the_plain_float_evaluation():
     assert r.inputs[0].ok  # the derivative 2a + 1 = 7 agrees with differences of the plain-float function
 
 
-def test_kink_disagrees_with_central_differences():
+def test_kink_disagrees_with_central_differences_but_is_a_valid_subgradient():
     r = gradviz.gradcheck(lambda a: a.relu(), [0.0], value=kink.Value)
-    assert r.inputs[0].analytic == 1.0 and r.inputs[0].numeric == pytest.approx(0.5)
-    assert not r.ok
+    [x] = r.inputs
+    assert x.analytic == 1.0 and x.numeric == pytest.approx(0.5)
+    # relu(a) = 0 left of 0 and a right of it: one-sided differences 0 and 1 (exactly, at h / 10 = 1e-7)
+    assert x.kink == (0.0, 1.0) and x.ok and x.verdict == "kink" and r.ok
+    assert "note: x0 = 0 is at a kink (one-sided differences 0 from the left, 1 from the right): the analytic 1 is between " \
+        "them, a valid subgradient (the central difference averages the two)" in r.table().splitlines()
+
+
+def test_gradvizs_own_relu_at_0_is_a_kink_not_wrong():
+    r = gradviz.gradcheck(lambda a: a.relu(), [0.0])
+    [x] = r.inputs
+    assert (x.analytic, x.numeric, x.kink, x.verdict, r.ok) == (0.0, 0.5, (0.0, 1.0), "kink", True)
+    row = r.table().splitlines()[4].split()
+    assert row == ["x0", "0", "0", "0.5", "0.5", "kink"]
+
+
+def test_a_derivative_outside_the_one_sided_differences_at_a_kink_is_wrong():
+    class Steep(kink.Value):
+        def relu(self):
+            out = Steep(max(self.data, 0.0), (self,), "ReLU")
+
+            def _backward():
+                self.grad += (5.0 if self.data == 0 else float(self.data > 0)) * out.grad
+
+            out._backward = _backward
+            return out
+
+    r = gradviz.gradcheck(lambda a: a.relu(), [0.0], value=Steep)
+    [x] = r.inputs
+    assert (x.analytic, x.kink, x.ok, x.verdict, r.ok) == (5.0, (0.0, 1.0), False, "WRONG", False)
+    assert "note: x0 = 0 is at a kink (one-sided differences 0 from the left, 1 from the right): the analytic 5 is outside " \
+        "them: not a derivative from either side" in r.table().splitlines()
+
+
+def test_a_smooth_function_with_a_wrong_derivative_is_no_kink():
+    r = gradviz.gradcheck(lambda a: a * a * a, [2.0], value=wrong_local.Value)  # its * gives 18, not 3 * 2**2 = 12
+    [x] = r.inputs
+    assert (x.analytic, x.numeric, x.kink, x.verdict) == (18.0, pytest.approx(12.0), None, "WRONG")
 
 
 def test_bad_arguments():

@@ -46,8 +46,6 @@ INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupt
              "consumer's local derivative (wrong-local-derivative on a correct '+') and on its correct operands "
              "(got == expected); the corrupted node is only 'downstream'")
 
-TWICE = ("issue 9 point 9: a second backward() that adds onto the first gets stale-gradient findings "
-         "mixed with 'wrong-gradient: fits no known fault'")
 NOISE = ("issue 9 points 4, 10: andrews names pow after its base's data ('0.6**-1'), so the op name, and with it the ids, move with the data "
          "(the digest that orders set operands changes)")
 MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
@@ -58,7 +56,6 @@ XFAIL: dict[tuple[str, str], str] = {
     **{("corrupt-inner", name): INNER for name in SET_ENGINES},
     ("corrupt-inner", MICROGPT): INNER,
     ("corrupt-inner", "gradviz"): INNER_OWN,
-    **{("twice", e.dist): TWICE for e in ENGINES if not e.zeroes_grads},
     ("noise", "micrograd-andrews"): NOISE,
     ("diff", "omnigrad"): DIFF,
 }

@@ -21,7 +21,13 @@ engine's ``out.data`` against the plain-float (or replayed) value, which finds
 a forward bug that the gradients alone would hide.
 
 At a kink (relu at 0) the central difference averages the two one-sided
-derivatives, so it disagrees with any single choice; that is reported as it is.
+derivatives, so it disagrees with any single choice. Where the analytic and
+numeric gradients disagree, the one-sided differences
+``(F(x + h) - F(x)) / h`` and ``(F(x) - F(x - h)) / h`` are taken at ``h``
+and ``h / 10``: at a kink they differ by the same amount at both steps
+(for a smooth ``F`` their gap shrinks with ``h``). There the input is a
+*kink*, not WRONG, when the analytic gradient lies between them (a valid
+subgradient, as PyTorch's relu'(0) = 0 is).
 """
 
 from __future__ import annotations
@@ -51,7 +57,10 @@ class InputCheck:
         analytic: the engine's gradient.
         numeric: the central-difference estimate.
         abs_err: ``|analytic - numeric|``.
-        ok: within tolerance.
+        ok: within tolerance, or at a kink with the analytic gradient
+            between the one-sided differences.
+        kink: at a kink, the one-sided differences ``(left, right)``;
+            else None.
     """
 
     index: int
@@ -61,6 +70,14 @@ class InputCheck:
     numeric: float
     abs_err: float
     ok: bool
+    kink: tuple[float, float] | None = None
+
+    @property
+    def verdict(self) -> str:
+        """``'ok'``, ``'kink'`` (a valid subgradient at a kink) or ``'WRONG'``."""
+        if not self.ok:
+            return "WRONG"
+        return "ok" if self.kink is None else "kink"
 
 
 @dataclass
@@ -103,7 +120,7 @@ class GradcheckResult:
             + ("ok" if self.forward_ok else "DIFFERENT")
         )
         rows = [
-            [i.label, fmt(i.value), fmt(i.analytic), fmt(i.numeric), fmt(i.abs_err), "ok" if i.ok else "WRONG"]
+            [i.label, fmt(i.value), fmt(i.analytic), fmt(i.numeric), fmt(i.abs_err), i.verdict]
             for i in self.inputs
         ]
         lines = [
@@ -113,6 +130,18 @@ class GradcheckResult:
             "",
             *table(["input", "value", "analytic", "numeric", "|error|", ""], rows).split("\n"),
         ]
+        for i in self.inputs:
+            if i.kink is not None:
+                left, right = i.kink
+                verdict = (
+                    "between them, a valid subgradient (the central difference averages the two)"
+                    if i.ok
+                    else "outside them: not a derivative from either side"
+                )
+                lines.append(
+                    f"note: {i.label} = {fmt(i.value)} is at a kink (one-sided differences {fmt(left)} from the left, "
+                    f"{fmt(right)} from the right): the analytic {fmt(i.analytic)} is {verdict}"
+                )
         lines += [f"note: {n}" for n in self.notes]
         return text(lines)
 
@@ -218,6 +247,37 @@ def gradcheck(
         numeric = (evaluate(up) - evaluate(down)) / (2 * h)
         err = abs(a - numeric)
         ok = err <= atol + rtol * abs(numeric) if math.isfinite(err) else (a == numeric or (math.isnan(a) and math.isnan(numeric)))
-        checks.append(InputCheck(i, names[i], x, a, numeric, err, ok))
+        kink = None if ok else _kink(evaluate, point, i, h, atol, rtol)
+        if kink is not None:
+            lo, hi = sorted(kink)
+            ok = lo - atol - rtol * abs(lo) <= a <= hi + atol + rtol * abs(hi)
+        checks.append(InputCheck(i, names[i], x, a, numeric, err, ok, kink))
     forward_ok = None if reference is None else close(output, reference, rtol=forward_rtol, atol=1e-12)
     return GradcheckResult(checks, output, reference, forward_ok, method, eps, rtol, atol, notes)
+
+
+def _kink(evaluate: Callable[[list[float]], float], point: list[float], i: int, h: float, atol: float, rtol: float) -> tuple[float, float] | None:
+    """The one-sided differences ``(left, right)`` of ``F`` in input ``i``, if ``point`` is at a kink; else None.
+
+    At a kink the two one-sided differences differ by about the same at
+    steps ``h`` and ``h / 10``; for a smooth ``F`` their gap is about
+    ``h * |F''|`` and shrinks tenfold.
+    """
+
+    def sides(step: float) -> tuple[float, float]:
+        up, down = list(point), list(point)
+        up[i], down[i] = point[i] + step, point[i] - step
+        at = evaluate(point)
+        return (at - evaluate(down)) / step, (evaluate(up) - at) / step
+
+    try:
+        left, right = sides(h)
+        left_small, right_small = sides(h / 10)
+    except (ArithmeticError, ValueError):
+        return None
+    gap, gap_small = abs(right - left), abs(right_small - left_small)
+    if not (math.isfinite(gap) and math.isfinite(gap_small)):
+        return None
+    if gap <= atol + rtol * max(abs(left), abs(right)) or gap_small < gap / 2:
+        return None
+    return left_small, right_small

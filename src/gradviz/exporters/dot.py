@@ -23,7 +23,8 @@ from typing import Any, Mapping
 
 import graphviz
 
-from ..graph.model import Graph, Node
+from ..graph.capture import capture
+from ..graph.model import Node
 from ._format import format_number, printable
 
 __all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS", "MAX_TEXT"]
@@ -71,7 +72,7 @@ def _value_label(node: Node, extra: str | None, border: int) -> str:
 
 
 def to_dot(
-    graph: Graph,
+    graph: Any,
     *,
     rankdir: str = "LR",
     roles: Mapping[str, str] | None = None,
@@ -82,7 +83,8 @@ def to_dot(
     """Build the DOT picture of ``graph``.
 
     Args:
-        graph: the captured graph.
+        graph: the captured :class:`Graph`, or a root ``Value`` (or
+            look-alike), captured here as :func:`gradviz.capture` does.
         rankdir: 'LR' (the lecture's, default), 'RL', 'TB' or 'BT'.
         roles: node id -> role in :data:`ROLE_COLORS`, to colour it.
         notes: node id -> a short text shown in an extra cell of its box.
@@ -98,6 +100,7 @@ def to_dot(
     Raises:
         ValueError: if ``rankdir`` is not one of :data:`RANKDIRS` or a role
             is unknown.
+        CaptureError: if ``graph`` is neither a Graph nor a root value.
 
     Example:
         >>> from gradviz import Value, capture
@@ -107,6 +110,7 @@ def to_dot(
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
+    graph = capture(graph, keep_objects=False)
     roles = roles or {}
     notes = notes or {}
     for nid, role in roles.items():
@@ -156,6 +160,6 @@ def to_dot(
     return dot
 
 
-def dot_source(graph: Graph, **options: Any) -> str:
+def dot_source(graph: Any, **options: Any) -> str:
     """Return the DOT text of :func:`to_dot` (same arguments)."""
     return to_dot(graph, **options).source

@@ -179,11 +179,11 @@ def render_dot(source: str, fmt: str, *, renderer: str | None = None) -> bytes:
     return _dot_pipe(source, fmt)
 
 
-def render_bytes(graph: Graph, fmt: str = "svg", *, renderer: str | None = None, **dot_options: Any) -> bytes:
+def render_bytes(graph: Any, fmt: str = "svg", *, renderer: str | None = None, **dot_options: Any) -> bytes:
     """Return ``graph`` drawn in ``fmt`` ('svg', 'png', 'pdf', 'dot', 'gv' or 'json').
 
     Args:
-        graph: a captured :class:`Graph`.
+        graph: a captured :class:`Graph`, or a root ``Value`` (or look-alike).
         fmt: the output format.
         renderer: see :func:`available_renderer`.
         **dot_options: passed to :func:`gradviz.exporters.dot.to_dot`
@@ -191,7 +191,11 @@ def render_bytes(graph: Graph, fmt: str = "svg", *, renderer: str | None = None,
 
     Raises:
         UsageError, RendererNotFound, RenderError
+        CaptureError: ``graph`` is neither a Graph nor a root value.
     """
+    from ..graph.capture import capture
+
+    graph = capture(graph, keep_objects=False)
     if fmt == "json":
         from .snapshot import dumps
 

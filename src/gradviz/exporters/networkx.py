@@ -18,20 +18,32 @@ from typing import Any
 import networkx as nx
 
 from ..errors import GradvizError
+from ..graph.capture import capture
 from ..graph.model import MOMENTS, Graph, Node
 
 __all__ = ["to_networkx", "from_networkx"]
 
 
-def to_networkx(graph: Graph) -> nx.DiGraph:
+def to_networkx(graph: Any) -> nx.DiGraph:
     """Return ``graph`` as a ``networkx.DiGraph`` (operand -> consumer edges).
 
     Args:
-        graph: the captured graph.
+        graph: the captured :class:`Graph`, or a root ``Value`` (or
+            look-alike), captured here as :func:`gradviz.capture` does.
 
     Returns:
         networkx.DiGraph: nodes in topological order, see the module docstring.
+
+    Raises:
+        CaptureError: if ``graph`` is neither a Graph nor a root value.
+
+    Example:
+        >>> from gradviz import Value
+        >>> a = Value(2.0, label='a'); g = to_networkx(a * a)
+        >>> sorted(g.nodes), g.edges['n0', 'n1']['slots']
+        (['n0', 'n1'], [0, 1])
     """
+    graph = capture(graph, keep_objects=False)
     g = nx.DiGraph(root=graph.root, moment=graph.moment, engine=graph.engine)
     for n in graph:
         g.add_node(n.id, label=n.label, op=n.op, params=dict(n.params), data=n.data, grad=n.grad)

@@ -12,7 +12,6 @@ from typing import Any
 import pydot
 
 from ..errors import GradvizError
-from ..graph.model import Graph
 from .dot import to_dot
 
 __all__ = ["to_pydot", "read_dot"]
@@ -33,6 +32,6 @@ def read_dot(source: str) -> pydot.Dot:
     return graphs[0]
 
 
-def to_pydot(graph: Graph, **dot_options: Any) -> pydot.Dot:
+def to_pydot(graph: Any, **dot_options: Any) -> pydot.Dot:
     """Return the DOT picture of ``graph`` (see :func:`gradviz.to_dot`) as a ``pydot.Dot``."""
     return read_dot(to_dot(graph, **dot_options).source)

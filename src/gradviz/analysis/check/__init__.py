@@ -84,6 +84,7 @@ def check(
     children_attr: str | None = None,
     local_grads_attr: str | None = None,
     recording: Any = None,
+    strict: bool = False,
 ) -> CheckReport:
     """Check every forward value and gradient of a graph; name culprits.
 
@@ -106,9 +107,15 @@ def check(
             came from, if any): a node whose ``_backward`` ran twice, too
             early, never, or raised is then named from the calls the
             engine really made.
+        strict: count a node that could not be verified as a failure:
+            ``report.ok`` is then False unless every grad and every op
+            node's data was checked (for CI).
 
     Returns:
-        CheckReport: ``report.ok`` is True when nothing is wrong.
+        CheckReport: ``report.ok`` is True when nothing is wrong;
+        ``report.unverified`` (and ``report.why_unverified``) say which
+        nodes' grads could not be checked, ``report.data_unchecked`` which
+        op nodes' data, and ``report.complete`` whether everything was.
 
     Raises:
         CaptureError: if ``root_or_graph`` is not a graph.
@@ -133,7 +140,9 @@ def check(
         ctx.evidence = recording.evidence(graph.objects)
         if ctx.evidence is None and recording.calls:
             ctx.notes.append(describe(recording, None))
-    return _run(ctx)
+    report = _run(ctx)
+    report.strict = strict
+    return report
 
 
 def _run(ctx: Context) -> CheckReport:
@@ -142,6 +151,8 @@ def _run(ctx: Context) -> CheckReport:
         rule.check_data(ctx)
     if ctx.g.moment == "before-backward":
         ctx.notes.append("this graph was captured before backward(): its grads were not checked")
+        for nid in ctx.g.nodes:
+            ctx.unverify(nid, "captured before backward(): grads not checked")
     else:
         for nid, p in ctx.probes.items():
             if p.error is not None:
@@ -186,7 +197,7 @@ def _run(ctx: Context) -> CheckReport:
     ctx.findings.sort(key=lambda f: (not f.culprit, ctx.index[f.node], order[f.kind], f.operand or ""))
     return CheckReport(
         ctx.g, ctx.findings, ctx.notes, ctx.unverified, sum(p.error is None for p in ctx.probes.values()),
-        rp.grad, ctx.rtol, ctx.atol,
+        rp.grad, ctx.rtol, ctx.atol, why_unverified=ctx.why_unverified, data_unchecked=list(rp.unknown),
     )
 
 

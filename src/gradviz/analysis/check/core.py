@@ -125,14 +125,20 @@ class CheckReport:
             topological order.
         notes: remarks that are not findings (latent bugs a probe saw that
             did no harm here, what could not be checked and why).
-        unverified: ids of nodes whose grad could not be checked (an op
-            gradviz cannot replay lies between them and the root, and there
-            was no live object to probe).
+        unverified: ids of nodes whose grad could not be checked, in
+            topological order (an op whose local derivatives gradviz cannot
+            tell consumes them, or the graph was captured before backward()).
         probed: number of live nodes whose ``_backward`` was probed (not
             counting those that raised or have none: see ``notes``).
         reference: node id -> reference gradient (None where unknown).
         rtol: relative tolerance used.
         atol: absolute tolerance used.
+        why_unverified: why, for the ``unverified`` nodes: one short reason
+            -> the ids it holds for (every unverified id is under one reason).
+        data_unchecked: ids of op nodes whose data could not be checked
+            (an op gradviz cannot replay), in topological order.
+        strict: whether a node not verified (``unverified`` or
+            ``data_unchecked``) makes the report fail (:attr:`ok` False).
     """
 
     graph: Graph
@@ -143,11 +149,24 @@ class CheckReport:
     reference: dict[str, float | None] = field(default_factory=dict)
     rtol: float = RTOL
     atol: float = ATOL
+    why_unverified: dict[str, list[str]] = field(default_factory=dict)
+    data_unchecked: list[str] = field(default_factory=list)
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
-        """True if there are no findings."""
-        return not self.findings
+        """True if there are no findings (and, if :attr:`strict`, every node was verified)."""
+        return not self.findings and (self.complete or not self.strict)
+
+    @property
+    def complete(self) -> bool:
+        """True if every node's grad and every op node's data were checked."""
+        return not self.unverified and not self.data_unchecked
+
+    @property
+    def verified(self) -> int:
+        """How many nodes' grads were checked."""
+        return len(self.graph) - len(self.unverified)
 
     @property
     def culprits(self) -> list[Finding]:
@@ -185,8 +204,8 @@ class CheckReport:
 
     def title(self) -> str:
         """A caption for the picture: counts and the colour legend."""
-        if self.ok:
-            return f"gradviz check: no findings ({len(self.graph)} nodes)"
+        if not self.findings:
+            return f"gradviz check: no findings ({len(self.graph)} nodes{self._not_verified(', ')})"
         n_c = len({f.node for f in self.culprits})
         n_d = len({f.node for f in self.downstream} - {f.node for f in self.culprits})
         return (
@@ -206,7 +225,11 @@ class CheckReport:
         Keys: ``format``, ``version``, ``ok``, ``engine``, ``root``,
         ``moment``, ``nodes`` (count), ``probed``, ``tolerance`` (``rtol``,
         ``atol``), ``summary`` (``culprits``, ``downstream``: finding counts),
-        ``findings`` (see :meth:`Finding.to_dict`), ``notes``, ``unverified``.
+        ``findings`` (see :meth:`Finding.to_dict`), ``notes``, ``unverified``;
+        added within version 1 (optional for readers): ``strict``,
+        ``verified`` (how many nodes' grads were checked),
+        ``unverified_why`` (``[{"why": reason, "nodes": [ids]}]``) and
+        ``data_unchecked`` (ids).
         """
         return {
             "format": FORMAT,
@@ -222,6 +245,10 @@ class CheckReport:
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
             "unverified": list(self.unverified),
+            "strict": self.strict,
+            "verified": self.verified,
+            "unverified_why": [{"why": why, "nodes": list(ids)} for why, ids in self.why_unverified.items()],
+            "data_unchecked": list(self.data_unchecked),
         }
 
     def dumps(self) -> str:
@@ -240,8 +267,11 @@ class CheckReport:
             f"gradviz check: {len(g)} nodes, root {g.root_node.name()}, engine {g.engine}"
             + (f", {self.probed} live nodes probed" if self.probed else "")
         )
-        if self.ok:
-            lines = [head, "no findings: every data and grad agrees with the replay over the op table"]
+        if not self.findings:
+            if self.complete:
+                lines = [head, "no findings: every data and grad agrees with the replay over the op table"]
+            else:
+                lines = [head, f"no findings among the checked nodes{self._not_verified('; ')}", *self._unverified_lines()]
             return text(lines + [f"note: {n}" for n in self.notes])
         rows = self.culprits
         downstream = self.downstream
@@ -266,13 +296,39 @@ class CheckReport:
             ],
         )
         n_c, n_d = len(self.culprits), len(self.downstream)
-        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream", "", *body.split("\n")]
+        lines = [head, f"{n_c} culprit finding{'s' * (n_c != 1)}, {n_d} downstream{self._not_verified('; ')}", "", *body.split("\n")]
         if hidden:
             lines.append(f"... and {hidden} more downstream rows (use --json to see all)")
         lines.append("")
         lines += [f"{f.name}: {f.message}" for f in self.culprits]
+        lines += self._unverified_lines()
         lines += [f"note: {n}" for n in self.notes]
         return text(lines)
+
+    def _not_verified(self, sep: str) -> str:
+        """``sep`` and what was not verified (``'2 of 5 nodes not verified'``), or '' if everything was."""
+        parts = []
+        if self.unverified:
+            parts.append(f"{len(self.unverified):,} of {len(self.graph):,} nodes not verified")
+        if self.data_unchecked:
+            n = len(self.data_unchecked)
+            parts.append(f"the data of {n:,} op node{'s' * (n != 1)} not checked")
+        if parts and self.strict:
+            parts.append("a failure in strict mode")
+        return sep + ", ".join(parts) if parts else ""
+
+    def _unverified_lines(self) -> list[str]:
+        """One line per reason a node was not verified, naming the first few nodes."""
+        lines = [f"not verified: {_listed(ids, self._name)}: {why}" for why, ids in self.why_unverified.items()]
+        if self.data_unchecked:
+            lines.append(
+                f"data not checked: {_listed(self.data_unchecked, self._name)}: "
+                "an op gradviz cannot replay (see the notes)"
+            )
+        return lines
+
+    def _name(self, node_id: str) -> str:
+        return self.graph.nodes[node_id].name()
 
     def __str__(self) -> str:
         return self.table()
@@ -518,7 +574,8 @@ class Context:
             derivatives are the probed ones where a probe succeeded.
         index: node id -> topological position.
         data, rec: recorded data and grads by topological position.
-        findings, notes, unverified: what the report will hold.
+        findings, notes, unverified, why_unverified: what the report will
+            hold (mark a node unverified with :meth:`unverify`).
         kind_of: culprit id -> kind of its first finding.
         grad_kind: id -> kind, for nodes whose own grad is a culprit.
         data_fault: node id -> kind, for nodes whose data is at fault (such
@@ -569,6 +626,7 @@ class Context:
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.unverified: list[str] = []
+        self.why_unverified: dict[str, list[str]] = {}
         self.kind_of: dict[str, str] = {}
         self.grad_kind: dict[str, str] = {}
         self.data_fault: dict[str, str] = {}
@@ -659,13 +717,13 @@ class Context:
         rp, rec = self.rp, self.rec
         n = len(rec)
         total, mag, count = [0.0] * n, [0.0] * n, [0] * n
-        blocked = [False] * n
-        for pos, local, consumer_grad in zip(reversed(rp.operand_pos), reversed(rp.local_at), reversed(rec)):
+        blocked = [-1] * n  # operand position -> the position of a consumer without local derivatives
+        for c, pos, local, consumer_grad in zip(range(n - 1, -1, -1), reversed(rp.operand_pos), reversed(rp.local_at), reversed(rec)):
             if not pos:
                 continue
             if local is None:
                 for o in pos:
-                    blocked[o] = True
+                    blocked[o] = c
                 continue
             for o, d in zip(pos, local):
                 t = d * consumer_grad
@@ -680,8 +738,10 @@ class Context:
         for i, got, s, a, k, b in zip(range(n), rec, total, mag, count, blocked):
             if i == root:
                 continue
-            if b:
-                self.unverified.append(rp.ids[i])
+            if b >= 0:
+                c = rp.ids[b]
+                why = rp.unknown.get(c, "no local derivatives")
+                self.unverify(rp.ids[i], f"the grad comes through {self.name(c)}, whose local derivatives gradviz does not know ({why}, and no probe measured them)")
                 continue
             if got == s and k <= 1:
                 continue  # one term (or none): its plain sum is its exact sum, and equal is close
@@ -701,6 +761,11 @@ class Context:
         local = self.rp.local[nid]
         expected = safe_fsum([local[s] for s in self.rp.slots(nid, o)])
         return None if self.close(self.probes[nid].local[o], expected, abs(expected)) else expected
+
+    def unverify(self, nid: str, why: str) -> None:
+        """Mark node ``nid``'s grad as not checked, for the reason ``why`` (short; nodes sharing it are listed together)."""
+        self.unverified.append(nid)
+        self.why_unverified.setdefault(why, []).append(nid)
 
     def blamed(self, nid: str) -> Explanation | None:
         """Explain node ``nid``'s residual by a consumer already found at fault, if there is one.

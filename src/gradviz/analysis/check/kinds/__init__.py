@@ -14,8 +14,10 @@ How to add a kind
    ``meaning`` (one line for ``--help``) and the stages it takes part in.
    Put its tests in ``tests/test_check_<name>.py`` (or beside it).
 2. Add one line to :data:`RULES` below, where the kind should sort in
-   reports (and its constant to the re-exports of
-   :mod:`gradviz.analysis.check` if it is public).
+   reports; its name to the ``kind`` enum of
+   ``gradviz/schemas/check-v1.schema.json`` (a test compares the two);
+   and its constant to the re-exports of :mod:`gradviz.analysis.check` if
+   it is public.
 
 What a unit receives. Every stage gets the
 :class:`~gradviz.analysis.check.core.Context` of one check: the graph
@@ -47,9 +49,12 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   explanation that fits wins**: once a unit returns an explanation for a
   node, no later unit sees it. Today: backward-raised (5: the record of
   the engine's own pass, when there is one), missing-accumulation (10),
-  stale-gradient (20), wrong-order (30), wrong-local-derivative (40),
-  wrong-gradient (90, the last resort). Pick ``tried`` by what must be
-  ruled out first.
+  stale-gradient (20, whole multiples), wrong-order (30),
+  wrong-local-derivative (40), stale-gradient (45, leftovers of a training
+  loop), wrong-gradient (90, the last resort). Pick ``tried`` by what must
+  be ruled out first. A kind may have several units (in its one module,
+  each on its own registry line) when its evidence must be weighed at
+  different points.
 * ``finish(ctx)``: after the downstream nodes are known, after backward
   only (notes on harmless overwrites; non-finite grads).
 
@@ -62,10 +67,12 @@ happened and what to do, in one line, with numbers through ``fmt``. An
 culprits)`` when it reported other nodes (e.g. a consumer) and the node is
 only downstream of them; the checker then reports the downstream nodes.
 
-How a unit marks a node unverified: append its id to ``ctx.unverified``
-(in topological order; the quick-sum pass already lists the nodes behind
-a consumer without local derivatives) and say why in ``ctx.notes``; never
-report agreement for it.
+How a unit marks a node unverified: ``ctx.unverify(nid, why)`` with a
+short reason (nodes that share it are listed together under "not
+verified", and counted in the headline and the JSON report); the
+quick-sum pass already marks the nodes whose grad comes through a
+consumer without local derivatives. Never report agreement for such a
+node: a unit that cannot test a node unverifies it.
 
 A kind that is a special case of another (kink of a wrong local
 derivative, merged nodes of a wrong order) has its own module with its
@@ -85,7 +92,7 @@ from .not_seeded import NOT_SEEDED, NotSeeded
 from .order import ORDER, Order
 from .order_dependent import ORDER_DEPENDENT, OrderDependent
 from .raised import RAISED, Raised
-from .stale import STALE, Stale
+from .stale import STALE, Stale, StaleSteps
 from .wrong import WRONG, Wrong
 
 __all__ = [
@@ -98,6 +105,7 @@ __all__ = [
 RULES: tuple[Rule, ...] = (
     NotSeeded(),
     Stale(),
+    StaleSteps(),
     Missing(),
     Local(),
     Kink(),
@@ -111,7 +119,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 #: Every kind of finding, with what it means, in report order.
-KINDS: dict[str, str] = {rule.kind: rule.meaning for rule in RULES}
+KINDS: dict[str, str] = {}
+for _rule in RULES:
+    KINDS.setdefault(_rule.kind, _rule.meaning)
 
 #: The units that explain inconsistent nodes, in the order they are tried.
 EXPLAINERS: tuple[Rule, ...] = tuple(sorted((rule for rule in RULES if rule.tried), key=lambda rule: rule.tried))
