@@ -138,7 +138,7 @@ def load_target(spec: str) -> Any:
             raise ValueError(f"{where} has no {name!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"{spec}: {name} is a {type(obj).__name__}, not a class")
+        raise ValueError(f"{name} is not a class (it is of type {type(obj).__name__})")
     return obj
 
 
