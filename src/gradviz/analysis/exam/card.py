@@ -265,6 +265,9 @@ class ExamReport:
             f"<h1>gradviz exam: {esc(self.target)}</h1>"
             f"<p>class <code>{esc(self.engine['class'])}</code>, <code>{esc(self.engine['constructor'])}</code>. "
             f"{esc(self.headline())} in {self.seconds:.1f} s: <b>{'all pass' if self.ok else 'failures'}</b>.</p>"
+            f"<p>offers: {esc(', '.join(self.engine['features'].values()))}</p>"
+            + (f"<p>missing (their tests are n/a): {esc(', '.join(_spelled(k) for k in self.engine['missing']))}</p>"
+               if self.engine["missing"] else "")
             + (f"<h2>What to fix</h2><ol>{fixes}</ol>" if fixes else "")
             + (f"<h2>Diagnoses</h2><table><tr><th>test</th><th>node</th><th>kind</th><th>got</th><th>expected</th>"
                f"<th>why</th><th>fix</th></tr>{''.join(diag)}</table>" if diag else "")
