@@ -410,3 +410,12 @@ def test_html_card_links_the_viewer_of_each_failing_graph(renderer, tmp_path):
     for name in viewers:
         assert f'href="{name}"' in card_page
         assert (tmp_path / name).read_text("utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_after_three_timeouts_in_a_row_the_rest_is_not_run():
+    report = card("tests/exam_engines/stuck.py:Value", only=("+",), timeout=1.0)
+    errors = [r["error"] for r in report.results]
+    assert [r["status"] for r in report.results] == ["crashed"] * 4
+    assert all("did not finish in 1 s" in e for e in errors[:3])
+    assert errors[3] == "not run: the 3 tests before it ran past the time limit"
+    assert not report.ok

@@ -7,7 +7,8 @@ kinks and overflow, the engine's MLP) with the engine's own ops and
 backward, and compares each graph with gradviz's reference. The engine's
 code runs in a worker process (:mod:`.worker`), one test after another, with
 a time limit per test: a test that loops forever or kills its process is
-reported as crashed, a new worker starts, and the exam goes on.
+reported as crashed, a new worker starts, and the exam goes on (after three
+tests in a row past the limit, the rest are reported as not run).
 The result is an :class:`~.card.ExamReport`.
 """
 
@@ -28,6 +29,9 @@ from .battery import CRASHED, NA, battery
 from .card import FORMAT, STATUSES, VERSION, ExamReport, schema
 
 __all__ = ["exam", "ExamReport", "FORMAT", "VERSION", "STATUSES", "schema", "target_of", "TIMEOUT"]
+
+#: After this many tests in a row past the time limit, the rest are not run (each would wait as long).
+_GIVE_UP = 3
 
 #: The folder holding this gradviz package (the worker imports the same gradviz from it).
 _HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -187,7 +191,7 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
             groups = ", ".join(dict.fromkeys(t.group for t in battery(extra)))
             raise UsageError(f"no test in {', '.join(only)}; the groups are {groups}")
     results: list[dict[str, Any]] = []
-    restarts = 0
+    restarts = stuck = 0
     try:
         for test in tests:
             row = {"id": test.id, "group": test.group, "title": test.title, "findings": [], "notes": []}
@@ -195,6 +199,10 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
             if lacking:
                 reason = engine["missing"].get(lacking[0], f"no {lacking[0]}")
                 results.append({**row, "status": NA, "reason": reason})
+                continue
+            if stuck >= _GIVE_UP:  # an engine whose every backward() loops would take the limit times every test
+                results.append({**row, "status": CRASHED, "blame": test.blame, "fix": "",
+                                "error": f"not run: the {_GIVE_UP} tests before it ran past the time limit"})
                 continue
             if worker is None:
                 worker = _Worker(spec)
@@ -204,6 +212,7 @@ def exam(target: Any, *, timeout: float = TIMEOUT, only: Sequence[str] | None = 
                     raise UsageError(f"{spec}: the worker could not start again: {hello['error'] if hello else why}")
             t0 = time.perf_counter()
             reply, why = worker.ask({"test": test.id, "keep": keep_graphs}, timeout)
+            stuck = stuck + 1 if reply is None and why.startswith("did not finish") else 0
             if reply is None:
                 worker.close()
                 worker = None
