@@ -37,3 +37,16 @@ def test_per_node_prints_every_step_and_the_floor():
         assert re.search(rf"^chain +1,000 {name} +\d+ +\d+  ns/node$", out, flags=re.M), name
     floor, actual = map(float, re.findall(r"= (\d+\.\d+)x", out))
     assert 0 < floor and 0 < actual
+
+
+def test_render_shapes_prints_a_row_per_shape():
+    out = _run("bench/render_shapes.py", "--sizes", "400", "--runs", "1")
+    rows = re.findall(
+        r"^(\w+) +([\d,]+) +(\d+\.\d\d) s +(\d+\.\d\d)-(\d+\.\d\d) s +(\d+\.\d\d) s +([\d,]+)/([\d,]+) +(\d+\.\d) s +(yes|no)$",
+        out, flags=re.M,
+    )
+    assert [r[0] for r in rows] == ["shared", "sum", "fanout", "wide", "mlp", "deep"]
+    for shape, nodes, median, low, high, layout, drawn_nodes, drawn_edges, _, fell_back in rows:
+        assert float(low) <= float(median) <= float(high) and 0 < float(layout) <= float(high)
+        assert 300 <= int(nodes.replace(",", "")) <= 500, shape
+        assert 0 < int(drawn_nodes.replace(",", "")) and 0 < int(drawn_edges.replace(",", ""))

@@ -106,7 +106,8 @@ def test_snapshot_as_left_and_after_backward(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["snapshot", "x.json", "-o", "y.json"], "runs a Python script"),
+        (["snapshot", EXAMPLES.parent / "src" / "gradviz" / "schemas" / "snapshot-v1.schema.json", "-o", "y.json"], "runs a Python script"),
+        (["snapshot", "x.json", "-o", "y.json"], "x.json: no such file"),
         (["snapshot", EXAMPLES / "worked_example.py", "-o", "y.svg"], "name the output *.json"),
         (["snapshot", "missing.py", "-o", "y.json"], "no such file"),
         (["snapshot", EXAMPLES / "worked_example.py", "--root", "nope", "-o", "y.json"], "no variable 'nope'"),

@@ -39,6 +39,7 @@ def work(tmp_path, monkeypatch) -> Path:
     a = Value(2.0, label="a")
     snapshot(a * a).save(tmp_path / "g.json")
     (tmp_path / "pics.dot").mkdir()
+    (tmp_path / "g.txt").write_text("neither a snapshot nor a script")
     return tmp_path
 
 
@@ -65,7 +66,7 @@ def _files(folder: Path) -> set[str]:
 
 
 BAD = [
-    ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: cannot read: No such file"),
+    ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: no such file"),
     ("missing script", ["render", "nope.py", "-o", "o.dot"], "nope.py: no such file"),
     ("unknown input kind", ["render", "g.txt", "-o", "o.dot"], "g.txt: give a snapshot (.json) or a Python script (.py)"),
     ("unknown output format", ["render", "g.json", "-o", "o.jpeg"], "cannot tell the output format: format 'jpeg'"),
@@ -177,15 +178,16 @@ def test_a_terminal_that_cannot_encode_the_report_gets_escapes(work, monkeypatch
 
 @pytest.mark.parametrize("debug_first", [True, False])
 def test_debug_before_or_after_the_command_adds_the_traceback(work, capsys, debug_first):
-    argv = ["--debug", "render", "nope.json", "-o", "o.dot"] if debug_first else ["render", "nope.json", "--debug", "-o", "o.dot"]
+    (work / "bad.json").write_text("{")
+    argv = ["--debug", "render", "bad.json", "-o", "o.dot"] if debug_first else ["render", "bad.json", "--debug", "-o", "o.dot"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "SnapshotError" in err
-    assert err.splitlines()[-1] == "gradviz: error: nope.json: cannot read: No such file or directory"
+    assert err.splitlines()[-1].startswith("gradviz: error: bad.json: not valid JSON: ")
 
 
 def test_a_bug_of_ours_is_still_one_line_with_how_to_report_it(work, capsys, monkeypatch):
-    monkeypatch.setattr("gradviz.cli.render.render", lambda *a, **k: {}["boom"])
+    monkeypatch.setattr("gradviz.cli.render.draw_picture", lambda *a, **k: {}["boom"])
     assert main(["render", "g.json", "-o", "o.dot"]) == 2
     line = _error_line(capsys)
     assert "KeyError: 'boom'" in line and "rerun with --debug" in line
@@ -195,7 +197,7 @@ def test_a_render_that_fails_midway_leaves_no_file_and_keeps_the_old_one(work, c
     (work / "o.svg").write_text("the old picture")
     before = _files(work)
 
-    def half_drawn(source, fmt, *, renderer=None):
+    def half_drawn(source, fmt, *, renderer=None, timeout=None):
         raise RenderError("Graphviz (test) failed to draw svg: out of memory")
 
     monkeypatch.setattr(render_mod, "render_dot", half_drawn)
@@ -265,7 +267,7 @@ sys.exit(main(["render", "g.json", "-o", "o.dot"]))
 def test_sigterm_midway_leaves_no_file(work):
     before = _files(work)
     done = subprocess.run([sys.executable, "-c", TERMINATED_MIDWAY], cwd=work, capture_output=True, text=True)
-    assert (done.returncode, done.stderr) == (130, "gradviz: interrupted\n")
+    assert (done.returncode, done.stderr) == (143, "gradviz: terminated (SIGTERM)\n")  # 128 + 15, as a shell reports it
     assert _files(work) == before  # neither o.dot nor the temporary .o.dot.*.tmp
 
 

@@ -40,22 +40,12 @@ from real_engines.specs import (
 
 DIFF = ("issue 9 point 7: diff pairs a constant 1.0 that omnigrad divides by with a constant 1.0 that gradviz "
         "adds elsewhere (a pairing by value alone), and calls its grad changed")
-INNER = ("issue 9 point 1: when an interior grad is corrupted, its correct operands are named "
-         "wrong-gradient culprits with got == expected (gradviz.Value too: see the control)")
-INNER_OWN = ("issue 9 point 1, on gradviz.Value itself: an interior grad corrupted after backward is blamed on its "
-             "consumer's local derivative (wrong-local-derivative on a correct '+') and on its correct operands "
-             "(got == expected); the corrupted node is only 'downstream'")
 
 NOISE = ("issue 9 points 4, 10: andrews names pow after its base's data ('0.6**-1'), so the op name, and with it the ids, move with the data "
          "(the digest that orders set operands changes)")
-MICROGPT = "microgpt-style (tests/real_engines/microgpt.py)"
-SET_ENGINES = [e.dist for e in ENGINES if e.dist != MICROGPT]
 
 #: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
 XFAIL: dict[tuple[str, str], str] = {
-    **{("corrupt-inner", name): INNER for name in SET_ENGINES},
-    ("corrupt-inner", MICROGPT): INNER,
-    ("corrupt-inner", "gradviz"): INNER_OWN,
     ("noise", "micrograd-andrews"): NOISE,
     ("diff", "omnigrad"): DIFF,
 }

@@ -127,7 +127,7 @@ def test_notebook_display_falls_back_to_text(monkeypatch):
 
     monkeypatch.setattr(render_module, "render_dot", no_renderer)
     L, _ = worked_example()
-    assert capture(L)._repr_mimebundle_() == {"text/plain": "<gradviz.Graph: 7 nodes, root n6>"}
+    assert capture(L)._repr_mimebundle_() == {"text/plain": "<gradviz.Graph: 7 nodes, root n6>\n(no picture: none)"}
 
 
 @pytest.mark.renderer

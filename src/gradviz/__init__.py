@@ -29,7 +29,7 @@ from .analysis.gradcheck import GradcheckResult, gradcheck
 from .analysis.record import Recording, record
 from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
-from .errors import CaptureError, GradvizError, RenderError, RendererNotFound, SnapshotError, UsageError
+from .errors import CaptureError, GradvizError, LayoutTimeout, RenderError, RendererNotFound, SnapshotError, UsageError
 from .exporters import from_networkx, load, render, to_dot, to_networkx
 from .graph import Graph, Node, capture, snapshot
 
@@ -44,6 +44,6 @@ __all__ = [
     "to_networkx", "from_networkx", "to_dot", "render",
     "snapshot_backward", "diff", "check", "gradcheck", "trace", "record", "exam",
     "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording", "ExamReport",
-    "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "UsageError",
+    "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "LayoutTimeout", "UsageError",
     "__version__",
 ]

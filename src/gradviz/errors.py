@@ -13,6 +13,7 @@ __all__ = [
     "SnapshotError",
     "RenderError",
     "RendererNotFound",
+    "LayoutTimeout",
     "UsageError",
 ]
 
@@ -35,6 +36,10 @@ class RenderError(GradvizError):
 
 class RendererNotFound(RenderError):
     """No Graphviz renderer is available; the message says what to install."""
+
+
+class LayoutTimeout(RenderError):
+    """Graphviz's layout ran past its time budget and was stopped."""
 
 
 class UsageError(GradvizError):

@@ -238,7 +238,7 @@ class DiffResult:
         n_grad = sum(r.grad_changed for r in changed)
         n_op = sum(r.op_changed for r in changed)
         return (
-            f"{len(self.a)} vs {len(self.b)} nodes, matched {counts or 'none'}; "
+            f"{len(self.a)} vs {len(self.b)} node{'' if len(self.b) == 1 else 's'}, matched {counts or 'none'}; "
             f"{len(changed)} changed (grad {n_grad}, data {n_data}, op {n_op}), "
             f"{len(self.only_a)} only in A, {len(self.only_b)} only in B"
         )

@@ -7,8 +7,10 @@ the exit status). To add a command, add a module and list it in
 
 Exit status: 0 success, 1 findings (a diff that differs, a check that
 failed), 2 bad input or environment (one line on stderr; ``--debug``, before
-or after the command name, adds the traceback), 130 interrupted (Ctrl-C or
-SIGTERM; no output file is left half-written).
+or after the command name, adds the traceback), 130 interrupted by Ctrl-C
+(SIGINT), 143 by SIGTERM (``kill``, ``timeout``): at once, even during a
+layout (it runs in a child process, which is killed), and no output file is
+left half-written.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ examples:
       a report card for your own Value class: every op, reuse, backward twice, ...
 
 Run `gradviz COMMAND --help` for a command's options.
-exit status: 0 ok, 1 findings, 2 bad input or missing renderer.
+exit status: 0 ok, 1 findings, 2 bad input or missing renderer,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 
@@ -80,17 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (``kill``, a closing terminal's job control) like Ctrl-C while a command runs.
+    """Treat SIGTERM (``kill``, ``timeout``, a closing terminal's job control) like Ctrl-C while a command runs.
 
     Python's default SIGTERM ends the process at once, leaving a half-written
-    temporary output file behind; as a KeyboardInterrupt it unwinds through
-    :func:`gradviz._io.atomic_write`, which removes it.
+    temporary output file and a layout's child process behind; as a
+    KeyboardInterrupt it unwinds through :func:`gradviz._io.atomic_write`,
+    which removes the file, and :func:`gradviz.exporters.image.render_dot`,
+    which kills the child.
     """
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
@@ -124,9 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr), _terminate_as_interrupt():
             return int(args.run(args) or 0)
+    except _Terminated:
+        print("gradviz: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("gradviz: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
     except (GradvizError, OSError, RecursionError, MemoryError) as exc:
         if args.debug:
             traceback.print_exc()

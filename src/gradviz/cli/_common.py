@@ -8,14 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import UsageError
 from ..exporters._format import printable
+from ..exporters.image import check_output_path
 
-__all__ = ["nodes", 
-    "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
-    "add_input_options", "add_picture_options", "write_output", "add_tolerance_options",
+__all__ = [
+    "nodes", "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR", "fail", "say", "stage", "check_output_path", "prepare_output",
+    "add_input_options", "add_picture_options", "picture_options", "whole_number", "seconds", "write_output",
+    "add_tolerance_options",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -65,25 +67,6 @@ def stage(what: str) -> Iterator[None]:
     print(f"\r\x1b[Kgradviz: {what} ... done ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
 
 
-def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> None:
-    """Refuse an output that is one of the inputs, or whose folder does not exist or is not writable.
-
-    Raises:
-        UsageError: with what to do instead.
-    """
-    out = Path(output)
-    for inp in inputs:
-        if os.path.abspath(out) == os.path.abspath(inp) or (out.exists() and Path(inp).exists() and out.samefile(inp)):
-            raise UsageError(f"{output}: refusing to overwrite the input; choose another output file")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{output}: folder {str(parent)!r} does not exist")
-    if out.is_dir():
-        raise UsageError(f"{output}: is a folder; give a file name such as {Path(output) / 'graph.svg'}")
-    if not os.access(parent, os.W_OK | os.X_OK):  # the output is written as a new file in that folder
-        raise UsageError(f"{output}: cannot write in folder {str(parent)!r} (permission denied); choose another folder")
-
-
 def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[str], renderer: str | None = None) -> str:
     """Check everything about an output file that can be checked before any work.
 
@@ -106,8 +89,8 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
     """
     from ..exporters.image import IMAGE_FORMATS, available_renderer, format_for
 
+    check_output_path(output, *inputs)  # first: "is a folder" says more than "no suffix"
     fmt = format_for(output)
-    check_output_path(output, *inputs)
     if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)
     return fmt
@@ -125,45 +108,84 @@ def add_input_options(
     )
 
 
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``minimum`` or more (``--max-nodes``: 1, ``--depth``: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
+
+
 def add_picture_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """Add --max-nodes and --full, how much of a big graph a picture shows; returns their group."""
-    from ..graph.view import MAX_NODES
+    """Add --max-nodes, --max-edges, --timeout and --full, how much of a big graph a picture shows; returns their group."""
+    from ..exporters.image import TIMEOUT
+    from ..graph.view import MAX_EDGES, MAX_NODES
 
     big = parser.add_argument_group("big graphs")
     big.add_argument(
-        "--max-nodes", type=int, default=MAX_NODES, metavar="N",
+        "--max-nodes", type=whole_number(1), default=MAX_NODES, metavar="N",
         help=f"a picture shows at most about N nodes, findings first (default: {MAX_NODES})",
     )
-    big.add_argument("--full", action="store_true", help="draw every node, however long Graphviz takes")
+    big.add_argument(
+        "--max-edges", type=whole_number(1), default=MAX_EDGES, metavar="N",
+        help=f"... and at most N edges between them (default: {MAX_EDGES})",
+    )
+    big.add_argument(
+        "--timeout", type=seconds, metavar="SECONDS",
+        help=f"the layout's time budget: past it, it is stopped and a smaller picture drawn (default: {TIMEOUT:g}; "
+        "with --full: none)",
+    )
+    big.add_argument("--full", action="store_true", help="draw every node, however long Graphviz takes (no cap, no budget)")
     return big
 
 
-def write_output(
-    output: str | os.PathLike[str], fmt: str, report_json: str, graph: object, *, max_nodes: int | None = None,
-    **dot_options: object,
-) -> None:
+def picture_options(args: argparse.Namespace) -> dict[str, object]:
+    """The :func:`gradviz.exporters.image.draw_picture` options of :func:`add_picture_options`' flags."""
+    return {"full": args.full, "max_nodes": args.max_nodes, "max_edges": args.max_edges, "timeout": args.timeout, "hints": "flags"}
+
+
+def write_output(output: str | os.PathLike[str], fmt: str, report_json: str, graph: object, **options: object) -> None:
     """Write an analysis command's ``-o OUTPUT`` atomically.
 
     ``.json`` means the command's report as JSON; every other format of
-    :data:`gradviz.exporters.image.FORMATS` means the graph drawn with
-    ``dot_options`` (roles, notes, title, renderer). A graph of more than
-    ``max_nodes`` nodes is cut to a readable part that keeps the findings
-    first (:func:`gradviz.graph.view.picture_view`), and stderr says what
-    was left out; None draws every node.
+    :data:`gradviz.exporters.image.FORMATS` means the graph drawn by
+    :func:`gradviz.exporters.image.draw_picture` with ``options`` (roles,
+    notes, title, renderer, and :func:`picture_options`): a big graph is cut
+    to a readable part that keeps the findings first, and stderr says what
+    was left out.
     """
     from .._io import write_bytes
-    from ..exporters.image import render_readable
+    from ..exporters.image import draw_picture
 
     if fmt == "json":
         data = report_json.encode("utf-8")
-    elif fmt == "html":  # the viewer lists the report's findings or diff rows
-        import json
-
-        from ..exporters.html import to_html
-
-        data = to_html(graph, report=json.loads(report_json), max_nodes=max_nodes, **dot_options).encode("utf-8")  # type: ignore[arg-type]
     else:
-        data = render_readable(graph, fmt, max_nodes=max_nodes, on_cut=say, **dot_options)  # type: ignore[arg-type]
+        if fmt == "html":  # the viewer lists the report's findings or diff rows
+            import json
+
+            options["report"] = json.loads(report_json)
+        picture = draw_picture(graph, fmt, **options)  # type: ignore[arg-type]
+        for note in picture.notes:
+            say(note)
+        data = picture.data
     write_bytes(output, data)
 
 

@@ -7,7 +7,7 @@ import argparse
 from ..analysis.check import KINDS, check
 from ..graph.sources import open_input
 from ._common import (
-    EXIT_FINDINGS, EXIT_OK, add_input_options, add_picture_options, add_tolerance_options, prepare_output, say, write_output,
+    EXIT_FINDINGS, EXIT_OK, add_input_options, add_picture_options, add_tolerance_options, picture_options, prepare_output, say, write_output,
 )
 
 _EPILOG = """\
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(
             args.output, fmt, report.dumps(), graph,
             roles=report.roles(), notes=report.dot_notes(), title=report.title(), renderer=args.renderer,
-            max_nodes=None if args.full else args.max_nodes, **({"trace": recorded} if recorded else {}),
+            **picture_options(args), **({"trace": recorded} if recorded else {}),
         )
         say(f"wrote {args.output}")
     return EXIT_OK if report.ok else EXIT_FINDINGS

@@ -9,7 +9,7 @@ from ..analysis.diff import diff
 from ..errors import UsageError
 from ..graph.model import Graph
 from ..graph.sources import open_input
-from ._common import EXIT_FINDINGS, EXIT_OK, add_picture_options, add_tolerance_options, prepare_output, say, write_output
+from ._common import EXIT_FINDINGS, EXIT_OK, add_picture_options, add_tolerance_options, picture_options, prepare_output, say, write_output
 
 _EPILOG = """\
 Nodes are matched by id when both graphs have the same structure (two
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(
             args.output, fmt, result.dumps(), result.b,
             roles=result.roles(), notes=result.dot_notes(), title=result.title(), renderer=args.renderer,
-            max_nodes=None if args.full else args.max_nodes,
+            **picture_options(args),
         )
         say(f"wrote {args.output}")
     if result.verdict == "equal" or (result.verdict == "equal-where-paired" and not args.strict):

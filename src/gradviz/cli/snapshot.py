@@ -8,7 +8,8 @@ from pathlib import Path
 from ..analysis.around import snapshot_backward
 from ..errors import UsageError
 from ..exporters.snapshot import save
-from ..graph.sources import open_input
+from ..graph.model import Graph
+from ..graph.sources import check_input, open_input
 from ._common import EXIT_OK, add_input_options, check_output_path, nodes, say
 
 _EPILOG = """\
@@ -50,7 +51,24 @@ def pair_paths(output: str) -> tuple[str, str]:
     return f"{stem}.before.json", f"{stem}.after.json"
 
 
+def _refuse_grads_already(graph: Graph, args: argparse.Namespace) -> None:
+    """--pair needs the state before any backward(): refuse a graph whose grads are already set.
+
+    Its "before" file would hold the grads of the script's own backward(),
+    and on an engine that accumulates (micrograd) the pair's backward()
+    would add to them.
+    """
+    graded = [n for n in graph if n.grad != 0]
+    if graded:
+        raise UsageError(
+            f"--pair: the script already ran backward() ({nodes(len(graded))} of {len(graph):,} have a nonzero grad, "
+            f"the root {graph.root_node.name()} {graph.root_node.grad:g}), so there is no before-backward state to save; "
+            f"remove the script's backward() call, or save the graph as it is: gradviz snapshot {args.input} -o {args.output}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    check_input(args.input)
     if Path(args.input).suffix.lower() != ".py":
         raise UsageError(f"{args.input}: gradviz snapshot runs a Python script (.py); a .json is already a snapshot")
     if Path(args.output).suffix.lower() != ".json":
@@ -59,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     for out in outputs:
         check_output_path(out, args.input)
     if args.pair:
-        before, after = snapshot_backward(open_input(args.input, root=args.root, keep_objects=True))
+        graph = open_input(args.input, root=args.root, keep_objects=True)
+        _refuse_grads_already(graph, args)
+        before, after = snapshot_backward(graph)
         save(before, outputs[0])
         save(after, outputs[1])
         say(f"wrote {outputs[0]} and {outputs[1]} ({nodes(len(after))})")

@@ -75,7 +75,7 @@ class Value:
     ) -> None:
         if not _is_number(data):
             raise TypeError(f"Value(data) takes a real number, not {type(data).__name__}")
-        self.data = float(data)
+        self.data = _to_float(data)
         self.grad = 0.0
         self._prev = tuple(_children)
         self._op = _op
@@ -160,7 +160,7 @@ class Value:
         if isinstance(other, Value):
             return Value._apply(OPS["pow"], (self, other))
         if _is_number(other):
-            return Value._apply(OPS["**"], (self,), {"exponent": float(other)})
+            return Value._apply(OPS["**"], (self,), {"exponent": _to_float(other)})
         return NotImplemented
 
     def __rpow__(self, other: Number) -> "Value":
@@ -373,13 +373,29 @@ def _identity_key(v: Value) -> None | Callable[[object], int]:
 
 
 def _is_number(x: object) -> bool:
-    # numbers.Real covers int, float, bool and NumPy's real scalars.
-    return isinstance(x, numbers.Real)
+    # numbers.Real covers int, float, bool and NumPy's real scalars, except
+    # NumPy's bool (numpy.bool_), which is a number just as Python's bool is.
+    return isinstance(x, numbers.Real) or (type(x).__module__ == "numpy" and type(x).__name__ in ("bool_", "bool"))
+
+
+def _to_float(x: Number) -> float:
+    """``float(x)``, with an error that says what is wrong for a number beyond a float's range (``10**400``).
+
+    Raises:
+        OverflowError: naming the number's size and the largest float.
+    """
+    try:
+        return float(x)
+    except OverflowError:
+        size = f"an int of about {int(x.bit_length() * 0.30103) + 1} digits" if isinstance(x, int) else f"{x!r:.40}"
+        raise OverflowError(
+            f"Value(data) takes a real number a float can hold (at most about 1.8e308 in size), not {size}"
+        ) from None
 
 
 def _wrap(x: "Value | Number") -> "Value | None":
     if isinstance(x, Value):
         return x
     if _is_number(x):
-        return Value(float(x))  # a constant leaf, as in micrograd
+        return Value(x)  # a constant leaf, as in micrograd
     return None

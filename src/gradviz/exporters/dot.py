@@ -13,6 +13,15 @@ characters is cut, and the picture says how much was cut. DOT node names
 are ``v<i>`` (values) and ``o<i>`` (ops), ``i`` the node's position in
 topological order: never derived from labels or foreign ids, so the output
 is byte-identical for the same graph.
+
+A node with more than :data:`COPY_ABOVE` consumers spread over the ranks of
+the picture (``x`` in ``y = y * x`` repeated) is drawn once beside each
+consumer instead of once with edges across the whole picture, which
+Graphviz cannot lay out in reasonable time: each copy ``v<i>_<j>`` (``j`` the consumer's position)
+shows the same label, data and grad, in a dashed box that says "same
+node" and how many uses it has. The original, if it is an op's result, is
+still drawn after its op, with no outgoing edge. Labels of any type are
+shown as ``str()`` of them.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from ..graph.capture import capture
 from ..graph.model import Node
 from ._format import format_number, printable
 
-__all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS", "MAX_TEXT"]
+__all__ = ["to_dot", "dot_source", "ROLE_COLORS", "RANKDIRS", "MAX_TEXT", "COPY_ABOVE", "FAST_LAYOUT"]
 
 #: Layout directions Graphviz understands.
 RANKDIRS = ("LR", "RL", "TB", "BT")
@@ -44,15 +53,23 @@ ROLE_COLORS: dict[str, str] = {
 #: rest is cut and counted. Graphviz refuses an HTML label over 16384
 #: characters, and a wider box is unreadable anyway.
 MAX_TEXT = 1000
+#: A node with more distinct consumers than this, on different ranks, is drawn once per consumer.
+#: ``a * b + a`` keeps one ``a`` with two edges, the lecture's picture.
+COPY_ABOVE = 4
+#: Graphviz ``dot`` attributes that bound its work (the number of network
+#: simplex iterations, crossing-minimisation passes and the search size),
+#: for a picture laid out under a time budget after a first try ran out.
+#: See https://graphviz.org/docs/attrs/nslimit/, mclimit, searchsize, remincross.
+FAST_LAYOUT: dict[str, str] = {"nslimit": "2", "nslimit1": "2", "mclimit": "0.2", "searchsize": "10", "remincross": "false"}
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _LEAF_FILL = "#eef3f8"
 _VALUE_FILL = "#ffffff"
 _HIDDEN_FILL = "#f7f7f7"
 
 
-def _esc(text: str) -> str:
-    """Text as the content of an HTML-like label that Graphviz shows literally."""
-    shown = printable(text)
+def _esc(text: object) -> str:
+    """Text (``str()`` of anything else) as the content of an HTML-like label that Graphviz shows literally."""
+    shown = printable(text if isinstance(text, str) else str(text))
     if len(shown) > MAX_TEXT:
         shown = f"{shown[:MAX_TEXT]}… ({len(shown) - MAX_TEXT} more characters)"
     # Graphviz expands \N, \G, \L, \E, \T, \H in label text (HTML labels too)
@@ -60,15 +77,20 @@ def _esc(text: str) -> str:
     return html.escape(shown, quote=True).replace("\\", "\\\\")
 
 
-def _value_label(node: Node, extra: str | None, border: int) -> str:
+def _value_label(node: Node, extra: str | None, border: int, copy_note: str | None = None) -> str:
     cells = []
-    if node.label:
-        cells.append(f"<TD><B>{_esc(node.label)}</B></TD>")
+    label = node.label if isinstance(node.label, str) else ("" if node.label is None else str(node.label))
+    if label:
+        cells.append(f"<TD><B>{_esc(label)}</B></TD>")
     cells.append(f"<TD>data {format_number(node.data)}</TD>")
     cells.append(f"<TD>grad {format_number(node.grad)}</TD>")
     if extra:
         cells.append(f'<TD><FONT POINT-SIZE="10">{_esc(extra)}</FONT></TD>')
-    return f'<<TABLE BORDER="{border}" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4"><TR>{"".join(cells)}</TR></TABLE>>'
+    if copy_note:
+        cells.append(f'<TD><FONT POINT-SIZE="10"><I>{_esc(copy_note)}</I></FONT></TD>')
+    # a copy's dashed frame says "this box is not a node of its own"
+    frame = f'BORDER="1" STYLE="dashed"' if copy_note else f'BORDER="{border}"'
+    return f'<<TABLE {frame} CELLBORDER="1" CELLSPACING="0" CELLPADDING="4"><TR>{"".join(cells)}</TR></TABLE>>'
 
 
 def to_dot(
@@ -79,6 +101,8 @@ def to_dot(
     notes: Mapping[str, str] | None = None,
     title: str | None = None,
     placeholders: Mapping[str, str] | None = None,
+    copy_above: int | None = COPY_ABOVE,
+    layout: Mapping[str, str] | None = None,
 ) -> graphviz.Digraph:
     """Build the DOT picture of ``graph``.
 
@@ -93,6 +117,10 @@ def to_dot(
             collapsed boxes and "… N nodes hidden" of
             :func:`gradviz.graph.view.select`): drawn as a dashed box with
             that text, no data or grad, and edges straight into it.
+        copy_above: a node with more distinct consumers than this is drawn
+            once beside each (see the module docstring); None: never.
+        layout: extra graph attributes for Graphviz's layout, such as
+            :data:`FAST_LAYOUT`.
 
     Returns:
         graphviz.Digraph: call ``.source`` for DOT text.
@@ -118,7 +146,7 @@ def to_dot(
             raise ValueError(f"unknown role {role!r} for node {nid!r}; roles are {', '.join(ROLE_COLORS)}")
 
     dot = graphviz.Digraph("gradviz", format="svg")
-    dot.attr(rankdir=rankdir, bgcolor="white", fontname="Helvetica", nodesep="0.25", ranksep="0.4")
+    dot.attr(rankdir=rankdir, bgcolor="white", fontname="Helvetica", nodesep="0.25", ranksep="0.4", **dict(layout or {}))
     if title:
         dot.attr(label=f"<{_esc(title)}>", labelloc="t", fontsize="16")
     dot.attr("node", fontname="Helvetica", fontsize="12")
@@ -126,23 +154,30 @@ def to_dot(
 
     placeholders = placeholders or {}
     index = {nid: i for i, nid in enumerate(graph.nodes)}
+    users: dict[str, dict[str, None]] = {}  # node -> its distinct consumers, in order
+    for node in graph:
+        for operand in node.operands:
+            users.setdefault(operand, {})[node.id] = None
+    copied = _to_copy(graph, users, copy_above)
+
+    def source(operand: str, consumer: int) -> str:
+        # the DOT name an edge from ``operand`` into consumer ``consumer`` starts at
+        return f"v{index[operand]}_{consumer}" if operand in copied else f"v{index[operand]}"
+
     for i, node in enumerate(graph):
+        if node.id in copied:  # one copy beside each consumer
+            note = f"same node {node.id}: one copy beside each of its {len(users[node.id])} consumers"
+            for consumer in users[node.id]:
+                _value_node(dot, f"v{index[node.id]}_{index[consumer]}", node, graph, roles, notes, placeholders, note)
+            if node.is_leaf or node.id in placeholders:
+                continue
         if node.id in placeholders:
-            dot.node(f"v{i}", label=f"<{_esc(placeholders[node.id])}>", shape="box", style="dashed,rounded,filled",
-                     fillcolor=ROLE_COLORS[roles[node.id]] if node.id in roles else _HIDDEN_FILL, color="#888888", fontcolor="#444444")
+            _value_node(dot, f"v{i}", node, graph, roles, notes, placeholders)
             for operand in node.operands:
-                dot.edge(f"v{index[operand]}", f"v{i}", style="dashed")
+                dot.edge(source(operand, i), f"v{i}", style="dashed")
             continue
-        fill = ROLE_COLORS[roles[node.id]] if node.id in roles else (_LEAF_FILL if node.is_leaf else _VALUE_FILL)
-        attrs: dict[str, str] = {
-            "shape": "plain",
-            "label": _value_label(node, notes.get(node.id), 2 if node.id == graph.root else 0),
-            "style": "filled",
-            "fillcolor": fill,
-        }
-        if _SAFE_ID.fullmatch(node.id):  # gradviz's own ids always are; foreign ones may not be
-            attrs["tooltip"] = node.id
-        dot.node(f"v{i}", **attrs)
+        extra = f"used by {len(users[node.id])}: drawn beside each" if node.id in copied else None
+        _value_node(dot, f"v{i}", node, graph, roles, notes, placeholders, extra=extra)
         if node.operands:
             dot.node(
                 f"o{i}",
@@ -155,9 +190,53 @@ def to_dot(
                 height="0.3",
             )
             for operand in node.operands:
-                dot.edge(f"v{index[operand]}", f"o{i}")
+                dot.edge(source(operand, i), f"o{i}")
             dot.edge(f"o{i}", f"v{i}")
     return dot
+
+
+def _to_copy(graph: Graph, users: Mapping[str, Mapping[str, None]], copy_above: int | None) -> set[str]:
+    """The nodes to draw once per consumer: more than ``copy_above`` consumers, on different ranks.
+
+    A node's rank here is its longest path from a leaf (the rank ``dot``
+    gives it, left to right). Consumers on one rank (a layer reading its
+    inputs) are drawn next to each other and their edges are short; only
+    consumers spread over ranks pull edges across the picture.
+    """
+    if copy_above is None:
+        return set()
+    rank: dict[str, int] = {}
+    for node in graph:  # topological order: operands first
+        rank[node.id] = 1 + max((rank[o] for o in node.operands), default=-1)
+    return {
+        nid for nid, by in users.items()
+        if len(by) > copy_above and max(rank[c] for c in by) - min(rank[c] for c in by) > 1
+    }
+
+
+def _value_node(
+    dot: graphviz.Digraph, name: str, node: Node, graph: Graph, roles: Mapping[str, str], notes: Mapping[str, str],
+    placeholders: Mapping[str, str], copy_note: str | None = None, *, extra: str | None = None,
+) -> None:
+    """Add the box of ``node`` (or of a copy of it, with ``copy_note``) to ``dot`` as ``name``."""
+    if node.id in placeholders:
+        dot.node(name, label=f"<{_esc(placeholders[node.id])}{'<BR/>' + _esc(copy_note) if copy_note else ''}>", shape="box",
+                 style="dashed,rounded,filled", fillcolor=ROLE_COLORS[roles[node.id]] if node.id in roles else _HIDDEN_FILL,
+                 color="#888888", fontcolor="#444444")
+        return
+    fill = ROLE_COLORS[roles[node.id]] if node.id in roles else (_LEAF_FILL if node.is_leaf else _VALUE_FILL)
+    note = notes.get(node.id)
+    if extra:
+        note = f"{note}; {extra}" if note else extra
+    attrs: dict[str, str] = {
+        "shape": "plain",
+        "label": _value_label(node, note, 2 if node.id == graph.root else 0, copy_note),
+        "style": "filled",
+        "fillcolor": fill,
+    }
+    if isinstance(node.id, str) and _SAFE_ID.fullmatch(node.id):  # gradviz's own ids always are; foreign ones may not be
+        attrs["tooltip"] = node.id
+    dot.node(name, **attrs)
 
 
 def dot_source(graph: Any, **options: Any) -> str:

@@ -47,6 +47,7 @@ from typing import Any, Mapping
 
 from ..errors import RenderError
 from ..graph.model import Graph, Node
+from .image import TIMEOUT
 from ..graph.view import MAX_NODES, PLACEHOLDER_OP, marked_first, picture_view, select
 from ._format import printable
 from .dot import to_dot
@@ -167,7 +168,7 @@ class _Styles:
 
 def _layout(drawn: Graph, title: str, index: Mapping[str, int], keys: Mapping[str, Any], styles: _Styles, *, renderer: str | None,
             rankdir: str, roles: Mapping[str, str], notes: Mapping[str, str], caption: str | None,
-            placeholders: Mapping[str, str]) -> tuple[_Layout, bytes]:
+            placeholders: Mapping[str, str], timeout: float | None) -> tuple[_Layout, bytes]:
     """Lay out ``drawn`` with Graphviz and reduce the SVG to items the page can build.
 
     Each item is ``[kind, ref, shapes]``: kind 'v' (a value box; ref its
@@ -179,7 +180,7 @@ def _layout(drawn: Graph, title: str, index: Mapping[str, int], keys: Mapping[st
     roles = {k: v for k, v in roles.items() if k in drawn.nodes}
     notes = {k: v for k, v in notes.items() if k in drawn.nodes}
     svg = render_dot(to_dot(drawn, rankdir=rankdir, roles=roles, notes=notes, title=caption, placeholders=placeholders).source,
-                     "svg", renderer=renderer)
+                     "svg", renderer=renderer, timeout=timeout)
     try:
         root = ET.fromstring(svg)
     except ET.ParseError as exc:  # Graphviz writes well-formed XML; say so if it did not
@@ -292,6 +293,8 @@ def payload(
     open_budget: int = OPEN_BUDGET,
     renderer: str | None = None,
     rankdir: str = "LR",
+    timeout: float | None = TIMEOUT,
+    hints: str = "keywords",
 ) -> tuple[dict[str, Any], bytes]:
     """The viewer's data: the graph, its layouts, the backward steps, findings or diff rows.
 
@@ -311,6 +314,11 @@ def payload(
         open_budget: how many nodes the embedded layouts of boxes and
             placeholders draw in all (:data:`OPEN_BUDGET`).
         renderer: see :func:`gradviz.exporters.image.available_renderer`.
+        timeout: seconds each Graphviz layout may take (default
+            :data:`gradviz.exporters.image.TIMEOUT`; None: no limit); past
+            it the layout is stopped (:class:`gradviz.errors.LayoutTimeout`).
+        hints: how the summary names the ways to see more ('keywords' or
+            'flags', see :data:`gradviz.graph.view.HINT_STYLES`).
 
     Returns:
         tuple: the JSON-ready payload (format ``gradviz-viewer``, version 1)
@@ -381,7 +389,7 @@ def payload(
                 data["diff"][str(index[nid])] = [None, None, None, None, None, "only in B"]
 
     layouts, data["styles"], main_svg, summary = _layouts(graph, index, roles=roles, notes=notes, title=title, max_nodes=max_nodes,
-                                          open_budget=open_budget, renderer=renderer, rankdir=rankdir)
+                                          open_budget=open_budget, renderer=renderer, rankdir=rankdir, timeout=timeout, hints=hints)
     data["summary"] = summary
     data["layouts"] = [
         {"title": printable(t.title), "width": t.width, "height": t.height, "transform": t.transform, "items": t.items}
@@ -396,7 +404,8 @@ def payload(
 
 
 def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], notes: dict[str, str], title: str | None,
-             max_nodes: int | None, open_budget: int, renderer: str | None, rankdir: str) -> tuple[list[_Layout], list[dict[str, str]], bytes, str]:
+             max_nodes: int | None, open_budget: int, renderer: str | None, rankdir: str, timeout: float | None,
+             hints: str) -> tuple[list[_Layout], list[dict[str, str]], bytes, str]:
     """The main picture and, breadth-first within ``open_budget`` nodes, the insides of its boxes."""
     layouts: list[_Layout] = []
     styles = _Styles()
@@ -408,7 +417,7 @@ def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], n
         first_view = None
     else:
         first_view = picture_view(graph, roles=roles, max_nodes=max_nodes)
-        summary = first_view.summary() if first_view.is_cut else ""
+        summary = first_view.summary(hints) if first_view.is_cut else ""
         if not first_view.is_cut:
             first_view = None
     queue.append((graph, first_view, title or "", len(graph), {}, 0))
@@ -434,7 +443,7 @@ def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], n
             keys[key] = by_members[base]
         # no caption in the pictures: the page's header and breadcrumbs name them
         layout, svg = _layout(drawn, name, index, keys, styles, renderer=renderer, rankdir=rankdir, roles=roles,
-                              notes={**notes, **extra_notes}, caption=None, placeholders=placeholders)
+                              notes={**notes, **extra_notes}, caption=None, placeholders=placeholders, timeout=timeout)
         if not layouts:
             main_svg = svg
         layouts.append(layout)
@@ -490,8 +499,8 @@ def to_html(graph: Graph, **options: Any) -> str:
     Args:
         graph: the captured graph.
         **options: ``trace``, ``report``, ``roles``, ``notes``, ``title``,
-            ``max_nodes``, ``open_budget``, ``renderer``, ``rankdir``: see
-            :func:`payload`.
+            ``max_nodes``, ``open_budget``, ``renderer``, ``rankdir``,
+            ``timeout``, ``hints``: see :func:`payload`.
 
     Returns:
         str: the HTML document.
@@ -509,7 +518,7 @@ def to_html(graph: Graph, **options: Any) -> str:
     return _document(payload(graph, **options)[0])
 
 
-def mimebundle(graph: Graph, *, open_budget: int = NOTEBOOK_BUDGET, **options: Any) -> dict[str, str]:
+def mimebundle(graph: Graph, *, text: str = "", open_budget: int = NOTEBOOK_BUDGET, **options: Any) -> dict[str, str]:
     """A notebook's view of ``graph``: the viewer (``text/html``) and the static SVG as fallback.
 
     The viewer is an ``<iframe sandbox="allow-scripts" srcdoc=...>``: its
@@ -521,13 +530,16 @@ def mimebundle(graph: Graph, *, open_budget: int = NOTEBOOK_BUDGET, **options: A
 
     Args:
         graph: the graph.
+        text: the ``text/plain`` part; what the picture left out is added
+            on a line of its own.
         open_budget: as for :func:`to_html` (default :data:`NOTEBOOK_BUDGET`).
         **options: the other options of :func:`to_html`.
 
     Returns:
-        dict: ``{'text/html': ..., 'image/svg+xml': ...}``.
+        dict: ``{'text/html': ..., 'image/svg+xml': ..., 'text/plain': ...}``.
     """
     data, svg = payload(graph, open_budget=open_budget, **options)
     page = html.escape(_document(data), quote=True)
     frame = f'<iframe sandbox="allow-scripts" width="100%" height="560" frameborder="0" title="gradviz viewer" srcdoc="{page}"></iframe>'
-    return {"text/html": frame, "image/svg+xml": svg.decode("utf-8")}
+    plain = f"{text}\n{data['summary']}" if data["summary"] else text
+    return {"text/html": frame, "image/svg+xml": svg.decode("utf-8"), "text/plain": plain}

@@ -1,42 +1,59 @@
-"""Images: lay out and draw DOT with Graphviz, to SVG, PNG or PDF.
+"""Images: lay out and draw DOT with Graphviz, to SVG, PNG or PDF, within a time budget.
 
 Two renderers, chosen by ``renderer=`` or the ``GRADVIZ_RENDERER`` variable:
 
 * ``'pygraphviz'``: the networkx developers' binding, whose wheels bundle
   Graphviz itself (14.x), so rendering works right after ``pip install``
-  with no system Graphviz. It runs in-process. On some systems the bundled
-  fontconfig prints a warning about the system's newer font configuration;
-  gradviz swallows what Graphviz writes to stderr and shows it only in an
-  error.
-* ``'dot'``: a ``dot`` program on PATH (a system Graphviz), run through the
-  ``graphviz`` package.
+  with no system Graphviz. On some systems the bundled fontconfig prints a
+  warning about the system's newer font configuration; gradviz swallows
+  what Graphviz writes to stderr and shows it only in an error.
+* ``'dot'``: a ``dot`` program on PATH (a system Graphviz).
 * ``'auto'`` (the default): pygraphviz if it imports, else ``dot``.
 
-When neither works, :class:`~gradviz.errors.RendererNotFound` says what to
-install. The output format follows the output file's suffix
+Either way the layout runs in a child process (:func:`render_dot`): inside
+Graphviz's C code a Python process cannot act on a signal, so in-process a
+layout could be neither stopped at its time budget nor by Ctrl-C, ``kill``
+or ``timeout``. The child dies with its parent (``PR_SET_PDEATHSIG`` on
+Linux), and is killed when the parent is interrupted or the budget is spent.
+
+Every picture takes one road, :func:`draw_picture`: a graph bigger than
+the cap is cut to a view (:func:`gradviz.graph.view.picture_view`: at most
+``max_nodes`` nodes and ``max_edges`` edges), its DOT laid out within
+``timeout`` seconds (:data:`TIMEOUT` by default); if that runs out, the
+layout is stopped and a view with a quarter of the nodes is laid out with
+Graphviz's own work limits (:data:`gradviz.exporters.dot.FAST_LAYOUT`).
+What was left out or changed is reported in one line each. ``full=True``
+is the only way past the cap and the budget. :func:`render` (files),
+:func:`render_bytes`, notebook display and the check and diff pictures of
+the CLI all go through it.
+
+When no renderer works, :class:`~gradviz.errors.RendererNotFound` says what
+to install. The output format follows the output file's suffix
 (:data:`FORMATS`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import math
 import os
 import shutil
+import subprocess
 import sys
-import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import graphviz
+from typing import Any, Callable, Mapping
 
 from .._io import write_bytes
-from ..errors import RenderError, RendererNotFound, UsageError
+from ..errors import LayoutTimeout, RenderError, RendererNotFound, UsageError
 from ..graph.model import Graph
-from ..graph.view import MAX_NODES, picture_view
-from .dot import to_dot
+from ..graph.view import HINT_STYLES, MAX_EDGES, MAX_NODES, View, check_cap, picture_view, see_more
+from .dot import FAST_LAYOUT, to_dot
 
-__all__ = ["FORMATS", "IMAGE_FORMATS", "RENDERERS", "format_for", "render", "render_bytes", "render_readable", "render_dot", "available_renderer"]
+__all__ = [
+    "FORMATS", "IMAGE_FORMATS", "RENDERERS", "TIMEOUT", "Picture", "format_for", "render", "render_bytes",
+    "draw_picture", "render_dot", "available_renderer", "check_output_path",
+]
 
 #: Output formats by file suffix, and what each is.
 FORMATS: dict[str, str] = {
@@ -51,6 +68,14 @@ FORMATS: dict[str, str] = {
 #: The formats that need a Graphviz renderer.
 IMAGE_FORMATS = ("svg", "png", "pdf")
 RENDERERS = ("auto", "pygraphviz", "dot")
+#: Seconds a picture's layout may take before it is stopped and a smaller
+#: picture is laid out instead (which has as long again). A default view
+#: lays out in well under a second (bench/render_shapes.py); the rest is
+#: room for a busy machine.
+TIMEOUT = 5.0
+#: A picture that ran past its budget is laid out again with this fraction
+#: of the nodes and edges (and Graphviz's work limits).
+FALLBACK_SHARE = 4
 
 _INSTALL_HINT = (
     "no Graphviz renderer found: run `pip install pygraphviz` (its wheels bundle Graphviz), "
@@ -105,23 +130,28 @@ def available_renderer(renderer: str | None = None) -> str:
     if name == "pygraphviz":
         raise RendererNotFound("renderer 'pygraphviz' is not installed: run `pip install pygraphviz`")
     if name == "dot":
-        raise RendererNotFound("renderer 'dot' not found on PATH: install Graphviz (e.g. `apt-get install graphviz`)")
+        works = "; or use renderer 'auto' or 'pygraphviz': pygraphviz is installed and bundles Graphviz" if _has_pygraphviz() else ""
+        raise RendererNotFound(f"renderer 'dot' not found on PATH: install Graphviz (e.g. `apt-get install graphviz`){works}")
     raise RendererNotFound(_INSTALL_HINT)
 
 
-@contextlib.contextmanager
-def _stderr_to_file() -> Iterator[Any]:
-    """Send file descriptor 2 (C-level stderr) to a temporary file for a while."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield tmp
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+def check_output_path(output: str | os.PathLike[str], *inputs: str | os.PathLike[str]) -> None:
+    """Refuse an output that is a folder, one of the inputs, or in a folder that does not exist or is not writable.
+
+    Raises:
+        UsageError: with what to do instead.
+    """
+    out = Path(output)
+    if out.is_dir():
+        raise UsageError(f"{output}: is a folder; give a file name such as {out / 'graph.svg'}")
+    for inp in inputs:
+        if os.path.abspath(out) == os.path.abspath(inp) or (out.exists() and Path(inp).exists() and out.samefile(inp)):
+            raise UsageError(f"{output}: refusing to overwrite the input; choose another output file")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{output}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):  # the output is written as a new file in that folder
+        raise UsageError(f"{output}: cannot write in folder {str(parent)!r} (permission denied); choose another folder")
 
 
 def _errors_of(text: str) -> str:
@@ -129,81 +159,252 @@ def _errors_of(text: str) -> str:
     return "; ".join(lines)[:500]
 
 
-def _pygraphviz_pipe(source: str, fmt: str) -> bytes:
+# The child process that lays out and draws: DOT on stdin, the image on
+# stdout. Run with ``python -c`` so that it imports pygraphviz only, not
+# gradviz (whose import costs more than a small layout).
+_LAYOUT_CHILD = r"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once, even inside Graphviz's C code
+try:  # Linux: die with the parent, even if it is killed with SIGKILL
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[3]):  # the parent is gone already
+    sys.exit(3)
+renderer, fmt = sys.argv[1], sys.argv[2]
+if renderer == "dot":
+    os.execvp("dot", ["dot", "-T" + fmt])
+source = sys.stdin.buffer.read().decode("utf-8")
+try:
     import pygraphviz
-
-    with _stderr_to_file() as err, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            agraph = pygraphviz.AGraph(string=source)
-            data = agraph.draw(format=fmt, prog="dot")
-        except Exception as exc:  # pygraphviz raises several types for Graphviz failures
-            err.seek(0)
-            detail = _errors_of(err.read().decode("utf-8", "replace")) or str(exc)
-            raise RenderError(f"Graphviz (pygraphviz) failed to draw {fmt}: {detail}") from None
-    if not data:
-        detail = "; ".join(str(w.message) for w in caught)
-        raise RenderError(f"Graphviz (pygraphviz) produced no {fmt} output: {detail or 'no detail'}")
-    return bytes(data)
+    data = pygraphviz.AGraph(string=source).draw(format=fmt, prog="dot")
+except Exception as exc:
+    sys.stderr.write(f"{exc}\n")
+    sys.exit(1)
+if not data:
+    sys.exit(1)
+sys.stdout.buffer.write(data)
+"""
 
 
-def _dot_pipe(source: str, fmt: str) -> bytes:
-    try:
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
-    except graphviz.ExecutableNotFound:
-        raise RendererNotFound(_INSTALL_HINT) from None
-    except graphviz.CalledProcessError as exc:
-        detail = _errors_of((exc.stderr or b"").decode("utf-8", "replace")) or str(exc)
-        raise RenderError(f"Graphviz (dot) failed to draw {fmt}: {detail}") from None
+def render_dot(source: str, fmt: str, *, renderer: str | None = None, timeout: float | None = None) -> bytes:
+    """Lay out and draw DOT source text in a child process.
 
-
-def render_dot(source: str, fmt: str, *, renderer: str | None = None) -> bytes:
-    """Lay out and draw DOT source text.
+    The child is killed when ``timeout`` runs out, and when this process is
+    interrupted (KeyboardInterrupt, or a SIGTERM the CLI turns into one), so
+    a layout never outlives its caller.
 
     Args:
         source: DOT text.
         fmt: 'svg', 'png' or 'pdf'.
         renderer: see :func:`available_renderer`.
+        timeout: seconds the layout may take; None: as long as it takes.
 
     Returns:
         bytes: the image.
 
     Raises:
         RendererNotFound: if no renderer is installed.
+        LayoutTimeout: if the layout ran past ``timeout`` (it was stopped).
         RenderError: if Graphviz fails.
     """
     if fmt not in IMAGE_FORMATS:
         raise UsageError(f"render_dot draws {', '.join(IMAGE_FORMATS)}, not {fmt!r}")
-    if available_renderer(renderer) == "pygraphviz":
-        return _pygraphviz_pipe(source, fmt)
-    return _dot_pipe(source, fmt)
+    name = available_renderer(renderer)
+    command = [sys.executable, "-c", _LAYOUT_CHILD, name, fmt, str(os.getpid())]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        try:
+            data, err = child.communicate(source.encode("utf-8"), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise LayoutTimeout(f"Graphviz ({name}) ran past the budget of {timeout:g} s and was stopped") from None
+        except BaseException:  # KeyboardInterrupt, SIGTERM: the child must not outlive us
+            child.kill()
+            raise
+    if child.returncode or not data:
+        detail = _errors_of(err.decode("utf-8", "replace")) or f"exit status {child.returncode}"
+        raise RenderError(f"Graphviz ({name}) failed to draw {fmt}: {detail}")
+    return data
 
 
-def render_bytes(graph: Any, fmt: str = "svg", *, renderer: str | None = None, **dot_options: Any) -> bytes:
-    """Return ``graph`` drawn in ``fmt`` ('svg', 'png', 'pdf', 'dot', 'gv' or 'json').
+@dataclass
+class Picture:
+    """A drawn picture and what was done to draw it.
+
+    Attributes:
+        data: the output file's content.
+        format: its format ('svg', 'png', 'pdf', 'dot', 'gv' or 'json').
+        view: the view that was drawn (what was shown, hidden, collapsed),
+            or None if the whole graph was drawn.
+        notes: one line each on what was left out and what fell back.
+        fell_back: True if the layout ran past its budget and a smaller
+            picture was drawn instead.
+        source: the DOT text that was laid out ('' for JSON).
+    """
+
+    data: bytes
+    format: str
+    view: View | None = None
+    notes: list[str] = field(default_factory=list)
+    fell_back: bool = False
+    source: str = ""
+
+
+def draw_picture(
+    graph: Graph,
+    fmt: str = "svg",
+    *,
+    full: bool = False,
+    max_nodes: int = MAX_NODES,
+    max_edges: int = MAX_EDGES,
+    timeout: float | None = None,
+    focus: str | None = None,
+    depth: int = 3,
+    collapse: str = "auto",
+    roles: Mapping[str, str] | None = None,
+    renderer: str | None = None,
+    hints: str = "keywords",
+    **dot_options: Any,
+) -> Picture:
+    """Draw ``graph`` within the node and edge caps and the time budget: the one road of every picture.
+
+    A graph over ``max_nodes`` nodes or ``max_edges`` edges is cut to the
+    view of :func:`gradviz.graph.view.picture_view` (the ``roles`` nodes
+    first; ``focus``, ``depth`` and ``collapse`` as for ``select``). Its
+    layout may take ``timeout`` seconds; past that it is stopped and a view
+    with a quarter of the nodes and edges is laid out with Graphviz's work
+    limits, with as long again (so an image takes at most twice the budget,
+    plus the Python work, which is linear in the graph's size). JSON is
+    never cut.
+
+    Args:
+        graph: the captured graph.
+        fmt: the output format (see :data:`FORMATS`).
+        full: draw every node, with no time budget unless ``timeout`` is
+            given (then running past it is an error); the only way past the
+            caps.
+        max_nodes, max_edges: the caps of the view (1 or more).
+        timeout: the layout's budget in seconds (> 0); None: :data:`TIMEOUT`.
+        focus, depth, collapse: see :func:`gradviz.graph.view.select`.
+        roles: node id -> role, colours nodes and keeps them in view.
+        renderer: see :func:`available_renderer`.
+        hints: how messages name the ways to see more: 'keywords'
+            (``full=True``) or 'flags' (``--full``), see
+            :data:`gradviz.graph.view.HINT_STYLES`.
+        **dot_options: ``rankdir``, ``notes``, ``title`` (see
+            :func:`gradviz.exporters.dot.to_dot`).
+
+    Returns:
+        Picture: the bytes, the view and the notes.
+
+    Raises:
+        UsageError: a bad cap, timeout, focus, depth or collapse, or
+            ``focus`` with ``full``.
+        RendererNotFound: an image format and no renderer.
+        LayoutTimeout: even the smaller picture ran past the budget, or a
+            ``full`` picture ran past an explicit ``timeout``.
+        RenderError: Graphviz failed.
+    """
+    if hints not in HINT_STYLES:
+        raise UsageError(f"hints must be one of {', '.join(HINT_STYLES)}, not {hints!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf):
+        raise UsageError(f"{_name('timeout', hints)} must be a number of seconds above 0, not {timeout!r}")
+    if fmt == "json":
+        from .snapshot import dumps
+
+        return Picture(dumps(graph).encode("utf-8"), fmt)
+    if fmt == "html":  # the viewer holds every node: it cuts a big graph itself and embeds what it hides
+        from .html import to_html
+
+        dot_options.pop("placeholders", None)
+        page = to_html(graph, max_nodes=None if full else max_nodes, roles=roles, renderer=renderer,
+                       timeout=timeout if timeout is not None or full else TIMEOUT, hints=hints, **dot_options)
+        return Picture(page.encode("utf-8"), fmt)
+    if full:
+        if focus is not None:
+            raise UsageError(f"{_name('full', hints)} draws every node and {_name('focus', hints)} a part of them: give one of the two")
+        source = to_dot(graph, roles=roles, **dot_options).source
+        return Picture(_lay_out(source, fmt, renderer, timeout), fmt, source=source)
+    if max_nodes is None or max_edges is None:
+        raise UsageError(f"no cap (None) is {_name('full', hints)}: it draws every node, with no time budget")
+    check_cap(_name("max_nodes", hints), max_nodes, optional=False)
+    check_cap(_name("max_edges", hints), max_edges, optional=False)
+    budget = TIMEOUT if timeout is None else timeout
+    view = picture_view(graph, roles=roles, max_nodes=max_nodes, max_edges=max_edges, focus=focus, depth=depth, collapse=collapse)
+    source = _view_dot(view, roles, dot_options)
+    try:
+        data = _lay_out(source, fmt, renderer, budget)
+    except LayoutTimeout:
+        small_nodes, small_edges = max(1, max_nodes // FALLBACK_SHARE), max(1, max_edges // FALLBACK_SHARE)
+        small = picture_view(graph, roles=roles, max_nodes=small_nodes, max_edges=small_edges, focus=focus, depth=depth, collapse=collapse)
+        source = _view_dot(small, roles, dot_options, layout=FAST_LAYOUT)
+        drawn = _drawn(view)
+        try:
+            data = _lay_out(source, fmt, renderer, budget)
+        except LayoutTimeout:
+            raise LayoutTimeout(
+                f"Graphviz could not lay out the picture ({drawn}) within the budget of {budget:g} s, nor one of "
+                f"{_drawn(small)} with its work limits (a busy machine?); wait longer with {_name('timeout', hints)} SECONDS"
+            ) from None
+        note = (
+            f"the layout of {drawn} ran past the budget of {budget:g} s and was stopped; drew {_drawn(small)} instead, "
+            f"with Graphviz's work limits; wait longer with {_name('timeout', hints)} SECONDS, or {see_more(hints)}"
+        )
+        return Picture(data, fmt, small, [small.summary(hints), note] if small.is_cut else [note], True, source)
+    return Picture(data, fmt, view if view.is_cut else None, [view.summary(hints)] if view.is_cut else [], False, source)
+
+
+def _name(option: str, hints: str) -> str:
+    """An option as the user gave it: ``--max-nodes`` or ``max_nodes=``."""
+    if hints == "flags":
+        return "--" + option.replace("_", "-")
+    return "full=True" if option == "full" else f"{option}="
+
+
+def _drawn(view: View) -> str:
+    edges = sum(len(n.operands) for n in view.graph)
+    return f"{len(view.graph):,} boxes and {edges:,} edges"
+
+
+def _view_dot(view: View, roles: Mapping[str, str] | None, dot_options: Mapping[str, Any], **more: Any) -> str:
+    roles = dict(roles or {})
+    if view.focus:
+        roles.setdefault(view.focus, "focus")
+    options = {**dot_options, **more}
+    if view.placeholders:
+        options["placeholders"] = view.placeholders
+    return to_dot(view.graph, roles={k: v for k, v in roles.items() if k in view.graph.nodes}, **options).source
+
+
+def _lay_out(source: str, fmt: str, renderer: str | None, timeout: float | None) -> bytes:
+    """DOT text as is for .dot/.gv; else laid out (:func:`render_dot`)."""
+    if fmt in ("dot", "gv"):
+        return source.encode("utf-8")
+    return render_dot(source, format_for("x", fmt), renderer=renderer, timeout=timeout)
+
+
+def render_bytes(graph: Any, fmt: str = "svg", **options: Any) -> bytes:
+    """Return ``graph`` drawn in ``fmt`` ('svg', 'png', 'pdf', 'dot', 'gv' or 'json'): :func:`draw_picture`'s bytes.
 
     Args:
         graph: a captured :class:`Graph`, or a root ``Value`` (or look-alike).
         fmt: the output format.
-        renderer: see :func:`available_renderer`.
-        **dot_options: passed to :func:`gradviz.exporters.dot.to_dot`
-            (``rankdir``, ``roles``, ``notes``, ``title``).
+        **options: as for :func:`draw_picture` (``full``, ``max_nodes``,
+            ``timeout``, ``renderer``, ``rankdir``, ``roles``, ...). What was
+            left out is warned about (``warnings.warn``).
 
     Raises:
-        UsageError, RendererNotFound, RenderError
+        UsageError, RendererNotFound, LayoutTimeout, RenderError: as :func:`draw_picture`.
         CaptureError: ``graph`` is neither a Graph nor a root value.
     """
     from ..graph.capture import capture
 
-    graph = capture(graph, keep_objects=False)
-    if fmt == "json":
-        from .snapshot import dumps
-
-        return dumps(graph).encode("utf-8")
-    source = to_dot(graph, **dot_options).source
-    if fmt in ("dot", "gv"):
-        return source.encode("utf-8")
-    return render_dot(source, format_for("x", fmt), renderer=renderer)
+    picture = draw_picture(capture(graph, keep_objects=False), fmt, **options)
+    for note in picture.notes:
+        warnings.warn(f"gradviz: {note}", stacklevel=2)
+    return picture.data
 
 
 def render(
@@ -212,10 +413,16 @@ def render(
     *,
     format: str | None = None,
     renderer: str | None = None,
-    max_nodes: int | None = MAX_NODES,
-    **dot_options: Any,
+    on_note: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> Path:
     """Draw a computation graph to a file; the format follows the file's suffix.
+
+    A picture of a big graph shows a readable part of it, laid out within a
+    time budget (see :func:`draw_picture`: at most ``max_nodes`` = 100
+    nodes and ``max_edges`` = 300 edges, 5 s of layout, a smaller picture
+    if that runs out); ``full=True`` draws every node, however long Graphviz
+    takes. A ``.json`` snapshot is always complete.
 
     Args:
         root_or_graph: a root ``Value`` (or look-alike), or a :class:`Graph`.
@@ -223,22 +430,20 @@ def render(
             or ``.json`` (a snapshot). Written atomically.
         format: overrides the suffix.
         renderer: see :func:`available_renderer`.
-        max_nodes: a picture of a bigger graph shows a readable part of it
-            (:func:`gradviz.graph.view.picture_view`: neurons collapsed, the
-            nodes nearest the root, the most important ``roles`` nodes) and warns
-            what it left out; None draws every node, which Graphviz may take
-            hours to lay out. A ``.json`` snapshot is always complete. For
-            ``focus`` and ``depth``, call ``select`` and draw its graph.
-        **dot_options: ``rankdir``, ``roles``, ``notes``, ``title``,
-            ``placeholders`` (see :func:`gradviz.exporters.dot.to_dot`).
+        on_note: called with each line on what was left out or fell back;
+            by default each is a warning (``warnings.warn``).
+        **options: as for :func:`draw_picture`: ``full``, ``max_nodes``,
+            ``max_edges``, ``timeout``, ``focus``, ``depth``, ``collapse``,
+            ``roles``, ``rankdir``, ``notes``, ``title``.
 
     Returns:
         pathlib.Path: the written file.
 
     Raises:
-        UsageError: unknown format or renderer.
+        UsageError: unknown format or renderer, an output folder that does
+            not exist or cannot be written, bad options.
         RendererNotFound: an image format with no renderer installed.
-        RenderError: Graphviz failed.
+        LayoutTimeout, RenderError: Graphviz ran out of time or failed.
         CaptureError: ``root_or_graph`` is not a graph.
 
     Example:
@@ -250,54 +455,19 @@ def render(
     """
     from ..graph.capture import capture
 
+    check_output_path(path)  # first: "is a folder" says more than "no suffix"
     fmt = format_for(path, format)
     if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)  # fail before any work
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
-    report = lambda summary: warnings.warn(f"gradviz.render: {summary}", stacklevel=4)  # noqa: E731
-    data = render_readable(graph, fmt, max_nodes=max_nodes, on_cut=report, renderer=renderer, **dot_options)
-    write_bytes(path, data)
+    picture = draw_picture(graph, fmt, renderer=renderer, **options)
+    for note in picture.notes:
+        if on_note is None:
+            warnings.warn(f"gradviz.render: {note}", stacklevel=2)
+        else:
+            on_note(note)
+    try:
+        write_bytes(path, picture.data)
+    except OSError as exc:
+        raise UsageError(f"{os.fspath(path)}: cannot write: {exc.strerror or exc}") from exc
     return Path(path)
-
-
-def render_readable(
-    graph: Graph,
-    fmt: str,
-    *,
-    max_nodes: int | None = MAX_NODES,
-    on_cut: Callable[[str], None] | None = None,
-    **options: Any,
-) -> bytes:
-    """:func:`render_bytes`, but a picture of a big graph shows a readable part.
-
-    A graph of more than ``max_nodes`` nodes is cut by
-    :func:`gradviz.graph.view.picture_view` (keeping the ``roles`` nodes
-    first) and drawn with placeholders for what was hidden; ``on_cut``
-    receives the one-line summary of what was left out. JSON is never cut;
-    None for ``max_nodes`` draws every node.
-
-    Args:
-        graph: the captured graph.
-        fmt: the output format (see :data:`FORMATS`).
-        max_nodes: the most nodes a picture shows, or None.
-        on_cut: called with the view's summary when the graph was cut.
-        **options: ``renderer`` and the options of :func:`to_dot`.
-
-    Returns:
-        bytes: the output file's content.
-
-    Raises:
-        UsageError, RendererNotFound, RenderError: as :func:`render_bytes`.
-    """
-    if fmt == "html":  # the viewer cuts a big graph itself, and embeds what its first picture hides
-        from .html import to_html
-
-        options.pop("placeholders", None)
-        return to_html(graph, max_nodes=max_nodes, **options).encode("utf-8")
-    if fmt != "json" and max_nodes is not None:
-        view = picture_view(graph, roles=options.get("roles"), max_nodes=max_nodes)
-        if view.is_cut:
-            if on_cut is not None:
-                on_cut(view.summary())
-            graph, options = view.graph, {**options, "placeholders": view.placeholders}
-    return render_bytes(graph, fmt, **options)

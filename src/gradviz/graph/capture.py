@@ -242,6 +242,30 @@ def _short(x: float) -> str:
     return f"{x:.4g}"
 
 
+def label_text(label: object) -> str:
+    """A node's label as display text: a ``str`` as it is, None as '', anything else as ``str()`` of it.
+
+    ``Value(1.0, label=3)`` is labelled '3' in every picture, snapshot and
+    report. An object whose ``str()`` raises is shown by its type's name.
+    """
+    if isinstance(label, str):
+        return label
+    if label is None:
+        return ""
+    try:
+        return str(label)
+    except Exception:  # a user's __str__ may raise anything
+        return f"<{type(label).__name__}>"
+
+
+def _labels(objects: Sequence[Any]) -> list[str]:
+    """The labels of ``objects`` as text (:func:`label_text`); one C loop when all are strings already."""
+    labels = list(map(_LABEL, objects))
+    if set(map(type, labels)) - {str}:
+        labels = list(map(label_text, labels))
+    return labels
+
+
 def _number(obj: object, attr: str) -> float:
     try:
         value = getattr(obj, attr)
@@ -280,7 +304,7 @@ def _children_getter(root: object, children_attr: str | None) -> Callable[[Any],
             break
     else:
         raise CaptureError(
-            f"cannot capture a {type(root).__name__}: it has none of the operand attributes "
+            f"cannot capture {_a(type(root).__name__)}: it has none of the operand attributes "
             f"{', '.join(attrs)} (pass children_attr='...' to name yours)"
         )
 
@@ -298,6 +322,11 @@ def _children_getter(root: object, children_attr: str | None) -> Callable[[Any],
         return tuple(kids)
 
     return children
+
+
+def _a(noun: str) -> str:
+    """``'an int'``, ``'a float'``: a type's name with its article, for a message."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _cycle_error(node: str, how: str = "") -> CaptureError:
@@ -465,7 +494,7 @@ def capture(
         return root
     if not is_value_like(root) and not (children_attr and hasattr(root, children_attr)):
         raise CaptureError(
-            f"cannot capture a {type(root).__name__}: expected a gradviz Value or an object with "
+            f"cannot capture {_a(type(root).__name__)}: expected a gradviz Value or an object with "
             f"'data', 'grad' and '_prev' or '_children' attributes"
         )
     # A Value subclass that compares by value takes the general road (by id).
@@ -519,7 +548,7 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
                 Node,
                 ids,
                 map(_OP, objects),
-                map(_LABEL, objects),
+                _labels(objects),
                 map(_DATA, objects),
                 map(_GRAD, objects),
                 operands,
@@ -599,7 +628,7 @@ def _capture_own_careful(root: Value, moment: str | None, keep_objects: bool) ->
         nid: Node(
             nid,
             v._op,
-            v.label,
+            label_text(v.label),
             v.data,
             v.grad,
             tuple(map(operand_id, v._prev)),
@@ -644,7 +673,7 @@ def _capture_foreign(
         label = getattr(v, "label", "")
         return (
             "" if op is None else str(op),
-            "" if label is None else str(label),
+            label_text(label),
             _number(v, "data"),
             _number(v, "grad"),
         )

@@ -184,15 +184,21 @@ class Graph:
         return to_dot(self, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # Jupyter: the viewer (text/html), the picture as its fallback; text when no renderer works.
-        from ..exporters.html import mimebundle
-        from ..errors import RenderError
+        """Jupyter: the interactive viewer (``text/html``) and the static picture as its fallback.
 
-        text = f"<gradviz.Graph: {len(self)} nodes, root {self.root}>"
+        The SVG of :func:`gradviz.exporters.image.draw_picture` (a big graph
+        is cut to a readable part; ``gradviz.render(graph, path, full=True)``
+        draws it all); the text says what was left out, and is all there is
+        when no renderer works or the layout fails.
+        """
+        from ..errors import RenderError
+        from ..exporters.html import mimebundle
+
+        text = f"<gradviz.Graph: {len(self):,} node{'' if len(self) == 1 else 's'}, root {self.root}>"
         try:
-            return {**mimebundle(self), "text/plain": text}
-        except RenderError:
-            return {"text/plain": text}
+            return mimebundle(self, text=text)
+        except RenderError as exc:
+            return {"text/plain": f"{text}\n(no picture: {exc})"}
 
     def __repr__(self) -> str:
         return f"Graph({len(self)} nodes, root={self.root!r}, moment={self.moment!r}, engine={self.engine!r})"

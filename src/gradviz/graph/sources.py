@@ -7,20 +7,21 @@ for the root Value. A snapshot is only parsed and validated, never executed.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import re
 import runpy
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..engine.value import Value
 from ..errors import CaptureError, GradvizError, UsageError
 from .capture import CHILD_ATTRIBUTES, capture, is_value_like
 from .model import Graph
 
-__all__ = ["run_script", "run_backward", "find_root", "open_input", "crash_hint", "BackwardRaised", "INPUT_SUFFIXES"]
+__all__ = ["run_script", "run_backward", "find_root", "open_input", "check_input", "crash_hint", "BackwardRaised", "INPUT_SUFFIXES"]
 
 INPUT_SUFFIXES = (".json", ".py")
 
@@ -67,12 +68,15 @@ def run_script(path: str | os.PathLike[str], *, recording: Any = None) -> dict[s
     sys.argv = [path]
     sys.path.insert(0, folder)
     try:
-        if recording is None:
-            return runpy.run_path(path, run_name="__main__")
-        from ..analysis.record import record
+        with _os_exit_reported(path):
+            if recording is None:
+                return runpy.run_path(path, run_name="__main__")
+            from ..analysis.record import record
 
-        with record(into=recording):
-            return runpy.run_path(path, run_name="__main__")
+            with record(into=recording):
+                return runpy.run_path(path, run_name="__main__")
+    except _OsExit as exc:
+        raise GradvizError(f"{path}: the script called os._exit({exc.args[0]!r}) before gradviz could read its variables") from None
     except SystemExit as exc:
         raise GradvizError(f"{path}: the script called exit({exc.code!r}) before gradviz could read its variables") from None
     except SyntaxError as exc:
@@ -93,6 +97,44 @@ def run_script(path: str | os.PathLike[str], *, recording: Any = None) -> dict[s
         ) from exc
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+class _OsExit(BaseException):
+    """A script called ``os._exit(status)``; a BaseException, so that the script's ``except Exception`` lets it by."""
+
+
+@contextlib.contextmanager
+def _os_exit_reported(path: str) -> Iterator[None]:
+    """While a script runs, make its ``os._exit(n)`` an error instead of a silent end of gradviz.
+
+    ``os._exit`` skips every handler, so without this ``gradviz render``
+    would stop with the script's status (often 0) and no output, no word.
+    A process the script forks keeps the real ``os._exit``.
+    """
+    real, pid = os._exit, os.getpid()
+
+    def refuse(status: int) -> None:
+        if os.getpid() != pid:
+            real(status)
+        raise _OsExit(status)
+
+    os._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
+def check_input(path: str | os.PathLike[str]) -> None:
+    """Refuse an input that does not exist or is a folder, in one wording whatever its suffix.
+
+    Raises:
+        UsageError: ``PATH: no such file`` or ``PATH: is a folder, not a file``.
+    """
+    if os.path.isdir(path):
+        raise UsageError(f"{os.fspath(path)}: is a folder, not a file")
+    if not os.path.exists(path):
+        raise UsageError(f"{os.fspath(path)}: no such file")
 
 
 def _script_globals(exc: BaseException, path: str) -> dict[str, Any] | None:
@@ -351,6 +393,7 @@ def open_input(
     from ..analysis.record import Recording, attach
     from ..exporters.snapshot import load
 
+    check_input(path)
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         if root is not None or backward:

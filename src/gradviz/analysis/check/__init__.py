@@ -24,7 +24,10 @@ How it works (DESIGN.md, "The checker, in short"):
    (in the backward direction) of a culprit.
 4. **Explain** each inconsistent node, first match wins: a consumer whose
    forward value is inconsistent; a consumer whose probed ``_backward`` is
-   wrong; the grad equals only some of its contributions (missing
+   wrong; an op node whose operands got what the sum of its contributions
+   gives, not what its recorded grad gives (its grad changed after its
+   ``_backward`` ran: it alone is the culprit, its operands are not
+   blamed); the grad equals only some of its contributions (missing
    accumulation); the leftover is a whole multiple of the reference (stale
    gradient); all operands of one op got the op's local derivatives times
    the same wrong grad (the op's ``_backward`` ran at the wrong time: wrong

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 from ...graph.model import Graph
 from .._report import fmt, json_number, table, text
@@ -264,7 +264,7 @@ class CheckReport:
         """
         g = self.graph
         head = (
-            f"gradviz check: {len(g)} nodes, root {g.root_node.name()}, engine {g.engine}"
+            f"gradviz check: {len(g)} node{'' if len(g) == 1 else 's'}, root {g.root_node.name()}, engine {g.engine}"
             + (f", {self.probed} live nodes probed" if self.probed else "")
         )
         if not self.findings:
@@ -673,13 +673,19 @@ class Context:
         uses = self.rp.uses[nid]
         return _listed(idx, lambda i: f"{fmt(terms[i])} from {self.name(uses[i][0])}", " + ", more=more)
 
-    def local_terms(self, nid: str) -> list[float] | None:
+    def local_terms(self, nid: str, grads: Mapping[str, float] | None = None) -> list[float] | None:
         """Each use's contribution to node ``nid``'s grad, from the consumers' recorded grads.
+
+        Args:
+            nid: the node.
+            grads: consumer id -> the grad to use instead of its recorded one
+                (what a consumer's ``_backward`` ran with, where that differs).
 
         Returns:
             list: per use (consumers in topological order), the consumer's
-            local derivative for that slot times the consumer's recorded grad;
-            None if a consumer has no local derivatives (``nid`` is unverified).
+            local derivative for that slot times the consumer's recorded grad
+            (or its grad in ``grads``); None if a consumer has no local
+            derivatives (``nid`` is unverified).
         """
         rp = self.rp
         terms = []
@@ -688,7 +694,7 @@ class Context:
             local = rp.local_at[i]
             if local is None:
                 return None
-            terms.append(local[slot] * self.rec[i])
+            terms.append(local[slot] * (self.rec[i] if grads is None else grads.get(c, self.rec[i])))
         return terms
 
     def unsettled(self) -> list[int]:

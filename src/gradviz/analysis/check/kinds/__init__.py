@@ -48,7 +48,9 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   ``explain_all(ctx, pending)`` for evidence that spans nodes. **The first
   explanation that fits wins**: once a unit returns an explanation for a
   node, no later unit sees it. Today: backward-raised (5: the record of
-  the engine's own pass, when there is one), missing-accumulation (10),
+  the engine's own pass, when there is one), wrong-gradient (8, a grad
+  changed after its ``_backward`` ran: its operands got what its
+  contributions give), missing-accumulation (10),
   stale-gradient (20, whole multiples), wrong-order (30),
   wrong-local-derivative (40), stale-gradient (45, leftovers of a training
   loop), wrong-gradient (90, the last resort). Pick ``tried`` by what must
@@ -93,7 +95,7 @@ from .order import ORDER, Order
 from .order_dependent import ORDER_DEPENDENT, OrderDependent
 from .raised import RAISED, Raised
 from .stale import STALE, Stale, StaleSteps
-from .wrong import WRONG, Wrong
+from .wrong import WRONG, Changed, Wrong
 
 __all__ = [
     "RULES", "KINDS", "EXPLAINERS",
@@ -115,6 +117,7 @@ RULES: tuple[Rule, ...] = (
     Raised(),
     Forward(),
     NonFinite(),
+    Changed(),
     Wrong(),
 )
 
