@@ -19,6 +19,7 @@ import pytest
 import gradviz
 from gradviz.analysis import diff as D
 from gradviz.cli import main
+from gradviz.graph.model import Graph, Node as IRNode
 
 from buggy_engines import base
 
@@ -511,3 +512,63 @@ def test_equal_leaves_under_one_op_are_told_apart_by_their_other_uses():
         got = values(result, nb)
         assert (got["x0"][2:], got["x1"][2:]) == ((11.0, 11.0), (3.0, 3.0))
         assert result.changed == [] and result.verdict == "equal-where-paired"
+
+
+# -- a pairing by value must agree with the pairs around it ---------------------------------------
+
+
+def omnigrad_like_and_gradviz_graphs():
+    """``2 / b + softsign(c) + b / c`` as omnigrad builds it and as gradviz does, hand-built (ids name nodes).
+
+    omnigrad: ``2 / b`` is ``1 / (b / 2)``, softsign one op. gradviz: ``2 / b`` one ``'/'``,
+    softsign ``c / (1 + abs(c))``. Each has one constant 1.0: omnigrad's divided by ``b / 2``,
+    gradviz's added to ``abs(c)``. By hand, at b = 0.6, c = -0.8 (d = 1 + |c| = 1.8):
+    dL/db = -2/b**2 + 1/c = -6.8056, dL/d2 = 1/b, dL/dc = 1/d**2 - b/c**2 = -0.62886;
+    omnigrad's 1.0 gets 1/(b/2) = 3.3333 and b/2 gets -1/(b/2)**2; gradviz's 1.0 gets -c/d**2 = 0.24691.
+    """
+    b, c = 0.6, -0.8
+    d = 1 + abs(c)
+    r, s, t = 2 / b, c / d, b / c
+    leaves = {"b": IRNode("b", data=b, grad=-2 / b**2 + 1 / c), "two": IRNode("two", data=2.0, grad=1 / b),
+              "c": IRNode("c", data=c, grad=1 / d**2 - b / c**2)}
+    top = {"u": IRNode("u", "+", data=r + s, grad=1.0, operands=("r", "s")),
+           "t": IRNode("t", "/", data=t, grad=1.0, operands=("b", "c")),
+           "L": IRNode("L", "+", data=r + s + t, grad=1.0, operands=("u", "t"))}
+    a = Graph({
+        "b": leaves["b"], "two": leaves["two"], "one": IRNode("one", data=1.0, grad=1 / (b / 2)),
+        "h": IRNode("h", "/", data=b / 2, grad=-1 / (b / 2) ** 2, operands=("b", "two")),
+        "r": IRNode("r", "/", data=r, grad=1.0, operands=("one", "h")),
+        "c": leaves["c"], "s": IRNode("s", "softsign", data=s, grad=1.0, operands=("c",)), **top,
+    }, "L", engine="omnigrad-like")
+    g = Graph({
+        "two": leaves["two"], "b": leaves["b"], "r": IRNode("r", "/", data=r, grad=1.0, operands=("two", "b")),
+        "c": leaves["c"], "one": IRNode("one", data=1.0, grad=-c / d**2),
+        "m": IRNode("m", "abs", data=abs(c), grad=-c / d**2, operands=("c",)),
+        "d": IRNode("d", "+", data=d, grad=-c / d**2, operands=("one", "m")),
+        "s": IRNode("s", "/", data=s, grad=1.0, operands=("c", "d")), **top,
+    }, "L")
+    return a, g
+
+
+def test_a_constant_paired_by_value_alone_must_agree_with_the_pairs_around_it():
+    a, g = omnigrad_like_and_gradviz_graphs()
+    result = gradviz.diff(a, g)
+    # The two 1.0 are the only unpaired leaves of data 1.0 on each side, but omnigrad's sits under
+    # r, paired with gradviz's r, and gradviz's reaches only u (through 1 + |c| and c / (1 + |c|)):
+    # no counterpart. The 2s agree: omnigrad's reaches r through b / 2, gradviz's is under r.
+    assert [(r.a, r.b, r.method) for r in result.rows] == [
+        ("two", "two", "value"), ("b", "b", "structure"), ("r", "r", "structure"), ("c", "c", "structure"),
+        ("u", "u", "structure"), ("t", "t", "structure"), ("L", "L", "structure"),
+    ]
+    assert (result.only_a, result.only_b) == (["one", "h", "s"], ["one", "m", "d", "s"])
+    assert result.changed == [] and result.verdict == "equal-where-paired"
+    grads = {r.a: (r.grad_a, r.grad_b) for r in result.rows}
+    assert grads["b"] == (pytest.approx(-6.8055555555555), pytest.approx(-6.8055555555555))
+    assert grads["c"] == (pytest.approx(-0.62885802469), pytest.approx(-0.62885802469))
+    # paired by their data alone, the 1.0 would be a change: grad 1/0.3 against 0.8/1.8**2
+    assert (a.nodes["one"].grad, g.nodes["one"].grad) == (pytest.approx(10 / 3), pytest.approx(0.24691358024))
+    # the same from the other side
+    back = gradviz.diff(g, a)
+    assert sorted((r.b, r.a, r.method) for r in back.rows) == sorted((r.a, r.b, r.method) for r in result.rows)
+    assert (back.only_a, back.only_b) == (result.only_b, result.only_a) and back.changed == []
+

@@ -38,16 +38,8 @@ from real_engines.specs import (
     BINARY, BINARY_FORMS, CONTROL, ENGINES, LEAVES, NOT_OPS, build, float_function, gradviz_build, torch_unary,
 )
 
-DIFF = ("issue 9 point 7: diff pairs a constant 1.0 that omnigrad divides by with a constant 1.0 that gradviz "
-        "adds elsewhere (a pairing by value alone), and calls its grad changed")
-
-NOISE = ("issue 9 points 4, 10: andrews names pow after its base's data ('0.6**-1'), so the op name, and with it the ids, move with the data "
-         "(the digest that orders set operands changes)")
-
 #: (test, engine) -> why it fails today (the lead removes an entry when its fix lands).
 XFAIL: dict[tuple[str, str], str] = {
-    ("noise", "micrograd-andrews"): NOISE,
-    ("diff", "omnigrad"): DIFF,
 }
 
 

@@ -269,6 +269,49 @@ def test_ids_equal_before_and_after_backward_with_set_operands():
     assert shape(before) == shape(after)
 
 
+class DataNamedPow(set_prev.Value):
+    """micrograd-andrews' pow: named after the base's data, ``'0.6**-1'``."""
+
+    def __pow__(self, k):
+        out = super().__pow__(k)
+        out._op = f"{self.data}**{k}"
+        return out
+
+
+def data_named_pows(x, y, backward=True):
+    a, b = DataNamedPow(x), DataNamedPow(y)
+    L = a**-1 + b**-1
+    if backward:
+        L.backward()
+    return L
+
+
+def test_a_pow_named_after_its_base_data_orders_by_structure_then_data_not_by_the_name():
+    # issue 9, points 4 and 10: the names '0.6**-1' and '0.7**-1' are both gradviz's '**' with
+    # exponent -1 (the base's data in them is not structure), so the two alike powers are ordered
+    # by their data: 1/0.7 = 1.43 before 1/0.6 = 1.67, and each base right before its power
+    want = [
+        ("n0", "", {}, (), ""), ("n1", "**", {"exponent": -1.0}, ("n0",), "any"),
+        ("n2", "", {}, (), ""), ("n3", "**", {"exponent": -1.0}, ("n2",), "any"), ("n4", "+", {}, ("n1", "n3"), "any"),
+    ]
+    graph = gradviz.capture(data_named_pows(0.6, 0.7))
+    assert [(n.id, n.op, dict(n.params), n.operands, n.order) for n in graph] == want
+    assert [graph.nodes[i].data for i in ("n0", "n2")] == [0.7, 0.6]
+    # the names move with the data by one ulp (and by a few): the ids do not
+    for x, y in [(math.nextafter(0.6, 1), math.nextafter(0.7, 1)), (math.nextafter(0.6, 0), 0.7),
+                 (0.6, math.nextafter(0.7, 0)), (0.6 * (1 + 4e-16), 0.7 * (1 - 4e-16)), (0.6 + 3e-16, 0.7 + 2e-16)]:
+        L = data_named_pows(x, y)
+        assert {v._op for v in L._prev} != {"0.6**-1", "0.7**-1"} or (x, y) == (0.6, 0.7)
+        moved = gradviz.capture(L)
+        assert [(n.id, n.op, dict(n.params), n.operands, n.order) for n in moved] == want, (x, y)
+        assert [moved.nodes[i].data for i in ("n0", "n2")] == [y, x]
+    # deterministic, and the same before and after backward()
+    L = data_named_pows(0.6, 0.7, backward=False)
+    before = gradviz.snapshot(L)
+    L.backward()
+    assert shape(before) == shape(gradviz.snapshot(L)) == [(i, op, ops, order) for i, op, _, ops, order in want]
+
+
 # -- sets that merged distinct nodes (value-based __eq__/__hash__) --------------------------------
 
 

@@ -37,7 +37,14 @@ thing. Nodes are paired, and each row says how (its ``method``):
    and a pair of them that the operands rule of 3 proposes waits until
    nothing else is left to pair: it is made (as structure) only if neither
    leaf was paired by its data meanwhile. So two constants ``2`` and ``3``
-   are one node only where the graph around them leaves nothing else.
+   are one node only where the graph around them leaves nothing else. A
+   pair made by value alone must also agree with the pairs around it, once
+   every other pair is made: going up from each leaf through unpaired
+   consumers, the first paired nodes reached on one side must include the
+   partner of one reached on the other; otherwise both leaves are left
+   without counterpart (a constant ``1.0`` divided by in one engine is not
+   the ``1.0`` added elsewhere in the other, though each is the only
+   unpaired ``1.0`` of its side).
 
 Nodes are paired only with nodes of the same op, except the roots and
 label pairs. A pair whose ops differ while their operands are not paired
@@ -467,7 +474,37 @@ class _Pairing:
             for x, y in deferred:  # leaves of other data that the shape pairs and no leaf took by value
                 if x not in self.a2b and y not in self.b2a:
                     self.add(x, y, "structure")
+        self._drop_value_pairs_at_odds()
         return self
+
+    def _drop_value_pairs_at_odds(self) -> None:
+        """Unpair the leaves paired by value whose surroundings say they are not one node.
+
+        Checked once every other pair is made: only then are the pairs
+        around a leaf known, and a value pair that is dropped leaves no
+        other pair behind (any pair grown from it pairs a consumer of one
+        leaf with a consumer of the other, which is what keeps it).
+        """
+        for y, (x, method) in list(self.b2a.items()):
+            if method == "value" and not self._fits_around(x, y):
+                del self.a2b[x], self.b2a[y]
+
+    def _fits_around(self, x: str, y: str) -> bool:
+        """Whether leaves ``x`` (in ``a``) and ``y`` (in ``b``) sit where the pairs around them agree.
+
+        Yes if, going up from each through consumers that are not paired, the
+        first paired nodes reached on one side include the partner of one
+        reached on the other side: a consumer of each paired with the
+        other's, or, under an op that the engines decompose differently, the
+        pair just above it (micrograd's ``b`` in ``a + b * -1`` reaches the
+        pair above through ``b * -1``, gradviz's through ``a - b``). A
+        constant ``1.0`` that one engine divides by, under a division paired
+        with the other engine's, is not the ``1.0`` that the other engine adds
+        elsewhere. Two consumers of the same op are not evidence enough on
+        their own: if they were one node, the pairs above them would agree.
+        """
+        above_y = _paired_above(y, self._consumers(self.b), self.b2a)
+        return any(self.a2b[p] in above_y for p in _paired_above(x, self._consumers(self.a), self.a2b))
 
     def _unique_digests(self) -> None:
         count_a = Counter(self.da.values())
@@ -610,22 +647,47 @@ class _Pairing:
             return None
         return candidates[scores.index(best)]
 
+    def _consumers(self, graph: Graph) -> dict[str, list[str]]:
+        """``graph.consumers()``, made once per graph when first needed."""
+        consumers = self.consumers.get(id(graph))
+        if consumers is None:
+            consumers = self.consumers[id(graph)] = graph.consumers()
+        return consumers
+
     def _context(self, node: Node, graph: Graph) -> list[float]:
         """The sorted finite data of ``node``'s consumers, one per use (none past ``_VALUE_WINDOW`` uses)."""
         cache = self.contexts.setdefault(id(graph), {})
         known = cache.get(node.id)
         if known is not None:
             return known
-        consumers = self.consumers.get(id(graph))
-        if consumers is None:
-            consumers = self.consumers[id(graph)] = graph.consumers()
-        uses = consumers[node.id]
+        uses = self._consumers(graph)[node.id]
         if len(uses) > _VALUE_WINDOW:
             out = []
         else:
             out = sorted(d for d in (graph.nodes[c].data for c in uses) if math.isfinite(d))
         cache[node.id] = out
         return out
+
+
+def _paired_above(start: str, consumers: dict[str, list[str]], paired: dict[str, Any]) -> set[str]:
+    """The paired nodes first reached going up from ``start`` through unpaired consumers.
+
+    At most ``_VALUE_WINDOW`` nodes are visited (a leaf shared by a whole
+    chain has a million consumers), depth first, consumers in their order.
+    """
+    seen, stack, found = {start}, [start], set()
+    while stack:
+        for c in consumers[stack.pop()]:
+            if c in seen:
+                continue
+            if len(seen) > _VALUE_WINDOW:
+                return found
+            seen.add(c)
+            if c in paired:
+                found.add(c)
+            else:
+                stack.append(c)
+    return found
 
 
 def _matches(u: list[float], v: list[float], rtol: float, atol: float) -> int:

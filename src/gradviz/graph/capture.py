@@ -353,10 +353,12 @@ def _order_sets(
     """Order set-valued operands from evidence, deterministically; say how each order was found.
 
     Two keys are computed for every node, in the spirit of Weisfeiler-Lehman
-    colour refinement, from the structure alone: upwards, each node's op,
-    label, operand count and operands' keys (what it is); then downwards,
-    that plus the keys of its consumers and the operand slot it fills in each
-    (where it is used). Set members are sorted by that structural key first,
+    colour refinement, from the structure alone: upwards, each node's op
+    as :func:`normalize_op` reads its name (gradviz's op and parameters, so
+    the base's data in micrograd-andrews' ``'0.6**-1'`` are not structure;
+    :func:`_op_structure`), label, operand count and operands' keys (what
+    it is); then downwards, that plus the keys of its consumers and the
+    operand slot it fills in each (where it is used). Set members are sorted by that structural key first,
     then by their data *value* where the structure ties (two unlabelled
     leaves of one ``*``), and only then by a digest that includes the data's
     bits (members alike in structure and in their own data). So values that
@@ -379,6 +381,7 @@ def _order_sets(
     nodes = postorder(root, children)  # any topological order will do for the keys
     kids_of = {id(v): children(v) for v in nodes}
     attrs = {id(v): attr_of(v) for v in nodes}
+    ops: dict[tuple[str, int], bytes] = {}  # (engine's op name, operand count) -> its structure; a graph has few
     up: dict[int, bytes] = {}
     for v in nodes:  # operands first
         kids = kids_of[id(v)]
@@ -388,7 +391,10 @@ def _order_sets(
         parts = [up[id(k)] for k in kids]
         if isinstance(kids, list):  # came from a set: its order means nothing
             parts.sort()
-        up[id(v)] = _digest(op, label, str(len(kids)), b"|", *parts)
+        shape = ops.get((op, len(kids)))
+        if shape is None:
+            shape = ops[op, len(kids)] = _op_structure(op, len(kids))
+        up[id(v)] = _digest(shape, label, b"|", *parts)
     uses: dict[int, list[bytes]] = {id(v): [] for v in nodes}
     down: dict[int, bytes] = {}
     for v in reversed(nodes):  # consumers first
@@ -409,7 +415,7 @@ def _order_sets(
                 if isinstance(kids, list):
                     parts.sort()
                 op, label, data, _grad = attrs[id(w)]
-                bits[id(w)] = _digest(op, label, data, b"|", *parts)
+                bits[id(w)] = _digest(ops[op, len(kids)], label, data, b"|", *parts)
         return bits[id(v)]
 
     def key(k: Any) -> tuple:
@@ -432,6 +438,21 @@ def _order_sets(
             if perm is not None:
                 ordered[id(v)] = [members[i] for i in perm]
     return (lambda v: ordered[id(v)]), states, attrs
+
+
+def _op_structure(raw: str, arity: int) -> bytes:
+    """What an engine's op name says about a node's structure: gradviz's op, its parameters, the operand count.
+
+    The name as :func:`normalize_op` reads it, so that a name which carries
+    data (micrograd-andrews names a power after its base's data,
+    ``'0.6**-1'``) digests as ``'**'`` with exponent -1, whatever the base's
+    last digits; the data take part in the order only where
+    :func:`_order_sets` says. By name only, never by the data, so it is the
+    same before and after ``backward()`` and in two runs.
+    """
+    name, params, _trusted = _reading(raw, arity)
+    text = ",".join(f"{k}={float(v)!r}" for k, v in sorted(params))
+    return f"{name}\0{text}\0{arity}\0".encode("utf-8", "surrogatepass")
 
 
 def _set_order(v: Any, members: list[Any], attrs: dict[int, tuple]) -> tuple[str, tuple[int, ...] | None]:
