@@ -264,7 +264,7 @@ class CheckReport:
         """
         g = self.graph
         head = (
-            f"gradviz check: {len(g)} node{'' if len(g) == 1 else 's'}, root {g.root_node.name()}, engine {g.engine}"
+            f"gradviz check: {len(g):,} node{'' if len(g) == 1 else 's'}, root {g.root_node.name()}, engine {g.engine}"
             + (f", {self.probed} live nodes probed" if self.probed else "")
         )
         if not self.findings:
