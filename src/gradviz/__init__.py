@@ -24,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from .analysis.around import snapshot_backward
 from .analysis.check import CheckReport, Finding, check
 from .analysis.diff import DiffResult, diff
+from .analysis.exam import ExamReport, exam
 from .analysis.gradcheck import GradcheckResult, gradcheck
 from .analysis.record import Recording, record
 from .analysis.trace import Trace, trace
@@ -41,8 +42,8 @@ __all__ = [
     "Value", "Op", "OPS",
     "Graph", "Node", "capture", "snapshot", "load",
     "to_networkx", "from_networkx", "to_dot", "render",
-    "snapshot_backward", "diff", "check", "gradcheck", "trace", "record",
-    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording",
+    "snapshot_backward", "diff", "check", "gradcheck", "trace", "record", "exam",
+    "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording", "ExamReport",
     "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "LayoutTimeout", "UsageError",
     "__version__",
 ]

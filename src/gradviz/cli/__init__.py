@@ -30,7 +30,7 @@ from ._common import EXIT_ERROR, fail
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("render", "snapshot", "diff", "check", "trace")
+COMMANDS = ("render", "snapshot", "diff", "check", "trace", "exam")
 
 _EPILOG = """\
 examples:
@@ -45,6 +45,8 @@ examples:
   gradviz snapshot examples/worked_example.py --pair -o L.json
   gradviz diff L.before.json L.after.json
       what one backward() changed, node by node
+  gradviz exam my_engine.py:Value
+      a report card for your own Value class: every op, reuse, backward twice, ...
 
 Run `gradviz COMMAND --help` for a command's options.
 exit status: 0 ok, 1 findings, 2 bad input or missing renderer,
