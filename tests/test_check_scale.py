@@ -18,49 +18,10 @@ import pytest
 import gradviz
 from gradviz.exporters.snapshot import dumps, loads
 
+from buggy_engines import tiny_mul
 from real_engines.specs import CONTROL, ENGINES, LEAVES
 
 EXPONENTS = sorted({*range(-300, 301, 25), -12, 12})
-
-
-class Buggy:
-    """tonygrad 2.0.0's Value, cut to ``+`` and ``*``, with the red-team's bug: d(a*b)/db = 2a."""
-
-    def __init__(self, data, children=(), op=""):
-        self.data, self.grad, self._prev, self._op = data, 0.0, set(children), op
-        self._backward = lambda: None
-
-    def __add__(self, other):
-        out = Buggy(self.data + other.data, (self, other), "+")
-
-        def _backward():
-            self.grad += out.grad
-            other.grad += out.grad
-        out._backward = _backward
-        return out
-
-    def __mul__(self, other):
-        out = Buggy(self.data * other.data, (self, other), "*")
-
-        def _backward():
-            self.grad += other.data * out.grad
-            other.grad += 2 * self.data * out.grad  # the bug: d(a*b)/db is a
-        out._backward = _backward
-        return out
-
-    def backward(self):
-        order, seen, stack = [], set(), [(self, False)]
-        while stack:
-            v, done = stack.pop()
-            if done:
-                order.append(v)
-            elif v not in seen:
-                seen.add(v)
-                stack.append((v, True))
-                stack.extend((c, False) for c in v._prev)
-        self.grad = 1.0
-        for v in reversed(order):
-            v._backward()
 
 
 def tiny_bug(V, k):
@@ -78,7 +39,7 @@ def ids(graph, *objs):
 
 @pytest.mark.parametrize("k", EXPONENTS)
 def test_a_wrong_local_derivative_is_found_at_every_scale(k):
-    root, a, b, m = tiny_bug(Buggy, k)
+    root, a, b, m = tiny_bug(tiny_mul.Value, k)
     graph = gradviz.capture(root)
     m_id, b_id = ids(graph, m, b)
     want = 2.0 * 10.0**k
@@ -98,7 +59,7 @@ def test_a_wrong_local_derivative_is_found_at_every_scale(k):
 
 @pytest.mark.parametrize("k", EXPONENTS)
 def test_diff_against_a_correct_engine_finds_the_wrong_grad_at_every_scale(k):
-    root, _, b, _ = tiny_bug(Buggy, k)
+    root, _, b, _ = tiny_bug(tiny_mul.Value, k)
     groot, _, gb, _ = tiny_bug(gradviz.Value, k)
     a, g = gradviz.capture(root), gradviz.capture(groot)
     result = gradviz.diff(a, g)
