@@ -18,7 +18,7 @@ import pytest
 import gradviz
 from gradviz.exporters.snapshot import dumps, loads
 
-from buggy_engines import tiny_mul
+from buggy_engines import tiny_chain, tiny_mul
 from real_engines.specs import CONTROL, ENGINES, LEAVES
 
 EXPONENTS = sorted({*range(-300, 301, 25), -12, 12})
@@ -55,6 +55,17 @@ def test_a_wrong_local_derivative_is_found_at_every_scale(k):
     snap = gradviz.check(loads(dumps(graph)))
     assert [(f.got, f.expected) for f in snap.culprits] == [(2 * want, want)]
     assert snap.culprits[0].node in (m_id, b_id) and not snap.ok
+
+
+@pytest.mark.parametrize("k", EXPONENTS)
+def test_a_backward_that_ignores_out_grad_is_found_at_every_scale(k):
+    root, _, b, m = tiny_bug(tiny_chain.Value, k)
+    graph = gradviz.capture(root)
+    m_id, b_id = ids(graph, m, b)
+    assert b.grad == 2.0 * 10.0**k  # right, since out.grad is 1 here: only the probe can tell
+    report = gradviz.check(graph)
+    assert [(f.node, f.kind, f.operand) for f in report.culprits] == [(m_id, "wrong-local-derivative", b_id)]
+    assert "does not scale with its own grad" in report.culprits[0].message
 
 
 @pytest.mark.parametrize("k", EXPONENTS)
