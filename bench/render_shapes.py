@@ -7,6 +7,7 @@ bench shows that the bound holds whatever the shape::
     python bench/render_shapes.py                       # 1e3 .. 1e6 nodes, every shape, 3 runs each
     python bench/render_shapes.py --sizes 1e3,1e4 --runs 1
     python bench/render_shapes.py --shapes shared,wide --sizes 1e5
+    python bench/render_shapes.py --format html --sizes 1e3,1e4,1e5 --runs 1   # the viewer's pages
 
 The shapes (``n`` the node count asked for; each builds about ``n`` nodes):
 
@@ -30,6 +31,14 @@ Python work of choosing the view, linear in the graph's size), the nodes
 and edges the picture drew (value boxes and ops, parsed from the SVG), and
 whether the layout ran past the budget and fell back to a smaller picture. A worker is
 stopped after ``--worker-timeout`` seconds (the row then says so).
+
+With ``--format html`` each run writes the viewer's page (``x.html``, the
+default page of ``gradviz render -o x.html``: the first picture under the
+same caps and budget, then the insides of its boxes within
+``gradviz.exporters.html.OPEN_BUDGET`` nodes and ``INNER_TIME`` seconds);
+the row adds the page's size and its layouts (the first picture and the
+boxes laid out), and the notes on what fell back follow it; ``drawn`` counts the first
+picture's value boxes and ops (copies included) and its edges.
 """
 
 from __future__ import annotations
@@ -98,8 +107,19 @@ def drawn(svg: bytes) -> tuple[int, int]:
     return kinds.count("node"), kinds.count("edge")
 
 
-def worker(shape: str, n: int, runs: int) -> dict:
-    """Build, capture, then render the default picture ``runs`` times; return the timings and counts."""
+def drawn_html(page: str) -> tuple[int, int, int, int]:
+    """(nodes, edges of the first picture, layouts, notes on what fell back) of a viewer page."""
+    import re
+
+    data = json.loads(re.search(r'<script type="application/json" id="gradviz-data">(.*?)</script>', page, re.S).group(1))
+    first = data["layouts"][0]["items"]
+    nodes = sum(1 for it in first if it[0] in ("v", "o", "p"))
+    edges = sum(1 for it in first if it[0] == "e")
+    return nodes, edges, len(data["layouts"]), len(data["notes"])
+
+
+def worker(shape: str, n: int, runs: int, fmt: str = "svg") -> dict:
+    """Build, capture, then render the default picture (or page) ``runs`` times; return the timings and counts."""
     import gradviz
     import gradviz.exporters.image as image
 
@@ -119,20 +139,26 @@ def worker(shape: str, n: int, runs: int) -> dict:
     image.render_dot = timed_layout
     times, fell_back = [], False
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "x.svg"
+        out = Path(tmp) / f"x.{fmt}"
         for _ in range(runs):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 t1 = time.perf_counter()
                 gradviz.render(graph, out)
                 times.append(time.perf_counter() - t1)
-            fell_back = fell_back or any("budget" in str(w.message) for w in caught)
-        nodes, edges = drawn(out.read_bytes())
+            fell_back = fell_back or any("budget" in str(w.message) or "as the list of" in str(w.message) for w in caught)
+            said = [str(w.message) for w in caught if "budget" in str(w.message) or "as the list of" in str(w.message)]
+        page = {}
+        if fmt == "html":
+            nodes, edges, page["layouts"], page["listed"] = drawn_html(out.read_text("utf-8"))
+            page["bytes"] = out.stat().st_size
+        else:
+            nodes, edges = drawn(out.read_bytes())
     per_run = len(layouts) // runs  # 2 when the first layout ran out
     layout = [sum(layouts[i * per_run:(i + 1) * per_run]) for i in range(runs)]
     return {
         "nodes": len(graph), "build": built, "times": times, "layout": layout,
-        "drawn_nodes": nodes, "drawn_edges": edges, "fell_back": fell_back,
+        "drawn_nodes": nodes, "drawn_edges": edges, "fell_back": fell_back, "said": said, **page,
     }
 
 
@@ -143,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, from {', '.join(SHAPES)} (default: all)")
     p.add_argument("--runs", type=int, default=3, help="renders per (shape, size); the median is shown (default: 3)")
     p.add_argument("--worker-timeout", type=float, default=900.0, help="seconds per (shape, size) before it is stopped (default: 900)")
-    p.add_argument("--worker", nargs=3, metavar=("SHAPE", "NODES", "RUNS"), help=argparse.SUPPRESS)
+    p.add_argument("--format", choices=("svg", "html"), default="svg", help="the default picture (svg) or the viewer's page (html)")
+    p.add_argument("--worker", nargs=4, metavar=("SHAPE", "NODES", "RUNS", "FORMAT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), args.worker[3])))
         return 0
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     shapes = args.shapes.split(",")
@@ -155,12 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown shape {bad[0]!r}; choose from {', '.join(SHAPES)}")
     if args.runs < 1:
         p.error("--runs must be 1 or more")
-    print(f"{'shape':<7} {'nodes':>10}  {'render':>8}  {'spread':>15}  {'layout':>8}  {'drawn':>15}  {'build':>7}  fell back")
+    page = args.format == "html"
+    more = f"  {'page':>9}  {'layouts':>7}" if page else ""
+    print(f"{'shape':<7} {'nodes':>10}  {'render':>8}  {'spread':>15}  {'layout':>8}  {'drawn':>15}  {'build':>7}  fell back{more}")
     for shape in shapes:
         for n in sizes:
             try:
                 done = subprocess.run(
-                    [sys.executable, __file__, "--worker", shape, str(n), str(args.runs)],
+                    [sys.executable, __file__, "--worker", shape, str(n), str(args.runs), args.format],
                     capture_output=True, text=True, timeout=args.worker_timeout, check=False,
                 )
             except subprocess.TimeoutExpired:
@@ -176,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{shape:<7} {r['nodes']:>10,}  {statistics.median(t):>6.2f} s  {spread:>15}  "
                 f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
+                + (f"{'':<{9 - (3 if r['fell_back'] else 2)}}  {r['bytes'] / 1e6:>6.2f} MB  {r['layouts']:>7}" if page else "")
             )
+            for line in r["said"]:
+                print(f"        {line}")
             sys.stdout.flush()
     return 0
 

@@ -50,3 +50,12 @@ def test_render_shapes_prints_a_row_per_shape():
         assert float(low) <= float(median) <= float(high) and 0 < float(layout) <= float(high)
         assert 300 <= int(nodes.replace(",", "")) <= 500, shape
         assert 0 < int(drawn_nodes.replace(",", "")) and 0 < int(drawn_edges.replace(",", ""))
+
+
+def test_render_shapes_measures_viewer_pages():
+    out = _run("bench/render_shapes.py", "--format", "html", "--sizes", "300", "--shapes", "shared,wide", "--runs", "1")
+    rows = re.findall(r"^(\w+) +([\d,]+) +(\d+\.\d\d) s .* (yes|no) +(\d+\.\d\d) MB +(\d+)$", out, flags=re.M)
+    assert [r[0] for r in rows] == ["shared", "wide"], out
+    for shape, nodes, median, _, size, layouts in rows:
+        assert 0 < float(size) and int(layouts) >= 1
+    assert int(rows[1][5]) == 2  # wide: the first picture and its one box of hidden operands

@@ -210,6 +210,7 @@ def test_notebook_display_of_the_mlp_example_is_cut_and_small():
     bundle = capture(loss)._repr_mimebundle_()
     svg = bundle["image/svg+xml"].encode("utf-8")
     assert len(svg) < 1_000_000
+    assert sum(len(part.encode("utf-8")) for part in bundle.values()) < 1_000_000  # the viewer's frame too (about 0.86 MB)
     boxes = [g for g in ET.fromstring(svg).iter(f"{SVG_NS}g") if g.get("class") == "node"]
     assert len(boxes) < 2 * (MAX_NODES + MAX_NODES // 2)  # value boxes and ops of the view, not 2,448 nodes
     text = bundle["text/plain"]

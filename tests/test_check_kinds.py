@@ -13,10 +13,10 @@ def test_every_kind_is_one_unit_in_its_own_module_listed_once():
     names = [rule.kind for rule in kinds.RULES]
     assert names == [
         "not-seeded", "stale-gradient", "stale-gradient", "missing-accumulation", "wrong-local-derivative", "kink",
-        "wrong-order", "merged-nodes", "order-dependent", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
+        "kink", "wrong-order", "merged-nodes", "order-dependent", "backward-raised", "forward-inconsistent", "non-finite", "wrong-gradient",
         "wrong-gradient",
     ]
-    # one module per kind (stale-gradient and wrong-gradient have two units each, weighed at two points, in one module)
+    # one module per kind (stale-gradient, kink and wrong-gradient have two units each, weighed at two points, in one module)
     modules = {rule.kind: type(rule).__module__ for rule in kinds.RULES}
     assert len(set(modules.values())) == len(modules) == len(C.KINDS)
     assert [type(rule).__name__ for rule in kinds.RULES[1:3]] == ["Stale", "StaleSteps"]
@@ -40,10 +40,10 @@ def test_kinds_and_the_public_constants_come_from_the_registry():
 
 def test_explanations_are_tried_in_ascending_tried():
     assert [rule.kind for rule in kinds.EXPLAINERS] == [
-        "backward-raised", "wrong-gradient", "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "stale-gradient",
+        "backward-raised", "wrong-gradient", "kink", "missing-accumulation", "stale-gradient", "wrong-order", "wrong-local-derivative", "stale-gradient",
         "wrong-gradient",
     ]
-    assert [rule.tried for rule in kinds.EXPLAINERS] == [5, 8, 10, 20, 30, 40, 45, 90]
+    assert [rule.tried for rule in kinds.EXPLAINERS] == [5, 8, 9, 10, 20, 30, 40, 45, 90]
 
 
 def test_the_first_explanation_that_fits_wins():

@@ -113,3 +113,61 @@ def test_the_same_loop_with_zero_grad_has_no_finding():
     _, loss = train(zero_grad=True)
     report = gradviz.check(loss)
     assert report.ok and report.findings == []
+
+
+# -- what the numbers alone cannot settle (issue 9, evidence on points 3 and 9) -------------------
+
+from buggy_engines import free_recursive, local_grads  # noqa: E402
+
+TWICE = "a _backward that ran more than once in this one (no topological sort?)"
+TELL = "; record the backward with gradviz.record() to tell"
+
+
+def test_one_whole_multiple_alone_is_not_called_an_earlier_backward():
+    """microgpt-style engine, x.grad + 1 by hand: 1.5 is 3 x 0.5, but nothing else is stale."""
+    x, y = local_grads.Value(2.0), local_grads.Value(4.0)
+    z = (x * y + x).log()
+    local_grads.backward(z)
+    assert (x.grad, y.grad) == (0.5, 0.2)
+    x.grad += 1.0
+    report = gradviz.check(z)
+    assert [(f.node, f.kind, f.got, f.expected) for f in report.findings] == [("n0", C.STALE, 1.5, 0.5)]
+    assert report.findings[0].message == (
+        "grad 1.5 is not the sum of its contributions (0.5); it is 3 times its reference 0.5: an earlier backward() "
+        "left 1 in it, it was changed by hand, or a backward step that ran more than once in this one (no topological "
+        f"sort?) added it; if it is a leftover, {FIX}"
+    )
+
+
+def test_a_recursive_backward_without_a_record_is_not_blamed_on_an_earlier_backward():
+    """o = c*c + a, c's _backward run once per path: b is 2 x its reference, as a second backward() would leave it."""
+    a, b = free_recursive.Value(2.0, label="a"), free_recursive.Value(3.0, label="b")
+    c = a * b
+    o = c * c + a
+    free_recursive.backward(o)
+    assert (a.grad, b.grad) == (73.0, 48.0)
+    report = gradviz.check(o)  # no gradviz.record(): the numbers alone
+    [f] = [f for f in report.findings if f.kind == C.STALE]
+    assert (f.node, f.got, f.expected) == ("n1", 48.0, 24.0)
+    assert f.message == (
+        "grad 48 is not the sum of its contributions (24); it is 2 times its reference 24: an earlier backward() left 24 "
+        f"in it, it was changed by hand, or {TWICE} added it{TELL}; if it is a leftover, {FIX}"
+    )
+
+
+def test_several_whole_multiples_without_a_record_name_both_causes():
+    """o = c*c: both leaves 2 x their reference, c right: a second backward() or c's _backward run twice."""
+    a, b = free_recursive.Value(2.0, label="a"), free_recursive.Value(3.0, label="b")
+    c = a * b
+    o = c * c
+    free_recursive.backward(o)
+    report = gradviz.check(o)
+    assert [(f.node, f.kind, f.got, f.expected, f.message) for f in report.findings] == [
+        ("n0", C.STALE, 72.0, 36.0, f"grad 72 is 2 times its reference 36: the extra 36 was left by an earlier backward(), or by {TWICE}{TELL}; if it is a leftover, {FIX}"),
+        ("n1", C.STALE, 48.0, 24.0, f"grad 48 is 2 times its reference 24: the extra 24 was left by an earlier backward(), or by {TWICE}{TELL}; if it is a leftover, {FIX}"),
+    ]
+    for v in (a, b, c, o):
+        v.grad = 0.0
+    with gradviz.record() as rec:  # the record settles it: c ran twice
+        free_recursive.backward(o)
+    assert [(f.node, f.kind) for f in gradviz.check(o, recording=rec).culprits] == [("n2", C.ORDER)]

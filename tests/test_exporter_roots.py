@@ -10,7 +10,7 @@ from gradviz.exporters import dot_source, dumps, render_bytes, to_pydot
 
 from helpers import worked_example
 
-NOT_A_GRAPH = "cannot capture an int: expected a gradviz Value or an object with 'data', 'grad' and '_prev' or '_children' attributes"
+NOT_A_GRAPH = "cannot capture an int: expected a gradviz Value or an object with 'data', 'grad' and '_prev', '_children', 'prev' or 'children' attributes"
 
 
 def test_to_networkx_of_a_root_is_that_of_its_capture():

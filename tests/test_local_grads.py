@@ -184,6 +184,22 @@ def test_trace_replays_the_engines_loop():
         ("n2", [("n0", -3.0), ("n1", 2.0)]),
     ]
     assert "_local_grads" in t.notes[0]
+    assert t.table().splitlines()[0] == (  # a live graph: the engine has no _backward, not "a snapshot"
+        "gradviz trace: 2 backward steps, engine buggy_engines.local_grads.Value, replayed with the local derivatives "
+        "it stored (_local_grads; it has no _backward); root n3 grad 1 when the first ran"
+    )
+
+
+def test_trace_of_an_engine_without_backward_uses_its_stored_derivatives():
+    """WrongLog stores 1/x**2 for log: the engine's loop passes that on, and so do the steps."""
+    x = M.WrongLog(2.0)
+    y = x.log() * 3.0
+    M.backward(y)
+    t = gradviz.trace(y)
+    assert [(s.node, [(a.operand, a.added) for a in s.additions]) for s in t.steps] == [
+        ("n3", [("n1", 3.0), ("n2", math.log(2.0))]), ("n1", [("n0", 0.75)]),  # 1/2**2 * 3, as the engine's loop
+    ]
+    assert x.grad == 0.75
 
 
 def test_wrong_local_derivative_of_an_op_whose_operand_has_other_uses():

@@ -166,6 +166,51 @@ def test_a_kink_under_ReLU_in_a_snapshot_is_reported_as_a_kink():
     assert [(f.node, f.kind, f.operand, f.got, f.expected) for f in report.culprits] == [("n1", C.KINK, "n0", 1.0, 0.0)]
 
 
+
+def _relu_plus_abs_snapshot(z_grad):
+    """A snapshot of relu(z) + abs(z) at z = 0, with z's grad set by hand to what an engine's choices left."""
+    z = O.AbsAtZeroOne(0.0, label="z")  # abs'(0) = 1 here, relu'(0) = 0
+    L = z.relu() + z.abs()
+    L.backward()
+    assert z.grad == 1.0
+    z.grad = z_grad
+    return gradviz.check(loads(dumps(gradviz.capture(L))))
+
+
+def test_two_kinked_consumers_of_one_leaf_in_a_snapshot_are_two_kinks():
+    """relu'(0) = 1 and abs'(0) = 1: z.grad 2 where gradviz says 0; two valid subgradients, not a fault (issue 9, evidence)."""
+    report = _relu_plus_abs_snapshot(2.0)
+    assert [(f.node, f.kind, f.culprit, f.operand, f.got, f.expected, f.cause) for f in report.findings] == [
+        ("n1", C.KINK, True, "n0", 1.0, 0.0, ()),
+        ("n2", C.KINK, True, "n0", 1.0, 0.0, ()),
+        ("n0", C.KINK, False, None, 2.0, 0.0, ("n1", "n2")),
+    ]
+    assert [f.message for f in report.culprits] == [
+        "relu at its kink (0): the engine takes d n1 / d z = 1, gradviz and PyTorch take 0; "
+        "both are valid subgradients, so grads downstream differ from PyTorch's",
+        "abs at its kink (0): the engine takes d n2 / d z = 1, gradviz and PyTorch take 0; "
+        "both are valid subgradients, so grads downstream differ from PyTorch's",
+    ]
+
+
+def test_kinks_that_explain_a_grad_in_several_ways_give_one_finding_naming_them():
+    """z.grad 1: relu'(0) = 1 or abs'(0) = 1 each explain it; a snapshot cannot tell which."""
+    report = _relu_plus_abs_snapshot(1.0)
+    assert [(f.node, f.kind, f.culprit, f.got, f.expected, f.related) for f in report.findings] == [
+        ("n0", C.KINK, True, 1.0, 0.0, ("n1", "n2")),
+    ]
+    assert report.findings[0].message == (
+        "grad 1 is not the sum of its contributions (0), but n1, n2 are at their kinks, and other valid subgradients "
+        "there explain it (2 ways; which one each took cannot be told without probing them live): no fault, but grads "
+        "downstream differ from PyTorch's"
+    )
+
+
+def test_a_grad_no_valid_subgradients_reach_is_still_wrong():
+    """relu'(0) is at most 1 and abs'(0) at most 1: z.grad 5 is no kink."""
+    report = _relu_plus_abs_snapshot(5.0)
+    assert [(f.node, f.kind, f.got, f.expected) for f in report.findings] == [("n0", C.WRONG, 5.0, 0.0)]
+
 def test_diff_counts_caret_and_star_star_as_the_same_op():
     x = O.Value(3.0)
     y = x**2 + 1.0  # '^' in this engine, '**2' in gradviz

@@ -307,3 +307,24 @@ def test_every_engine_is_pinned_installed_and_in_the_readme_table():
         assert f'"{engine.dist}=={engine.version}"' in pyproject
         assert version(engine.dist) == engine.version
         assert f"| {engine.dist} | {engine.version} |" in table
+
+
+def test_femtograd_scripts_need_no_operand_flag_on_the_command_line(tmp_path, capsys):
+    """femtograd keeps its operands in ``prev`` (no underscore): the CLI finds the root and checks it as it is."""
+    from gradviz.cli import main
+
+    script = tmp_path / "femto.py"
+    script.write_text(
+        "from femtograd.femtograd import value\n"
+        "a = value(2.0); b = value(-3.0)\n"
+        "L = a * b + a\n"
+        "L.backward()\n",
+        encoding="utf-8",
+    )
+    assert main(["check", str(script)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("gradviz check: 4 nodes, root L (n3), engine femtograd.femtograd.value")
+    assert "no findings: every data and grad agrees" in out
+    assert main(["check", str(script), "--json"]) == 0
+    doc = __import__("json").loads(capsys.readouterr().out)
+    assert doc["ok"] and doc["verified"] == 4 and doc["unverified"] == []

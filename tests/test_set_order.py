@@ -483,3 +483,25 @@ def test_runs_of_one_training_script_get_one_id_layout():
         assert done.returncode == 0, done.stderr
         layouts.add(done.stdout)
     assert len(layouts) == 1
+
+
+def test_the_caveat_of_a_live_node_that_could_not_be_tried_does_not_send_the_user_to_the_live_script():
+    """A _backward that raised is not probed in the other order; checked live, "check the live script" is no advice (issue 9, evidence p6)."""
+    from buggy_engines import set_prev
+
+    V = set_prev.Value
+    x, k, w = V(-2.0, label="x"), V(2.0, label="k"), V(3.0, label="w")
+    p = x**k  # 4 forward; its _backward takes log(-2)
+    p.label = "p"
+    L = p * w + x
+    with gradviz.record() as rec:
+        with pytest.raises(ValueError):
+            L.backward()
+    [f] = gradviz.check(L, recording=rec).culprits
+    assert (f.node, f.kind, f.order_dependence) == ("n3", "backward-raised", "possible")
+    assert f.message.endswith(
+        "(may depend on the run: the operands of p (n3) come from a set; if its _backward pairs them by the set's "
+        "iteration order, e.g. zip(self._prev, ...), the result changes from run to run; gradviz could not probe its "
+        "_backward in the other order (see the notes))"
+    )
+    assert "check the live script" not in f.message

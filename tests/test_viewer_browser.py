@@ -165,7 +165,7 @@ def test_open_a_neuron_box(tmp_path, opened):
     ns = runpy.run_path(str(EXAMPLES / "mlp.py"))
     ns["loss"].backward()
     graph = gradviz.capture(ns["loss"])
-    o = opened(_write(tmp_path, "mlp.html", to_html(graph)))
+    o = opened(_write(tmp_path, "mlp.html", to_html(graph, inner_time=600)))  # not timed (a busy machine)
     box = o.page.query_selector('#stage svg g.ph:has(text:text-matches("^L0.N1 \\\\(neuron\\\\)"))')
     box.click()
     assert [b.text_content() for b in o.page.query_selector_all("#crumbs button")] == ["whole graph", "L0.N1 (neuron): 43 nodes"]
@@ -236,3 +236,40 @@ def test_bench_viewer_prints_a_row_per_page(browser):
     ms = r"\d+ ms"
     assert re.search(rf"^worked example +7 +\d+\.\d s +\d+ kB +{ms} +{ms} +-$", done.stdout, flags=re.M), done.stdout
     assert re.search(rf"^MLP example \(default\) +2,448 +\d+\.\d s +\d+\.\d MB +{ms} +{ms} +{ms}$", done.stdout, flags=re.M), done.stdout
+
+
+def test_copies_of_a_shared_operand_are_the_node(tmp_path, opened):
+    # x = Value(1.0); y = x; 1,000 times y = y * x: x (n0, position 0) is drawn once beside each consumer
+    x = Value(1.0, label="x")
+    y = x
+    for _ in range(1000):
+        y = y * x
+    y.backward()
+    o = opened(_write(tmp_path, "shared.html", to_html(gradviz.capture(y))))
+    copies = o.page.query_selector_all('#stage svg g.node.v[data-pos="0"]')
+    assert len(copies) >= 90
+    copies[5].click()
+    assert o.text("#p-id") == "n0" and o.text("#p-label") == "x" and o.text("#p-grad") == "1001"  # y = x ** 1001
+
+    def copy_grads():
+        return {c.query_selector("text:nth-of-type(3)").text_content() for c in copies}
+
+    def annotation_beside(consumer):
+        """The one annotation on x, and whether it sits just above the copy beside ``consumer``."""
+        (ann,) = o.page.query_selector_all('#stage svg text.ann[data-pos="0"]')
+        a = ann.bounding_box()
+        b = o.page.query_selector(f'#stage svg g.node.v[data-pos="0"][data-beside="{consumer}"]').bounding_box()
+        return ann.text_content(), a["y"] < b["y"] and b["y"] - (a["y"] + a["height"]) < 20 and abs(a["x"] - b["x"]) < 10
+
+    for _ in range(3):  # all 0, the seed, call 1: n1000 = n999 * x gives x 0 + 1 * 1
+        o.page.keyboard.press("ArrowRight")
+    assert o.page.get_attribute("#stage svg g.running", "data-pos") == "1000"
+    assert len(o.page.query_selector_all("#stage svg rect.got")) == len(copies) + 1  # every copy of x, and n999
+    assert len(o.page.query_selector_all("#stage svg rect.sel")) == len(copies)  # x is selected: all its copies
+    assert annotation_beside(1000) == ("0.0000 + 1.0000 = 1.0000", True)
+    assert copy_grads() == {"grad 1.0000"}
+    o.page.keyboard.press("ArrowRight")  # call 2: n999's _backward, x 1 -> 2
+    assert o.page.get_attribute("#stage svg g.running", "data-pos") == "999"
+    assert annotation_beside(999) == ("1.0000 + 1.0000 = 2.0000", True)
+    assert copy_grads() == {"grad 2.0000"}
+    o.page.screenshot(path=str(tmp_path / "shared.png"))

@@ -170,9 +170,14 @@ def caveat(graph: Graph, involved: list[str], sensitive: Mapping[str, Any], trie
         )
     sets = [c for c in involved if from_set(graph, c) and c not in tried]
     if sets:
+        # a live graph was checked live: its node was not tried because its probe failed (it raised)
+        tell = (
+            "gradviz could not probe its _backward in the other order (see the notes)" if sets[0] in graph.objects
+            else "check the live script to tell"
+        )
         return MAY_DEPEND, (
             f" (may depend on the run: the operands of {graph.nodes[sets[0]].name()} come from a set; if its "
             "_backward pairs them by the set's iteration order, e.g. zip(self._prev, ...), the result changes "
-            "from run to run; check the live script to tell)"
+            f"from run to run; {tell})"
         )
     return None

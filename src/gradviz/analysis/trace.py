@@ -126,6 +126,9 @@ class Trace:
         notes: remarks (grads that were not zero before the pass, ...).
         recorded: True if the steps are the engine's own calls recorded while
             the user's code ran (not a ``backward()`` gradviz called).
+        stored: True if the steps replay the local derivatives a live
+            engine without ``_backward`` stored (``_local_grads``, microgpt):
+            its backward is that loop, so there is no call to make.
     """
 
     graph: Graph
@@ -134,6 +137,7 @@ class Trace:
     seed: float | None = None
     notes: list[str] = field(default_factory=list)
     recorded: bool = False
+    stored: bool = False
 
     def additions_to(self, node_id: str) -> list[tuple[int, Addition]]:
         """Every addition to ``node_id``'s grad, as ``(step, addition)``."""
@@ -142,12 +146,18 @@ class Trace:
     def table(self) -> str:
         """The trace as text: one row per addition."""
         g = self.graph
-        how = "replayed over the op table (a snapshot has no _backward to call)" if self.replayed else f"engine {g.engine}"
+        if self.stored:
+            how = f"engine {g.engine}, replayed with the local derivatives it stored (_local_grads; it has no _backward)"
+        elif self.replayed:
+            how = "replayed over the op table (a snapshot has no _backward to call)"
+        else:
+            how = f"engine {g.engine}"
         if self.recorded:
             how += ", the script's own calls (recorded while it ran)"
         n = len(self.steps)
+        what = "backward step" if self.stored else "_backward call"
         when = " when the first ran" if n else " after backward() (nothing to call: the root has no operands)"
-        lines = [f"gradviz trace: {n} _backward call{'s' * (n != 1)}, {how}; root {g.root_node.name()} grad {fmt(self.seed)}{when}"]
+        lines = [f"gradviz trace: {n} {what}{'s' * (n != 1)}, {how}; root {g.root_node.name()} grad {fmt(self.seed)}{when}"]
         rows = []
         for s in self.steps:
             node = g.nodes[s.node]
@@ -223,7 +233,8 @@ def _split(rp: Replay, node_id: str, operand: str, out_grad: float, before: floa
     return [Addition(operand, tuple(slots), before, added, after, overwrote)]
 
 
-def _replayed(graph: Graph) -> Trace:
+def _replayed(graph: Graph, *, stored: bool = False) -> Trace:
+    """The reference pass over ``graph``; with ``stored``, each node's own stored local derivatives where it has them (the engine's loop)."""
     rp = replay(graph)
     acc = {nid: 0.0 for nid in graph.nodes}
     acc[graph.root] = 1.0
@@ -232,7 +243,8 @@ def _replayed(graph: Graph) -> Trace:
     for nid in reversed(graph.nodes):
         if not rp.operands[nid]:
             continue
-        local = rp.local.get(nid)
+        own = graph.nodes[nid].local_grads  # (aligned with the node's own operands, not with an op rebuilt from them)
+        local = own if stored and own is not None and tuple(rp.operands[nid]) == tuple(graph.nodes[nid].operands) else rp.local.get(nid)
         if local is None:
             notes.append(f"{graph.nodes[nid].name()}: {rp.unknown[nid]}; the replay stops passing grads there")
             continue
@@ -243,7 +255,7 @@ def _replayed(graph: Graph) -> Trace:
             acc[o] = before + local[slot] * g
             additions.append(Addition(o, (slot,), before, acc[o] - before, acc[o]))
         steps.append(TraceStep(len(steps) + 1, nid, g, tuple(additions)))
-    return Trace(graph, steps, replayed=True, seed=1.0, notes=notes)
+    return Trace(graph, steps, replayed=True, seed=1.0, notes=notes, stored=stored)
 
 
 _LOCAL_GRADS_NOTE = (
@@ -405,7 +417,7 @@ def trace(
     if evidence is not None:
         return _recorded(graph, evidence)
     if _steps_in_local_grads(graph):
-        out = _replayed(graph)
+        out = _replayed(graph, stored=True)
         out.notes.insert(0, _LOCAL_GRADS_NOTE)
         return out
     root = graph.objects[graph.root]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..exporters.dot import RANKDIRS
+from ..exporters.html import INNER_TIME
 from ..exporters.image import FORMATS, IMAGE_FORMATS, TIMEOUT, draw_picture
 from ..graph.sources import open_input
 from .._io import write_bytes
@@ -29,12 +30,17 @@ stderr what it left out. Its layout has a budget of --timeout seconds
 (default %g); past it the layout is stopped and a picture a quarter the size
 is drawn instead, and stderr says so. Graphviz's layout grows faster than
 linearly (about 35 s for 5,000 nodes), so --full (no cap, no budget) can take
-hours. Ctrl-C, SIGTERM and `timeout` stop any render at once (exit 130, 143).
+hours; with --timeout, --full stops there and fails instead. Ctrl-C, SIGTERM
+and `timeout` stop any render at once (exit 130, 143).
+A viewer page (.html) holds every node; its first picture is the one above,
+under the same cap and budget (and fallback, said in the page and on stderr).
+The insides of its boxes are laid out within the budget each and %g s in all;
+a box past that opens as the list of its nodes. --full: one picture of all.
   gradviz render big.json -o big.svg                       # the readable default
   gradviz render big.json -o part.svg --focus L0.N1.w2 --depth 4
   gradviz render big.json -o box.svg --focus L0.N1          # a neuron's box and around it
   gradviz render big.json -o more.svg --max-nodes 1000 --collapse none --timeout 120
-""" % (MAX_NODES, MAX_EDGES, TIMEOUT)
+""" % (MAX_NODES, MAX_EDGES, TIMEOUT, INNER_TIME)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +111,8 @@ def _viewer(args: argparse.Namespace, output: str) -> int:
     with stage(f"laying out {len(graph):,} nodes for the viewer"):
         picture = draw_picture(graph, "html", renderer=args.renderer, rankdir=args.rankdir, title=args.title, trace=recorded,
                                **picture_options(args))
+    for note in picture.notes:  # what the first picture left out, and what fell back (as for an image)
+        say(note)
     write_bytes(output, picture.data)
     say(f"wrote {output} ({nodes(len(graph))})")
     return EXIT_OK

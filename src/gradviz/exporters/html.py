@@ -29,6 +29,15 @@ the budget opens as a list of its nodes, each of which the panel shows with
 all its values. Every node is in the data, so search and the panel reach the
 whole graph.
 
+Time: the first picture is laid out as a static picture is
+(:func:`gradviz.exporters.image.lay_out_view`: within ``timeout``, else a
+smaller view with Graphviz's work limits, and a note says so); each inner
+layout has ``timeout`` too, and all of them together ``inner_time``
+(:data:`INNER_TIME`); a box whose insides ran past either opens as the list
+of its nodes, and a note says how many. So a page is written within twice
+``timeout`` plus ``inner_time``, plus Python work linear in the graph's size
+(bench/render_shapes.py ``--format html`` measures it).
+
 Payload format: ``gradviz-viewer``, version 1 (see :func:`payload`).
 """
 
@@ -39,20 +48,21 @@ import hashlib
 import html
 import json
 import math
+import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Mapping
 
-from ..errors import RenderError
+from ..errors import LayoutTimeout, RenderError, UsageError
 from ..graph.model import Graph, Node
-from .image import TIMEOUT
-from ..graph.view import MAX_NODES, PLACEHOLDER_OP, marked_first, picture_view, select
+from .image import TIMEOUT, lay_out_view
+from ..graph.view import MAX_EDGES, MAX_NODES, PLACEHOLDER_OP, marked_first, picture_view, select
 from ._format import printable
 from .dot import to_dot
 
-__all__ = ["to_html", "payload", "mimebundle", "FORMAT", "VERSION", "OPEN_BUDGET", "NOTEBOOK_BUDGET", "CSP"]
+__all__ = ["to_html", "payload", "mimebundle", "FORMAT", "VERSION", "OPEN_BUDGET", "NOTEBOOK_BUDGET", "INNER_TIME", "CSP"]
 
 FORMAT = "gradviz-viewer"
 VERSION = 1
@@ -60,6 +70,12 @@ VERSION = 1
 #: of boxes and placeholders. The 2,448-node MLP example opens completely
 #: with it; a 10^5-node graph gets its first few levels.
 OPEN_BUDGET = 5000
+#: Default for ``inner_time``: seconds the embedded layouts of one page may
+#: take in all. A page takes at most twice ``timeout`` for its first picture
+#: (which falls back as a static picture does), then this for the insides of
+#: its boxes, plus Python work linear in the graph's size; a box not laid out
+#: in time opens as the list of its nodes.
+INNER_TIME = 10.0
 #: ``open_budget`` of a notebook's display (:func:`mimebundle`): no inner layouts.
 NOTEBOOK_BUDGET = 0
 #: The policy's fixed part; the hashes of the inlined script and style follow.
@@ -168,18 +184,21 @@ class _Styles:
 
 def _layout(drawn: Graph, title: str, index: Mapping[str, int], keys: Mapping[str, Any], styles: _Styles, *, renderer: str | None,
             rankdir: str, roles: Mapping[str, str], notes: Mapping[str, str], caption: str | None,
-            placeholders: Mapping[str, str], timeout: float | None) -> tuple[_Layout, bytes]:
+            placeholders: Mapping[str, str], timeout: float | None,
+            layout: Mapping[str, str] | None = None) -> tuple[_Layout, bytes]:
     """Lay out ``drawn`` with Graphviz and reduce the SVG to items the page can build.
 
     Each item is ``[kind, ref, shapes]``: kind 'v' (a value box; ref its
-    position in the whole graph), 'o' (its op ellipse), 'p' (a placeholder;
+    position in the whole graph; a copy of a node drawn beside each of its
+    consumers adds the consumer's position), 'o' (its op ellipse), 'p' (a placeholder;
     ref from ``keys``), 'e' (an edge) or 'g' (the background).
     """
     from .image import render_dot
 
     roles = {k: v for k, v in roles.items() if k in drawn.nodes}
     notes = {k: v for k, v in notes.items() if k in drawn.nodes}
-    svg = render_dot(to_dot(drawn, rankdir=rankdir, roles=roles, notes=notes, title=caption, placeholders=placeholders).source,
+    svg = render_dot(to_dot(drawn, rankdir=rankdir, roles=roles, notes=notes, title=caption, placeholders=placeholders,
+                            **({"layout": layout} if layout else {})).source,
                      "svg", renderer=renderer, timeout=timeout)
     try:
         root = ET.fromstring(svg)
@@ -190,7 +209,7 @@ def _layout(drawn: Graph, title: str, index: Mapping[str, int], keys: Mapping[st
     if graph0 is None:
         raise RenderError("Graphviz wrote SVG without a graph group")
     box = [float(v) for v in (root.get("viewBox") or "0 0 0 0").split()]
-    layout = _Layout(title, box[2], box[3], graph0.get("transform") or "")
+    drawing = _Layout(title, box[2], box[3], graph0.get("transform") or "")
     background: list[list[Any]] = []
     for child in graph0:
         tag = child.tag.rsplit("}", 1)[-1]
@@ -201,16 +220,21 @@ def _layout(drawn: Graph, title: str, index: Mapping[str, int], keys: Mapping[st
         kind = child.get("class")
         name = child.findtext(f"{_SVG_NS}title") or ""
         shapes = styles.shapes(child)
-        if kind == "node" and name[:1] in ("v", "o") and name[1:].isdigit():
-            nid = names[int(name[1:])]
+        own, _, consumer = name[1:].partition("_")
+        if kind == "node" and name[:1] in ("v", "o") and own.isdigit() and (not consumer or (name[0] == "v" and consumer.isdigit())):
+            nid = names[int(own)]
             if nid in placeholders:
-                layout.items.append(["p", keys[nid], shapes])
+                drawing.items.append(["p", keys[nid], shapes])
+            elif consumer and nid in index:
+                # a copy of a node drawn beside one consumer (dot.py's v<i>_<j>): the node's box again
+                beside = index.get(names[int(consumer)])  # None: beside a placeholder
+                drawing.items.append(["v", index[nid], shapes] + ([beside] if beside is not None else []))
             elif nid in index:
-                layout.items.append([name[0], index[nid], shapes])
+                drawing.items.append([name[0], index[nid], shapes])
         elif kind == "edge":
-            layout.items.append(["e", None, shapes])
-    layout.items.insert(0, ["g", None, background])
-    return layout, svg
+            drawing.items.append(["e", None, shapes])
+    drawing.items.insert(0, ["g", None, background])
+    return drawing, svg
 
 
 def _members(view_members: Mapping[str, list[str]], key: str, graph: Graph) -> list[str]:
@@ -290,7 +314,9 @@ def payload(
     notes: Mapping[str, str] | None = None,
     title: str | None = None,
     max_nodes: int | None = MAX_NODES,
+    max_edges: int = MAX_EDGES,
     open_budget: int = OPEN_BUDGET,
+    inner_time: float = INNER_TIME,
     renderer: str | None = None,
     rankdir: str = "LR",
     timeout: float | None = TIMEOUT,
@@ -308,15 +334,21 @@ def payload(
             sides' values in the panel. A report object also gives
             ``roles``, ``notes`` and ``title`` unless they are passed.
         roles, notes, title, rankdir: as for :func:`gradviz.to_dot`.
-        max_nodes: the main picture shows a graph of more nodes as
-            :func:`gradviz.graph.view.picture_view` does; None lays out
-            every node in one picture.
+        max_nodes, max_edges: the main picture shows a graph of more
+            nodes or edges as :func:`gradviz.graph.view.picture_view` does;
+            max_nodes None lays out every node in one picture.
         open_budget: how many nodes the embedded layouts of boxes and
             placeholders draw in all (:data:`OPEN_BUDGET`).
+        inner_time: seconds those embedded layouts may take in all
+            (:data:`INNER_TIME`); the boxes left open as lists.
         renderer: see :func:`gradviz.exporters.image.available_renderer`.
         timeout: seconds each Graphviz layout may take (default
-            :data:`gradviz.exporters.image.TIMEOUT`; None: no limit); past
-            it the layout is stopped (:class:`gradviz.errors.LayoutTimeout`).
+            :data:`gradviz.exporters.image.TIMEOUT`; None: no limit). A
+            main picture past it falls back as a static picture does
+            (:func:`gradviz.exporters.image.lay_out_view`: a smaller view,
+            Graphviz's work limits; said in ``notes``); a box past it opens
+            as the list of its nodes. With ``max_nodes`` None, running past
+            it raises :class:`gradviz.errors.LayoutTimeout`.
         hints: how the summary names the ways to see more ('keywords' or
             'flags', see :data:`gradviz.graph.view.HINT_STYLES`).
 
@@ -333,18 +365,25 @@ def payload(
         overwrote (0 or 1)]`` per ``_backward`` call, in order), ``seed``, ``replayed``,
         ``trace_notes``; ``layouts`` (``title``, ``width``, ``height``,
         ``transform``, ``items``: ``[kind, ref, shapes]``, kind 'v' value
-        box, 'o' op, 'p' placeholder with ref ``{"open": layout or -1,
+        box (a copy of a node drawn beside each of its consumers, see
+        :func:`gradviz.to_dot`, is ``['v', ref, shapes, the consumer's
+        position]``), 'o' op, 'p' placeholder with ref ``{"open": layout or -1,
         "members": [positions]}``, 'e' edge, 'g' background; a shape is
         ``[tag, style, *geometry]``: tag 0 polygon, 1 polyline (points), 2
         path (d), 3 ellipse (cx, cy, rx, ry), 4 text (x, y, then its
         text), 5 rect (x, y, width, height); style an index into ``styles``, the paint attributes);
         ``findings`` (a check report's, with ``pos``), ``diff`` (position
         -> ``[a id, data A, grad A, data B, grad B, what changed]``),
-        ``summary`` (what the main picture left out). Non-finite numbers are
+        ``summary`` (what the main picture left out), ``notes`` (what fell
+        back to a smaller picture or a list, one line each), ``fell_back``
+        (true if the main picture ran past the budget and a smaller one
+        was drawn). Non-finite numbers are
         the strings 'nan', 'inf', '-inf'.
     """
     from ..analysis.replay import replay
 
+    if isinstance(inner_time, bool) or not isinstance(inner_time, (int, float)) or not 0 <= inner_time < math.inf:
+        raise UsageError(f"inner_time must be a number of seconds, 0 or more, not {inner_time!r}")
     rep = _report_dict(report)
     if rep is not None and report is not None and not isinstance(report, Mapping):
         roles = roles if roles is not None else report.roles()
@@ -388,9 +427,9 @@ def payload(
             if nid in index:
                 data["diff"][str(index[nid])] = [None, None, None, None, None, "only in B"]
 
-    layouts, data["styles"], main_svg, summary = _layouts(graph, index, roles=roles, notes=notes, title=title, max_nodes=max_nodes,
-                                          open_budget=open_budget, renderer=renderer, rankdir=rankdir, timeout=timeout, hints=hints)
-    data["summary"] = summary
+    layouts, data["styles"], main_svg, data["summary"], data["notes"], data["fell_back"] = _layouts(
+        graph, index, roles=roles, notes=notes, title=title, max_nodes=max_nodes, max_edges=max_edges, open_budget=open_budget,
+        renderer=renderer, rankdir=rankdir, timeout=timeout, hints=hints, inner_time=inner_time)
     data["layouts"] = [
         {"title": printable(t.title), "width": t.width, "height": t.height, "transform": t.transform, "items": t.items}
         for t in layouts
@@ -404,33 +443,31 @@ def payload(
 
 
 def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], notes: dict[str, str], title: str | None,
-             max_nodes: int | None, open_budget: int, renderer: str | None, rankdir: str, timeout: float | None,
-             hints: str) -> tuple[list[_Layout], list[dict[str, str]], bytes, str]:
-    """The main picture and, breadth-first within ``open_budget`` nodes, the insides of its boxes."""
+             max_nodes: int | None, max_edges: int, open_budget: int, renderer: str | None, rankdir: str, timeout: float | None,
+             hints: str, inner_time: float) -> tuple[list[_Layout], list[dict[str, str]], bytes, str, list[str], bool]:
+    """The main picture and, breadth-first within ``open_budget`` nodes and ``inner_time`` seconds, the insides of its boxes.
+
+    Returns the layouts, the style table, the main picture's SVG, its
+    summary (what it left out), the notes on what fell back, and whether
+    the main picture did.
+    """
     layouts: list[_Layout] = []
     styles = _Styles()
-    main_svg = b""
-    summary = ""
-    # (graph to draw, its view or None, title, the member count, notes of context nodes, its sink count)
-    queue: deque[tuple[Graph, Any, str, int, dict[str, str], int]] = deque()
-    if max_nodes is None or len(graph) <= max_nodes:
-        first_view = None
-    else:
-        first_view = picture_view(graph, roles=roles, max_nodes=max_nodes)
-        summary = first_view.summary(hints) if first_view.is_cut else ""
-        if not first_view.is_cut:
-            first_view = None
-    queue.append((graph, first_view, title or "", len(graph), {}, 0))
-    spent = 0
-    while queue:
-        sub, view, name, size, extra_notes, sinks = queue.popleft()
+    # per box to open: (its ref in the page, its members, graph to draw, its view or None, title, notes of context nodes, sink count)
+    queue: deque[tuple[dict[str, Any], list[str], Graph, Any, str, dict[str, str], int]] = deque()
+    spent = slow = late = 0
+    deadline = math.inf
+
+    def draw(sub: Graph, view: Any, name: str, extra_notes: dict[str, str], sinks: int, attrs: Mapping[str, str] | None,
+             budget: float | None) -> tuple[_Layout, bytes, list[tuple[dict[str, Any], list[str], str]]]:
+        """Lay out one picture; return it, its SVG and its boxes (ref, members, text) to open."""
         drawn = view.graph if view is not None else sub
         placeholders = dict(view.placeholders) if view is not None else {}
-        if layouts and sub.root == "viewer:outputs":
+        if sub.root == "viewer:outputs":
             shown = len(sub.nodes["viewer:outputs"].operands)
             placeholders.setdefault("viewer:outputs", f"outputs of {name}" + (f" (the first {shown} of {sinks})" if shown < sinks else ""))
         keys: dict[str, Any] = {}
-        pending: list[tuple[str, list[str]]] = []
+        boxes: list[tuple[dict[str, Any], list[str], str]] = []
         by_members: dict[str, dict[str, Any]] = {}
         for key in placeholders:
             if key == "viewer:outputs":  # lists the part's outputs it collects
@@ -439,37 +476,77 @@ def _layouts(graph: Graph, index: Mapping[str, int], *, roles: dict[str, str], n
             base = key[: -len(":uses")] if key.endswith(":uses") and key[: -len(":uses")] in view.members else key
             if base not in by_members:
                 by_members[base] = {"open": -1, "members": []}
-                pending.append((base, _members(view.members, base, graph)))
+                boxes.append((by_members[base], _members(view.members, base, graph), placeholders.get(base) or placeholders.get(f"{base}:uses") or base))
             keys[key] = by_members[base]
         # no caption in the pictures: the page's header and breadcrumbs name them
         layout, svg = _layout(drawn, name, index, keys, styles, renderer=renderer, rankdir=rankdir, roles=roles,
-                              notes={**notes, **extra_notes}, caption=None, placeholders=placeholders, timeout=timeout)
-        if not layouts:
-            main_svg = svg
-        layouts.append(layout)
-        if len(layouts) == 1:
-            spent = len(drawn)
-        for base, members in pending:
-            ref = by_members[base]
+                              notes={**notes, **extra_notes}, caption=None, placeholders=placeholders, timeout=budget, layout=attrs)
+        return layout, svg, boxes
+
+    def enqueue(boxes: list[tuple[dict[str, Any], list[str], str]], size: int) -> None:
+        nonlocal spent, late
+        for ref, members, text in boxes:
+            ref["members"] = [index[m] for m in members]  # until it is laid out, the page lists them
             if not members or len(members) >= size or spent + min(len(members), max_nodes or len(members)) > open_budget:
-                ref["members"] = [index[m] for m in members]  # not laid out: the page lists them
                 continue
-            text = placeholders.get(base) or placeholders.get(f"{base}:uses") or base
+            if time.monotonic() >= deadline:  # cutting a part out is linear in its size: it counts against the bound
+                late += 1
+                continue
             part, context_notes, part_sinks = _part(graph, index, members, max_nodes)
             cap = max_nodes if max_nodes is not None else len(part)
             sub_view = None
             if len(part) > cap:
                 keep = marked_first({k: v for k, v in roles.items() if k in part.nodes}, max(1, cap // 4))
-                collapse = "none" if base.startswith("group:") else "auto"
+                collapse = "none" if text.startswith("group:") else "auto"
                 sub_view = select(part, max_nodes=cap, collapse=collapse, keep=keep)
                 if any(len(_members(sub_view.members, k, graph)) >= len(members) for k in sub_view.members):
                     sub_view = select(part, max_nodes=cap, collapse="none", keep=keep)
                 if not sub_view.is_cut:
                     sub_view = None
-            ref["open"] = len(layouts) + len(queue)
             spent += min(len(part), cap + cap // 2)  # about what select shows: the cap, leaves and placeholders
-            queue.append((part, sub_view, text, len(members), context_notes, part_sinks))
-    return layouts, styles.table, main_svg, summary
+            queue.append((ref, members, part, sub_view, text, context_notes, part_sinks))
+
+    summary, page_notes, fell_back = "", [], False
+    if max_nodes is None:  # every node in one picture: no boxes
+        main, main_svg, boxes = draw(graph, None, title or "", {}, 0, None, timeout)
+        spent = len(graph)
+    else:
+        def lay(view: Any, attrs: Mapping[str, str] | None) -> tuple[_Layout, bytes, list[Any]]:
+            return draw(graph, view if view.is_cut else None, title or "", {}, 0, attrs, timeout)
+
+        (main, main_svg, boxes), main_view, page_notes, fell_back = lay_out_view(
+            graph, lay, roles=roles, max_nodes=max_nodes, max_edges=max_edges,
+            budget=timeout if timeout is not None else math.inf, hints=hints)
+        summary = main_view.summary(hints) if main_view.is_cut else ""
+        page_notes = [n for n in page_notes if n != summary]
+        spent = len(main_view.graph)
+    layouts.append(main)
+    deadline = time.monotonic() + inner_time
+    slow = late = 0
+    enqueue(boxes, len(graph))
+    while queue:
+        ref, members, part, sub_view, text, context_notes, part_sinks = queue.popleft()
+        left = deadline - time.monotonic()
+        if left <= 0:  # the page's time for inner layouts is spent: the rest open as lists
+            late += 1
+            continue
+        try:
+            layout, _, boxes = draw(part, sub_view, text, context_notes, part_sinks, None, left if timeout is None else min(timeout, left))
+        except LayoutTimeout:
+            slow += 1
+            continue
+        ref["open"], ref["members"] = len(layouts), []
+        layouts.append(layout)
+        enqueue(boxes, len(members))
+    if slow:
+        what = "1 box" if slow == 1 else f"{slow:,} boxes"
+        limit = f"the budget of {timeout:g} s" if timeout is not None else "the page's bound"
+        page_notes.append(f"the layout of the insides of {what} ran past {limit} and was stopped; "
+                          f"{'it opens' if slow == 1 else 'they open'} as the list of {'its' if slow == 1 else 'their'} nodes")
+    if late:
+        what = "1 more box opens" if late == 1 else f"{late:,} more boxes open"
+        page_notes.append(f"the insides of boxes took their {inner_time:g} s (the page's bound); {what} as the list of {'its' if late == 1 else 'their'} nodes")
+    return layouts, styles.table, main_svg, summary, page_notes, fell_back
 
 
 def _script_safe(text: str) -> str:
@@ -499,8 +576,9 @@ def to_html(graph: Graph, **options: Any) -> str:
     Args:
         graph: the captured graph.
         **options: ``trace``, ``report``, ``roles``, ``notes``, ``title``,
-            ``max_nodes``, ``open_budget``, ``renderer``, ``rankdir``,
-            ``timeout``, ``hints``: see :func:`payload`.
+            ``max_nodes``, ``max_edges``, ``open_budget``, ``inner_time``,
+            ``renderer``, ``rankdir``, ``timeout``, ``hints``: see
+            :func:`payload`.
 
     Returns:
         str: the HTML document.
@@ -515,7 +593,17 @@ def to_html(graph: Graph, **options: Any) -> str:
         >>> page.startswith('<!DOCTYPE html>'), "default-src 'none'" in page
         (True, True)
     """
-    return _document(payload(graph, **options)[0])
+    return page(graph, **options)[0]
+
+
+def page(graph: Graph, **options: Any) -> tuple[str, list[str], bool]:
+    """The viewer page of ``graph``, what it left out or fell back on (one line each, as
+    :attr:`gradviz.exporters.image.Picture.notes`), and whether its first picture fell back.
+
+    Args and Raises: as :func:`to_html`.
+    """
+    data = payload(graph, **options)[0]
+    return _document(data), [data["summary"], *data["notes"]] if data["summary"] else list(data["notes"]), data["fell_back"]
 
 
 def mimebundle(graph: Graph, *, text: str = "", open_budget: int = NOTEBOOK_BUDGET, **options: Any) -> dict[str, str]:
@@ -541,5 +629,6 @@ def mimebundle(graph: Graph, *, text: str = "", open_budget: int = NOTEBOOK_BUDG
     data, svg = payload(graph, open_budget=open_budget, **options)
     page = html.escape(_document(data), quote=True)
     frame = f'<iframe sandbox="allow-scripts" width="100%" height="560" frameborder="0" title="gradviz viewer" srcdoc="{page}"></iframe>'
-    plain = f"{text}\n{data['summary']}" if data["summary"] else text
+    said = [data["summary"], *data["notes"]] if data["summary"] else data["notes"]
+    plain = "\n".join([text, *said]) if said else text
     return {"text/html": frame, "image/svg+xml": svg.decode("utf-8"), "text/plain": plain}

@@ -22,7 +22,9 @@ the cap is cut to a view (:func:`gradviz.graph.view.picture_view`: at most
 ``timeout`` seconds (:data:`TIMEOUT` by default); if that runs out, the
 layout is stopped and a view with a quarter of the nodes is laid out with
 Graphviz's own work limits (:data:`gradviz.exporters.dot.FAST_LAYOUT`).
-What was left out or changed is reported in one line each. ``full=True``
+What was left out or changed is reported in one line each (the rule is
+:func:`lay_out_view`, which the viewer's first picture follows as well).
+``full=True``
 is the only way past the cap and the budget. :func:`render` (files),
 :func:`render_bytes`, notebook display and the check and diff pictures of
 the CLI all go through it.
@@ -52,7 +54,7 @@ from .dot import FAST_LAYOUT, to_dot
 
 __all__ = [
     "FORMATS", "IMAGE_FORMATS", "RENDERERS", "TIMEOUT", "Picture", "format_for", "render", "render_bytes",
-    "draw_picture", "render_dot", "available_renderer", "check_output_path",
+    "draw_picture", "lay_out_view", "render_dot", "available_renderer", "check_output_path",
 ]
 
 #: Output formats by file suffix, and what each is.
@@ -316,12 +318,15 @@ def draw_picture(
 
         return Picture(dumps(graph).encode("utf-8"), fmt)
     if fmt == "html":  # the viewer holds every node: it cuts a big graph itself and embeds what it hides
-        from .html import to_html
+        from .html import page
 
         dot_options.pop("placeholders", None)
-        page = to_html(graph, max_nodes=None if full else max_nodes, roles=roles, renderer=renderer,
-                       timeout=timeout if timeout is not None or full else TIMEOUT, hints=hints, **dot_options)
-        return Picture(page.encode("utf-8"), fmt)
+        if not full:
+            check_cap(_name("max_nodes", hints), max_nodes, optional=False)
+            check_cap(_name("max_edges", hints), max_edges, optional=False)
+        text, notes, fell_back = page(graph, max_nodes=None if full else max_nodes, max_edges=max_edges, roles=roles, renderer=renderer,
+                           timeout=timeout if timeout is not None or full else TIMEOUT, hints=hints, **dot_options)
+        return Picture(text.encode("utf-8"), fmt, notes=notes, fell_back=fell_back)
     if full:
         if focus is not None:
             raise UsageError(f"{_name('full', hints)} draws every node and {_name('focus', hints)} a part of them: give one of the two")
@@ -332,28 +337,76 @@ def draw_picture(
     check_cap(_name("max_nodes", hints), max_nodes, optional=False)
     check_cap(_name("max_edges", hints), max_edges, optional=False)
     budget = TIMEOUT if timeout is None else timeout
+
+    def lay(view: View, layout: Mapping[str, str] | None) -> tuple[bytes, str]:
+        source = _view_dot(view, roles, dot_options, **({"layout": layout} if layout else {}))
+        return _lay_out(source, fmt, renderer, budget), source
+
+    (data, source), view, notes, fell_back = lay_out_view(
+        graph, lay, roles=roles, max_nodes=max_nodes, max_edges=max_edges, budget=budget,
+        focus=focus, depth=depth, collapse=collapse, hints=hints)
+    return Picture(data, fmt, view if view.is_cut else None, notes, fell_back, source)
+
+
+def lay_out_view(
+    graph: Graph,
+    lay: Callable[[View, Mapping[str, str] | None], Any],
+    *,
+    roles: Mapping[str, str] | None,
+    max_nodes: int,
+    max_edges: int,
+    budget: float,
+    focus: str | None = None,
+    depth: int = 3,
+    collapse: str = "auto",
+    hints: str = "keywords",
+) -> tuple[Any, View, list[str], bool]:
+    """Lay out the default view of ``graph`` within ``budget`` seconds, falling back to a smaller view: the budget's one rule.
+
+    The view is :func:`gradviz.graph.view.picture_view`'s (at most
+    ``max_nodes`` nodes and ``max_edges`` edges). If ``lay`` runs past the
+    budget (raises :class:`~gradviz.errors.LayoutTimeout`), a view with a
+    :data:`FALLBACK_SHARE`-th of the nodes and edges is laid out with
+    Graphviz's work limits (:data:`gradviz.exporters.dot.FAST_LAYOUT`).
+    Both the static pictures (:func:`draw_picture`) and the viewer's first
+    picture (:func:`gradviz.exporters.html.payload`) go through here.
+
+    Args:
+        graph: the graph.
+        lay: ``lay(view, layout)`` lays out ``view`` (``layout``: None, or
+            Graphviz attributes to add, the work limits) within ``budget``
+            and returns what it drew; it raises LayoutTimeout past it.
+        roles, max_nodes, max_edges, focus, depth, collapse: as for
+            :func:`gradviz.graph.view.picture_view`.
+        budget: the seconds each of the two layouts may take (for the notes).
+        hints: how the notes name the ways to see more.
+
+    Returns:
+        tuple: what ``lay`` returned, the view it drew, the notes (what was
+        left out, what fell back: one line each) and whether it fell back.
+
+    Raises:
+        LayoutTimeout: the smaller view ran past the budget as well.
+    """
     view = picture_view(graph, roles=roles, max_nodes=max_nodes, max_edges=max_edges, focus=focus, depth=depth, collapse=collapse)
-    source = _view_dot(view, roles, dot_options)
     try:
-        data = _lay_out(source, fmt, renderer, budget)
+        drawn = lay(view, None)
     except LayoutTimeout:
         small_nodes, small_edges = max(1, max_nodes // FALLBACK_SHARE), max(1, max_edges // FALLBACK_SHARE)
         small = picture_view(graph, roles=roles, max_nodes=small_nodes, max_edges=small_edges, focus=focus, depth=depth, collapse=collapse)
-        source = _view_dot(small, roles, dot_options, layout=FAST_LAYOUT)
-        drawn = _drawn(view)
         try:
-            data = _lay_out(source, fmt, renderer, budget)
+            drawn = lay(small, FAST_LAYOUT)
         except LayoutTimeout:
             raise LayoutTimeout(
-                f"Graphviz could not lay out the picture ({drawn}) within the budget of {budget:g} s, nor one of "
+                f"Graphviz could not lay out the picture ({_drawn(view)}) within the budget of {budget:g} s, nor one of "
                 f"{_drawn(small)} with its work limits (a busy machine?); wait longer with {_name('timeout', hints)} SECONDS"
             ) from None
         note = (
-            f"the layout of {drawn} ran past the budget of {budget:g} s and was stopped; drew {_drawn(small)} instead, "
+            f"the layout of {_drawn(view)} ran past the budget of {budget:g} s and was stopped; drew {_drawn(small)} instead, "
             f"with Graphviz's work limits; wait longer with {_name('timeout', hints)} SECONDS, or {see_more(hints)}"
         )
-        return Picture(data, fmt, small, [small.summary(hints), note] if small.is_cut else [note], True, source)
-    return Picture(data, fmt, view if view.is_cut else None, [view.summary(hints)] if view.is_cut else [], False, source)
+        return drawn, small, [small.summary(hints), note] if small.is_cut else [note], True
+    return drawn, view, [view.summary(hints)] if view.is_cut else [], False
 
 
 def _name(option: str, hints: str) -> str:

@@ -2,8 +2,8 @@
 
 Works on gradviz's own :class:`~gradviz.Value` and on look-alike objects of
 other engines (the adapter): anything with a number ``data``, a number
-``grad`` and its operands under ``_prev`` (micrograd) or ``_children`` (newer
-variants); ``_op`` (or ``op``, a string) and ``label`` are optional. An engine without
+``grad`` and its operands under ``_prev`` (micrograd), ``_children`` (newer
+variants), ``prev`` or ``children`` (:data:`CHILD_ATTRIBUTES`); ``_op`` (or ``op``, a string) and ``label`` are optional. An engine without
 ``_backward`` that keeps each node's local derivatives under
 ``_local_grads`` (Karpathy's microgpt) has them read into
 ``Node.local_grads``; other engines' op names are read by :func:`read_op`.
@@ -44,8 +44,10 @@ from .order import MERGED, compares_by_value, decide, lost_operands
 
 __all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES", "LOCAL_GRADS_ATTRIBUTE"]
 
-#: Attribute names under which engines keep a node's operands, tried in order.
-CHILD_ATTRIBUTES = ("_prev", "_children")
+#: Attribute names under which engines keep a node's operands, tried in order:
+#: micrograd's ``_prev``, newer variants' ``_children``, and the same without
+#: the underscore (femtograd's ``prev``). Any other name: ``children_attr=``.
+CHILD_ATTRIBUTES = ("_prev", "_children", "prev", "children")
 
 #: Where engines without ``_backward`` (Karpathy's microgpt) keep a node's local
 #: derivatives, aligned with its operands; ``capture(local_grads_attr=...)`` names another.
@@ -324,6 +326,12 @@ def _children_getter(root: object, children_attr: str | None) -> Callable[[Any],
     return children
 
 
+def _or(names: Sequence[str]) -> str:
+    """``"'_prev', '_children' or 'prev'"``: names quoted, for a message."""
+    quoted = [repr(n) for n in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+
 def _a(noun: str) -> str:
     """``'an int'``, ``'a float'``: a type's name with its article, for a message."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
@@ -516,7 +524,7 @@ def capture(
     if not is_value_like(root) and not (children_attr and hasattr(root, children_attr)):
         raise CaptureError(
             f"cannot capture {_a(type(root).__name__)}: expected a gradviz Value or an object with "
-            f"'data', 'grad' and '_prev' or '_children' attributes"
+            f"'data', 'grad' and {_or(CHILD_ATTRIBUTES)} attributes"
         )
     # A Value subclass that compares by value takes the general road (by id).
     own = isinstance(root, Value) and children_attr is None and _identity_key(root) is None

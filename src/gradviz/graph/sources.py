@@ -307,7 +307,7 @@ def find_root(namespace: dict[str, Any], name: str | None = None, *, children: C
     Args:
         namespace: the script's globals.
         name: the root's variable name, or None to find it.
-        children: a node's operands (default: ``_prev`` or ``_children``).
+        children: a node's operands (default: the first of :data:`~gradviz.graph.capture.CHILD_ATTRIBUTES` it has).
 
     Returns:
         tuple: ``(name, object)``.

@@ -40,8 +40,9 @@ How it works (DESIGN.md, "The checker, in short"):
    reported with ``culprit=False`` and the culprits it descends from.
 
 Separately, forward values inconsistent with their op, a root grad that is
-not 1, and the first non-finite value (data or grad) whose inputs were
-finite are reported.
+not 1 (not seeded; or, when its operands got what a seed of 1 gives,
+changed after backward(): a wrong-gradient at the root), and the first
+non-finite value (data or grad) whose inputs were finite are reported.
 
 Each kind of finding is one unit in :mod:`.kinds` (its detection, its
 explanation and its message together; that module's docstring says how to

@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequenc
 
 from ...graph.model import Graph
 from .._report import fmt, json_number, table, text
-from ..probe import Probe, probe_graph
+from ..probe import Probe, needs_probe, probe_graph
 from ..sets import resolve_orders
 from ..replay import ATOL, RTOL, Replay, close, replay, safe_fsum
 
@@ -264,7 +264,7 @@ class CheckReport:
         """
         g = self.graph
         head = (
-            f"gradviz check: {len(g)} node{'' if len(g) == 1 else 's'}, root {g.root_node.name()}, engine {g.engine}"
+            f"gradviz check: {len(g):,} node{'' if len(g) == 1 else 's'}, root {g.root_node.name()}, engine {g.engine}"
             + (f", {self.probed} live nodes probed" if self.probed else "")
         )
         if not self.findings:
@@ -600,6 +600,9 @@ class Context:
         recorded_faults: node id -> kind, for the nodes the record shows
             at fault (ran twice, early, never, raised).
         never_ran: op nodes whose ``_backward`` the record never saw run.
+        seed_changed: the root's operands that show its grad changed after
+            its ``_backward`` ran with the seed 1 (see
+            :func:`.kinds.wrong.seed_borne_out`); empty if it did not.
     """
 
     def __init__(self, graph: Graph, rtol: float, atol: float, probe: bool) -> None:
@@ -644,6 +647,7 @@ class Context:
         self.evidence: Any = None
         self.recorded_faults: dict[str, str] = {}
         self.never_ran: list[str] = []
+        self.seed_changed: tuple[str, ...] = ()
 
     # -- helpers -------------------------------------------------------------------
     def close(self, got: float, expected: float, scale: float = 0.0) -> bool:
@@ -768,6 +772,37 @@ class Context:
         expected = safe_fsum([local[s] for s in self.rp.slots(nid, o)])
         return None if self.close(self.probes[nid].local[o], expected, abs(expected)) else expected
 
+    def consumer_off(self, nid: str) -> bool:
+        """True if a consumer of node ``nid`` has a grad that differs from its reference (the inconsistency may be the consumer's)."""
+        rp = self.rp
+        for c in rp.consumers(nid):
+            i = rp.index[c]
+            ref = rp.grad_at[i]
+            if ref is not None and not self.close(self.rec[i], ref, rp.scale_at[i]):
+                return True
+        return False
+
+    def derivative_known(self, c: str) -> str:
+        """Why op node ``c``'s local derivatives are the ones its engine's backward used, or '' if they are in doubt.
+
+        They are when a probe measured them, when the engine stored them
+        (``Node.local_grads``), or when ``c`` is a live gradviz ``Value``
+        whose ``_backward`` is built from the op table (the table's
+        derivative is then the engine's; not so in a snapshot, which cannot
+        tell such a node from one whose ``_backward`` was assigned by hand).
+        A wrong local derivative cannot explain a grad passed on through
+        such a node.
+        """
+        p = self.probes.get(c)
+        if p is not None and p.error is None:
+            return "measured by probing its _backward"
+        if self.g.nodes[c].local_grads is not None:
+            return "the engine's own (_local_grads)"
+        obj = self.g.objects.get(c)
+        if obj is not None and c in self.rp.local and not needs_probe(obj):
+            return "gradviz's own op, built from the op table"
+        return ""
+
     def unverify(self, nid: str, why: str) -> None:
         """Mark node ``nid``'s grad as not checked, for the reason ``why`` (short; nodes sharing it are listed together)."""
         self.unverified.append(nid)
@@ -821,10 +856,12 @@ class Context:
         rp, rec = self.rp, self.rec_of
         ref = rp.grad_at[i]
         upstream = [cause[c] for c in rp.consumers(nid) if cause.get(c)]
+        if ref is not None and self.close(rec[nid], ref, rp.scale_at[i]):
+            return False  # its grad is right: whatever its consumers did, it is not wrong because of them
         if via is not None:
             causes = _merge([via[1], *upstream])
             kind = via[0]
-        elif ref is not None and not self.close(rec[nid], ref, rp.scale_at[i]) and upstream:
+        elif ref is not None and upstream:
             causes = _merge(upstream)
             kind = self.grad_kind.get(causes[0]) or self.kind_of[causes[0]]
         else:

@@ -160,7 +160,9 @@
     var L = D.layouts[li];
     var svg = sv("svg", { viewBox: "0 0 " + L.width + " " + L.height, preserveAspectRatio: "xMidYMid meet" });
     var content = sv("g", { transform: L.transform });
-    var info = { svg: svg, content: content, boxes: {}, grads: {}, gradText: {}, width: L.width, height: L.height };
+    // boxes: pos -> its first box; copies: pos -> every box of it (a node with many consumers is drawn
+    // once beside each, see dot.py); beside: "pos:consumer" -> the copy drawn beside that consumer
+    var info = { svg: svg, content: content, boxes: {}, copies: {}, beside: {}, grads: {}, gradText: {}, width: L.width, height: L.height };
     // Edges are not interactive: all edges of one style become one path (thousands of elements
     // fewer to build and draw in a big picture), drawn under the nodes.
     var edges = {}, edgeLayer = sv("g");
@@ -193,11 +195,13 @@
         g.insertBefore(tip, g.firstChild);
       }
       if (kind === "v") {
-        info.boxes[ref] = g;
+        if (!info.boxes[ref]) info.boxes[ref] = g;
+        (info.copies[ref] = info.copies[ref] || []).push(g);
+        if (it.length > 3) { info.beside[ref + ":" + it[3]] = g; g.dataset.beside = String(it[3]); }
         // cells: label (if any), data, grad, note
         var gi = D.label[ref] ? 2 : 1;
         if (texts[gi] && texts[gi].textContent.slice(0, 5) === "grad ") {
-          info.grads[ref] = texts[gi]; info.gradText[ref] = texts[gi].textContent;
+          (info.grads[ref] = info.grads[ref] || []).push(texts[gi]); info.gradText[ref] = texts[gi].textContent;
         }
       }
       content.appendChild(g);
@@ -513,21 +517,21 @@
     if (info.shownAt !== t || t !== null) {  // only texts that change: a big picture has thousands
       for (var p in info.grads) {
         var text = t === null ? info.gradText[p] : "grad " + fmt4(now[p]);
-        if (info.grads[p].textContent !== text) info.grads[p].textContent = text;
+        for (var c = 0; c < info.grads[p].length; c++) if (info.grads[p][c].textContent !== text) info.grads[p][c].textContent = text;
       }
       info.shownAt = t;
     }
     if (t !== null && t >= 2) {
       var s = steps[t - 2];
-      var g = info.boxes[s.node];
-      if (g) { g.classList.add("running"); mark(info, g, "run"); }
+      (info.copies[s.node] || []).forEach(function (g) { g.classList.add("running"); mark(info, g, "run"); });
       var lines = {};
       s.adds.forEach(function (a) { (lines[a.o] = lines[a.o] || []).push(a); });
       Object.keys(lines).forEach(function (o) {
-        var og = info.boxes[o];
-        if (!og) return;
+        if (!info.boxes[o]) return;
         var over = lines[o].some(function (a) { return a.over; });
-        var b = mark(info, og, "got" + (over ? " overwrote" : ""));
+        // every copy lights up; the numbers go above the copy beside the running node (else the first box)
+        var og = info.beside[o + ":" + s.node] || info.boxes[o], b = null;
+        info.copies[o].forEach(function (g) { var bg = mark(info, g, "got" + (over ? " overwrote" : "")); if (g === og) b = bg; });
         if (!b) return;
         lines[o].forEach(function (a, j) {
           var y = b.y - 6 - (lines[o].length - 1 - j) * 13;
@@ -540,8 +544,8 @@
         });
       });
     }
-    if (selected !== null && info.boxes[selected]) mark(info, info.boxes[selected], "sel");
-    if (hits.length) hits.forEach(function (p) { if (info.boxes[p]) mark(info, info.boxes[p], "hit"); });
+    if (selected !== null) (info.copies[selected] || []).forEach(function (g) { mark(info, g, "sel"); });
+    if (hits.length) hits.forEach(function (p) { (info.copies[p] || []).forEach(function (g) { mark(info, g, "hit"); }); });
   }
 
   // ---- search ----
@@ -612,6 +616,7 @@
   }
   about.appendChild(el("p", "muted", N + " nodes, engine " + D.engine + (D.moment ? ", " + D.moment : "") +
     ". " + (D.summary ? "The first picture: " + D.summary.replace(/; see more with.*$/, "") + "; click a dashed box to open it." : "Every node is drawn.")));
+  (D.notes || []).forEach(function (n) { about.appendChild(el("p", "muted note", "Note: " + n)); });
 
   renderPanel();
   renderStep();

@@ -37,8 +37,10 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
 * ``check_data(ctx)``: forward values, every check (forward-inconsistent,
   non-finite data).
 * ``check_grads(ctx)``: whole-graph tests of grads and probes, after
-  backward only (not-seeded; the probes' wrong local derivatives and
-  overwrites).
+  backward only (not-seeded, which first asks :mod:`.wrong` whether the
+  root's operands got what a seed of 1 gives: then its grad changed after
+  backward() and it is a wrong-gradient, ``ctx.seed_changed``; the probes'
+  wrong local derivatives and overwrites).
 * explanation, after backward only: the locally inconsistent nodes
   (``ctx.residual``, ``ctx.terms_of``, in topological order). A node whose
   consumer is already at fault for it (``ctx.data_fault``,
@@ -50,10 +52,15 @@ The stages, in the order :func:`gradviz.analysis.check.check` runs them
   node, no later unit sees it. Today: backward-raised (5: the record of
   the engine's own pass, when there is one), wrong-gradient (8, a grad
   changed after its ``_backward`` ran: its operands got what its
-  contributions give), missing-accumulation (10),
+  contributions give), kink (9, consumers at their kinks that took another
+  valid derivative: the engine is right), missing-accumulation (10),
   stale-gradient (20, whole multiples), wrong-order (30),
-  wrong-local-derivative (40), stale-gradient (45, leftovers of a training
-  loop), wrong-gradient (90, the last resort). Pick ``tried`` by what must
+  wrong-local-derivative (40, never through a derivative that is not in
+  doubt: ``ctx.derivative_known``), stale-gradient (45, leftovers of a
+  training loop), wrong-gradient (90, the last resort). A unit that blames
+  a node's own grad leaves alone a node whose grad agrees with its
+  reference while a consumer's does not (``ctx.consumer_off``): no finding
+  says got == expected. Pick ``tried`` by what must
   be ruled out first. A kind may have several units (in its one module,
   each on its own registry line) when its evidence must be weighed at
   different points.
@@ -85,7 +92,7 @@ from __future__ import annotations
 
 from ..core import Rule
 from .forward import FORWARD, Forward
-from .kink import KINK, Kink
+from .kink import KINK, Kink, Kinks
 from .local import LOCAL, Local
 from .merged import MERGED, Merged
 from .missing import MISSING, Missing
@@ -111,6 +118,7 @@ RULES: tuple[Rule, ...] = (
     Missing(),
     Local(),
     Kink(),
+    Kinks(),
     Order(),
     Merged(),
     OrderDependent(),

@@ -5,7 +5,9 @@ does not scale with its grad); an engine's own stored local derivatives
 (``Node.local_grads``, microgpt's ``_local_grads``) differ from the op
 table's; or, without either, a node's only consumer passed it a grad its
 local derivative cannot give. At an op's kink the finding is a
-:mod:`.kink` instead.
+:mod:`.kink` instead. Never for an op of gradviz's own engine (a live
+``Value`` whose ``_backward`` the op table built): its derivative is the
+table's, so a residual there is the grad's own fault (:mod:`.wrong`).
 """
 
 from __future__ import annotations
@@ -83,11 +85,9 @@ class Local(Rule):
             return None
         c = consumers[0]
         gc = ctx.rec_of[c]
-        probed_ok = c in ctx.probes and ctx.probes[c].error is None
-        # an engine's stored local derivatives are what its backward multiplied by, and
-        # _check_stored compared them with the table: no derivative is left to blame
-        stored = ctx.g.nodes[c].local_grads is not None
-        if probed_ok or stored or not math.isfinite(gc) or gc == 0 or c not in rp.local:
+        # a probed, stored or table-built derivative is what the engine's backward multiplied by
+        # (the probe and _check_stored compared the first two with the table): none is left to blame
+        if ctx.derivative_known(c) or not math.isfinite(gc) or gc == 0 or c not in rp.local:
             return None
         expected = ctx.local_sum(c, nid)
         implied = ctx.rec_of[nid] / gc
