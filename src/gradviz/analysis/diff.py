@@ -1042,7 +1042,9 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
         rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`);
             also the tolerance within which data count as equal when nodes
             are paired.
-        atol: absolute tolerance.
+        atol: absolute tolerance, in the units of the compared values; the
+            default 0 compares every pair relative to the larger of the two
+            magnitudes (see :data:`gradviz.analysis.replay.ATOL`).
 
     Returns:
         DiffResult: ``result.equal`` is True when every node is paired and

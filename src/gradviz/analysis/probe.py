@@ -11,7 +11,10 @@ wrote, and puts every gradient (and ``data``) back as it was:
 2. operands' grads set to ``B``, the node's grad to ``2g``: an engine that
    accumulates leaves ``B + 2 * delta``; one that overwrites (``=`` where
    ``+=`` belongs) leaves ``2 * delta``; one that ignores the node's grad
-   (forgot ``* out.grad``) leaves ``B + delta`` or ``delta``.
+   (forgot ``* out.grad``) leaves ``B + delta`` or ``delta``. ``B`` is
+   :data:`PROBE_BASE` times ``|delta|`` (per operand), so the four outcomes
+   stay apart by a fixed fraction of their size at every magnitude (a fixed
+   ``B`` of 0.3125 would swallow a ``delta`` of 1e-12 in the tolerance).
 
 This works for ops gradviz does not know, since it only watches what the
 engine's own code does. ``g`` is the node's recorded grad when that is a
@@ -21,6 +24,7 @@ usable number (so the probe sees what ``backward()`` saw), else 1.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +34,18 @@ from .replay import close
 
 __all__ = ["Probe", "probe", "probe_graph", "needs_probe", "PROBE_BASE"]
 
-#: The operand grad set before the second call: any nonzero number works
+#: The operand grad set before the second call, in units of the first call's
+#: ``|delta|`` (1 where that is 0 or extreme): any nonzero number works
 #: (accumulating and overwriting then differ by it); this one is unlikely to
 #: equal a local derivative by chance.
 PROBE_BASE = 0.3125
 
+# relative only: a fixed absolute allowance would hide a change of a tiny grad
+# (the patterns below have PROBE_BASE in their scale, so they need none either)
 _RTOL = 1e-9
-_ATOL = 1e-12
+_ATOL = 0.0
+# a |delta| from which PROBE_BASE * |delta| is still a normal float (full precision)
+_NORMAL_MIN = 4 * sys.float_info.min
 
 
 @dataclass
@@ -111,8 +120,9 @@ def probe(graph: Graph, node_id: str) -> Probe:
         fn()
         first = [float(x.grad) for x in operands]
         result.touches_own_grad = not close(float(obj.grad), g, rtol=_RTOL, atol=_ATOL)
-        for x in operands:
-            x.grad = PROBE_BASE
+        bases = [PROBE_BASE * (abs(d) if _NORMAL_MIN < abs(d) < 1e300 else 1.0) for d in first]
+        for x, base in zip(operands, bases):
+            x.grad = base
         obj.grad = 2 * g
         fn()
         second = [float(x.grad) for x in operands]
@@ -124,16 +134,16 @@ def probe(graph: Graph, node_id: str) -> Probe:
             x.grad = grad
             if x.data is not data:
                 x.data = data
-    for oid, d, after in zip(operand_ids, first, second):
+    for oid, d, base, after in zip(operand_ids, first, bases, second):
         result.local[oid] = d / g
         patterns = (
-            ("add", True, PROBE_BASE + 2 * d),
+            ("add", True, base + 2 * d),
             ("overwrite", True, 2 * d),
-            ("add", False, PROBE_BASE + d),
+            ("add", False, base + d),
             ("overwrite", False, d),
         )
         for mode, scales, expected in patterns:
-            if close(after, expected, PROBE_BASE + 2 * abs(d), rtol=_RTOL, atol=_ATOL):
+            if close(after, expected, base + 2 * abs(d), rtol=_RTOL, atol=_ATOL):
                 result.mode[oid], result.scales[oid] = mode, scales
                 break
         else:

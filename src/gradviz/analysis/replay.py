@@ -45,11 +45,25 @@ from ..graph.capture import read_op
 from ..graph.model import Graph, Node
 from ..graph.order import MERGED, UNKNOWN
 
-__all__ = ["Replay", "replay", "close", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
+__all__ = ["Replay", "replay", "close", "data_scale", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
 
 #: Default tolerances of check and diff (see :func:`close`): float64 replays of
 #: the same arithmetic agree far closer; pass looser ones for float32 engines.
-RTOL, ATOL = 1e-6, 1e-9
+#: The default absolute tolerance is 0: a fixed allowance in absolute units
+#: would call any two numbers below it equal, so a gradient of 2e-12 that
+#: should be 4e-12 would pass under 1e-9. Every comparison is relative to the
+#: scale of the quantities compared instead (``scale`` of :func:`close`: the
+#: terms of a sum, or :func:`data_scale`), which holds at every magnitude.
+RTOL, ATOL = 1e-6, 0.0
+
+#: Ops whose value is a sum, or whose usual formulas subtract 1 from an
+#: exponential (``tanh`` as ``(e**2x - 1) / (e**2x + 1)``, ``elu`` as
+#: ``e**x - 1``): their rounding error is about one ulp of their largest term
+#: (an operand, or 1), not of their value; ``tanh`` of -1.2e-24 comes out 0 in
+#: such an engine. Products, powers and the other functions round relative to
+#: their value.
+_SUM_OPS = frozenset({"+", "-"})
+_UNIT_TERM_OPS = frozenset({"tanh", "elu"})
 
 
 def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol: float) -> bool:
@@ -58,7 +72,11 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
     The test is ``|got - expected| <= atol + rtol * max(|got|, |expected|, scale)``,
     as ``math.isclose`` with an extra ``scale``: the magnitude of the terms a
     value was summed from, so that a sum with cancellation (``1e10 - 1e10 + 1``)
-    is compared relative to its terms, not to its small result. Two nans are
+    is compared relative to its terms, not to its small result. ``atol`` is in
+    absolute units and the same at every magnitude: the checker's default is 0
+    (:data:`ATOL`), since ``scale`` already covers cancellation and any fixed
+    allowance hides every error below it (``close(4e-12, 2e-12, rtol=1e-6,
+    atol=1e-9)`` is True). Two nans are
     equal (the same non-finite value was recorded and expected); an infinity
     equals only the same infinity.
 
@@ -67,12 +85,14 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
         expected: the value it should be.
         scale: the magnitude of the terms behind ``expected`` (0 if none).
         rtol: relative tolerance.
-        atol: absolute tolerance.
+        atol: absolute tolerance, in the units of ``got`` (0 for a purely relative test).
 
     Returns:
         bool
 
     Example:
+        >>> close(4e-12, 2e-12, 2e-12, rtol=RTOL, atol=ATOL), close(4e-12, 2e-12, 2e-12, rtol=RTOL, atol=1e-9)
+        (False, True)
         >>> close(1.0 + 1e-12, 1.0, rtol=1e-9, atol=0.0), close(float('nan'), float('nan'), rtol=0, atol=0)
         (True, True)
     """
@@ -84,6 +104,34 @@ def close(got: float, expected: float, scale: float = 0.0, *, rtol: float, atol:
         return got == expected
     bound = max(abs(got), abs(expected), scale if math.isfinite(scale) else 0.0)
     return abs(got - expected) <= atol + rtol * bound
+
+
+def data_scale(op: str, operands: Iterable[float]) -> float:
+    """The tolerance scale of a node's data: the magnitude of the terms its op computes it from.
+
+    For a sum (``+``, ``-``) the largest ``|x|`` of its operands' data; for
+    ``tanh`` and ``elu`` (computed through ``e**x - 1`` or alike) 1; for the
+    other ops 0 (they round relative to their value, which :func:`close`
+    already takes). Passed as ``scale`` to :func:`close`, it keeps a correct
+    engine's rounding inside the relative tolerance at every magnitude with
+    no absolute allowance.
+
+    Args:
+        op: the node's canonical op name (as in :data:`gradviz.engine.ops.OPS`).
+        operands: the operands' data.
+
+    Returns:
+        float: 0 or more; non-finite operands are left out.
+
+    Example:
+        >>> data_scale('+', [1e10, -1e10]), data_scale('*', [2e-12, -3.0]), data_scale('tanh', [-1.2e-24])
+        (10000000000.0, 0.0, 1.0)
+    """
+    if op in _UNIT_TERM_OPS:
+        return 1.0
+    if op in _SUM_OPS:
+        return max((abs(x) for x in operands if math.isfinite(x)), default=0.0)
+    return 0.0
 
 
 def safe_fsum(values: Iterable[float]) -> float:

@@ -203,4 +203,4 @@ def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
         return value
 
     parser.add_argument("--rtol", type=tolerance, default=RTOL, metavar="R", help=f"relative tolerance (default {RTOL:g})")
-    parser.add_argument("--atol", type=tolerance, default=ATOL, metavar="A", help=f"absolute tolerance (default {ATOL:g})")
+    parser.add_argument("--atol", type=tolerance, default=ATOL, metavar="A", help=f"absolute tolerance (default {ATOL:g}: relative to the values' scale only)")

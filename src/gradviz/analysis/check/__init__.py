@@ -100,7 +100,10 @@ def check(
             engine, after its ``backward()``), or a :class:`Graph` (a live
             capture, whose objects are probed, or a loaded snapshot).
         rtol: relative tolerance (see :func:`gradviz.analysis.replay.close`).
-        atol: absolute tolerance.
+        atol: absolute tolerance, in the units of the compared values; the
+            default 0 makes every comparison relative to the scale of what
+            is compared (a sum's terms, see :data:`gradviz.analysis.replay.ATOL`),
+            so a small gradient is checked as closely as a large one.
         probe: call live nodes' ``_backward`` in isolation (grads are restored).
         children_attr: the operand attribute of a foreign engine, if not
             ``_prev`` or ``_children``.

@@ -13,6 +13,7 @@ import operator
 
 from ....engine.ops import OPS
 from ....graph.order import UNKNOWN, values
+from ...replay import data_scale
 from ..core import Context, Rule, fmt
 
 __all__ = ["FORWARD", "Forward"]
@@ -36,9 +37,9 @@ class Forward(Rule):
         # only values that differ can be out of tolerance: select them at C speed
         differ = itertools.compress(zip(rp.replayed, got_at, rp.data_at), map(operator.ne, got_at, rp.data_at))
         for i, got, expected in differ:
-            if not ctx.close(got, expected):
-                nid = rp.ids[i]
-                node = nodes[nid]
+            nid = rp.ids[i]
+            node = nodes[nid]
+            if not ctx.close(got, expected, data_scale(node.op, map(ctx.data.__getitem__, rp.operand_pos[i]))):
                 ctx.data_fault[nid] = FORWARD
                 ctx.add(
                     nid, FORWARD, True, "data", got, expected,
@@ -53,7 +54,7 @@ class Forward(Rule):
                 continue
             xs = [nodes[o].data for o in node.operands]
             options = values(op, node.params, xs)
-            if options and not any(ctx.close(node.data, v) for v in options):
+            if options and not any(ctx.close(node.data, v, data_scale(node.op, xs)) for v in options):
                 ctx.data_fault[nid] = FORWARD
                 ctx.add(
                     nid, FORWARD, True, "data", node.data, None,
