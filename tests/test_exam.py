@@ -373,7 +373,7 @@ def test_cli_exit_status_and_outputs(tmp_path):
         (("micrograd.engine",), "expected FILE.py:CLASS"),
         (("micrograd.engine:Nope",), "has no 'Nope'"),
         (("tests/exam_engines/tiny.py:Value", "-o", str(tmp_path / "card.svg")), "written as .html, .json or .txt"),
-        (("tests/exam_engines/tiny.py:Value", "--timeout", "0"), "positive number of seconds"),
+        (("tests/exam_engines/tiny.py:Value", "--timeout", "0"), "must be a number of seconds above 0"),
     ]:
         result = _cli(*args)
         assert result.returncode == 2, (args, result.stderr)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..analysis.exam import TIMEOUT, exam, target_of
-from ._common import EXIT_FINDINGS, EXIT_OK, check_output_path, say
+from ._common import EXIT_FINDINGS, EXIT_OK, check_output_path, say, seconds
 
 _EPILOG = """\
 TARGET is the engine's value class: FILE.py:CLASS (a file, imported from its
@@ -56,21 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", metavar="TARGET", help="the value class: FILE.py:CLASS or package.module:CLASS")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-o", "--output", metavar="OUTPUT", help="also write the card: .html, .json or .txt")
-    p.add_argument("--timeout", type=_seconds, default=TIMEOUT, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=TIMEOUT, metavar="S",
                    help=f"time limit of one test in seconds (default {TIMEOUT:g})")
     p.add_argument("--only", metavar="GROUPS", type=lambda t: [g for g in t.split(",") if g],
                    help="run only these groups of tests, comma-separated (e.g. '*,tanh,reuse')")
     p.set_defaults(run=run)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
