@@ -233,9 +233,12 @@ def _split(rp: Replay, node_id: str, operand: str, out_grad: float, before: floa
     return [Addition(operand, tuple(slots), before, added, after, overwrote)]
 
 
-def _replayed(graph: Graph, *, stored: bool = False) -> Trace:
-    """The reference pass over ``graph``; with ``stored``, each node's own stored local derivatives where it has them (the engine's loop)."""
-    rp = replay(graph)
+def _replayed(graph: Graph, *, stored: bool = False, rp: Replay | None = None) -> Trace:
+    """The reference pass over ``graph``; with ``stored``, each node's own stored local derivatives where it has them (the engine's loop).
+
+    ``rp``: the graph's :func:`replay`, if the caller has it already (the viewer does).
+    """
+    rp = replay(graph) if rp is None else rp
     acc = {nid: 0.0 for nid in graph.nodes}
     acc[graph.root] = 1.0
     steps: list[TraceStep] = []

@@ -278,11 +278,11 @@ def _part(graph: Graph, index: Mapping[str, int], members: list[str], cap: int |
     return Graph(nodes, out, graph.moment, graph.engine), {nid: "from outside this part" for nid in context}, len(sinks)
 
 
-def _trace_rows(graph: Graph, index: Mapping[str, int], trace: Any) -> tuple[list[Any], float, bool, list[str]]:
-    from ..analysis.trace import trace as run_trace
+def _trace_rows(graph: Graph, index: Mapping[str, int], trace: Any, rp: Any) -> tuple[list[Any], float, bool, list[str]]:
+    from ..analysis.trace import _replayed
 
     if trace is None:  # never call a live graph's backward() again: replay the op table on its numbers
-        trace = run_trace(Graph(graph.nodes, graph.root, graph.moment, graph.engine))
+        trace = _replayed(graph, rp=rp)  # what gradviz.trace gives a snapshot, on the replay payload already made
     rows = []
     for step in trace.steps:
         if step.node not in index:
@@ -406,7 +406,7 @@ def payload(
         "local": [None if loc is None else [_number(x) for x in loc] for loc in rp.local_at],
         "roles": {str(index[k]): v for k, v in roles.items() if k in index},
     }
-    data["steps"], data["seed"], data["replayed"], data["trace_notes"] = _trace_rows(graph, index, trace)
+    data["steps"], data["seed"], data["replayed"], data["trace_notes"] = _trace_rows(graph, index, trace, rp)
     data["trace_notes"] = [printable(t) for t in data["trace_notes"]]
     data["findings"], data["diff"] = [], {}
     if rep is not None and rep.get("format") == "gradviz-check":
