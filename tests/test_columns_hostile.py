@@ -194,3 +194,32 @@ def test_capture_of_an_int_past_a_float_is_a_capture_error(children_attr: str | 
     a.data = 10**400  # OverflowError, not a GradvizError, escaped before
     with pytest.raises(CaptureError, match="Value.data must be a real number a float can hold.*about 401 digits"):
         gradviz.capture(f, children_attr=children_attr)
+
+
+def test_a_graph_from_nodes_out_of_topological_order_has_no_columns() -> None:
+    a = Value(3.0, label="a")
+    f = (a + a) * a  # f = 2a^2: df/da = 4a = 12, reached through n1 (slots 0 and 1) and n2 (slot 1)
+    f.backward()
+    g = gradviz.snapshot(f)
+    assert g.consumer_csr()[1].tolist() == [1, 1, 2, 2] and g.consumer_csr()[2].tolist() == [0, 1, 1, 0]
+    backwards = Graph(dict(reversed(list(g.nodes.items()))), g.root)
+    # before: its columns had n2 at position 0 with operands at 1 and 2, against the columns' one rule
+    # (each operand before its consumer), which every reader of them takes for granted
+    with pytest.raises(GradvizError, match="'n2' comes before its operand in the dict: .* topological order"):
+        backwards.operand_pos
+    with pytest.raises(GradvizError, match="topological order"):
+        backwards.consumer_csr()
+    assert Graph(dict(g.nodes), g.root) == g
+
+
+def test_a_shallow_copy_relabelled_leaves_the_original_whole() -> None:
+    g = _snapshot()
+    h = copy.copy(g)
+    g.nodes  # the original makes its Nodes after the copy
+    h.set_label(0, "x")
+    # before: the copy shared the labels list, so g.labels said 'x' while g's Node n0 still said 'a'
+    assert g.labels[0] == "a" and g.nodes["n0"].label == "a" and g.node("n0").label == "a"
+    assert h.labels[0] == "x" and h.nodes["n0"].label == "x" and h.node("n0").label == "x"
+    ids = ["x", "y", "z"]
+    k = copy.copy(Graph(dict(_columns(ids=ids).nodes), "z"))  # ids from Nodes survive the copy
+    assert k.ids == ids and k.root_pos == 2 and k.node("y").label == "b"

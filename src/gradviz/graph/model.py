@@ -7,7 +7,7 @@ take the same road.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import operator
 from itertools import chain, repeat
 from operator import attrgetter
@@ -514,8 +514,18 @@ class Graph:
     __hash__ = None  # type: ignore[assignment]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickle and deepcopy give back writeable arrays: the columns stay read-only
+        """For pickle and copy: the columns stay read-only, and a copy's labels are its own.
+
+        pickle and deepcopy give back writeable arrays. copy.copy would share
+        the labels list: a set_label on one graph would reach the other's
+        labels but not the Nodes it had made, so the copy gets its own list
+        and makes its Nodes again from it.
+        """
         self.__dict__.update(state)
+        if self._columns is not None:
+            self._ids = self.ids  # a graph from Nodes takes its ids from them
+            self._nodes = None
+            self._columns = replace(self._columns, labels=list(self._columns.labels))
         for value in chain(vars(self._columns).values() if self._columns is not None else (), self._consumers or ()):
             if isinstance(value, np.ndarray):
                 _readonly(value)
@@ -676,7 +686,7 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
     """The columns of a graph given as id -> Node (operands must be ids of the graph).
 
     Raises:
-        GradvizError: if an operand is not a node of the graph.
+        GradvizError: if an operand is not a node of the graph, or not before its consumer.
     """
     ids = list(nodes)
     values = list(nodes.values())
@@ -691,6 +701,13 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
         )
     except KeyError as exc:
         raise GradvizError(f"operand {exc.args[0]!r} is not a node of this graph (a partial view has no columns)") from None
+    try:
+        _check_slots(offsets, operand_pos)
+    except GradvizError:  # every reader of the columns walks them in position order: backward steps would run too soon
+        late = next(k for k, v in enumerate(values) if any(position[o] >= k for o in v.operands))
+        raise GradvizError(
+            f"node {ids[late]!r} comes before its operand in the dict: a graph's nodes are in topological order"
+        ) from None
     codes = _OpCodes()
     op_codes = np.fromiter(map(codes.__getitem__, (v.op for v in values)), np.int32, n)
     return _Columns(
