@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 
 import duckdb
@@ -346,3 +347,16 @@ def test_readme_commands_run(tmp_path):
         assert done.returncode == 0, f"{command}: {done.stderr}"
     assert read_parquet(tmp_path / "mlp.parquet") == read_parquet(tmp_path / "runs" / "mlp", step=0)
     assert read_parquet(tmp_path / "mlp.parquet").n == 2448
+
+
+def test_bench_prints_every_row():
+    done = subprocess.run(
+        [sys.executable, "bench/parquet.py", "--sizes", "2e3", "--runs", "1"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"mlp [\d,]+ nodes", lines[0])
+    names = ["backward", "capture", "to_arrow", "write step", "read step", "DuckDB scan"]
+    assert [line.split("  ")[1].strip() for line in lines[1:7]] == names
+    assert re.fullmatch(r"  file +\d+\.\d B/node  \([\d,]+ bytes\)", lines[7])
+    assert sorted(part.split()[0] for part in lines[8].strip().split(", ")) == sorted(f.name for f in arrow_schema())
