@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from ..errors import GradvizError
 from ..graph.capture import capture
@@ -45,16 +46,22 @@ def to_networkx(graph: Any) -> nx.DiGraph:
     """
     graph = capture(graph, keep_objects=False)
     g = nx.DiGraph(root=graph.root, moment=graph.moment, engine=graph.engine)
-    for n in graph:
-        g.add_node(n.id, label=n.label, op=n.op, params=dict(n.params), data=n.data, grad=n.grad)
-        if n.order:
-            g.nodes[n.id]["order"] = n.order
-    for n in graph:
-        for slot, operand in enumerate(n.operands):
-            if g.has_edge(operand, n.id):
-                g.edges[operand, n.id]["slots"].append(slot)
-            else:
-                g.add_edge(operand, n.id, slots=[slot])
+    ids, params = graph.ids, graph.params
+    ops = map(graph.op_names.__getitem__, graph.op_codes.tolist())
+    g.add_nodes_from(
+        (nid, {"label": label, "op": op, "params": dict(params.get(i, ())), "data": data, "grad": grad})
+        for i, (nid, label, op, data, grad) in enumerate(zip(ids, graph.labels, ops, graph.data.tolist(), graph.grad.tolist()))
+    )
+    for i, order in sorted(graph.orders.items()):
+        if order:
+            g.nodes[ids[i]]["order"] = order
+    # One edge per (operand, consumer) pair, in the order consumers and their slots come; slots lists every use.
+    consumer = np.repeat(np.arange(graph.n), graph.arity).tolist()
+    slot = (np.arange(len(graph.operand_pos)) - np.repeat(graph.offsets[:-1], graph.arity)).tolist()
+    slots: dict[tuple[int, int], list[int]] = {}
+    for pair, s in zip(zip(graph.operand_pos.tolist(), consumer), slot):
+        slots.setdefault(pair, []).append(s)
+    g.add_edges_from((ids[o], ids[c], {"slots": s}) for (o, c), s in slots.items())
     return g
 
 
