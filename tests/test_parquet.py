@@ -239,6 +239,19 @@ def test_read_refuses_what_is_not_a_graph(tmp_path):
         read_parquet(path, max_nodes=6)
 
 
+def test_a_newer_format_version_is_refused_and_a_file_without_metadata_read(tmp_path):
+    graph = worked_graph()
+    table = to_arrow(graph, run="r", step=0)
+    _refused(
+        tmp_path,
+        table.replace_schema_metadata({"gradviz": '{"format": "gradviz-parquet", "version": 2}'}),
+        r"bad\.parquet: gradviz-parquet version 2 is newer than this gradviz reads \(1\); upgrade gradviz$",
+    )
+    path = tmp_path / "plain.parquet"
+    pq.write_table(table.replace_schema_metadata(None), path)  # the same columns from another writer
+    assert read_parquet(path) == graph
+
+
 def test_rows_in_another_order_are_put_back_in_position_order(tmp_path):
     graph = worked_graph()
     table = to_arrow(graph, run="r", step=0)

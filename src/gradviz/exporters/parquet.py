@@ -53,6 +53,7 @@ Two writers:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -64,6 +65,7 @@ from .._io import atomic_write
 from ..engine.ops import OPS
 from ..errors import GradvizError, SnapshotError, UsageError
 from ..graph.model import MOMENTS, ORDERS, Graph
+from .snapshot import MAX_NODES
 
 __all__ = ["FORMAT", "VERSION", "write_parquet", "read_parquet", "ParquetSeries", "to_arrow", "arrow_schema", "require_pyarrow"]
 
@@ -77,7 +79,6 @@ _STEP_FILE = re.compile(r"step-(\d+)\.parquet")
 _DICTIONARY = ["run", "step", "label", "op", "operand_order", "moment", "engine"]
 #: ``pos`` is 0, 1, 2, ...: delta encoding stores it in almost nothing (plain, it is 2.5 of 12 B per node).
 _ENCODING = {"pos": "DELTA_BINARY_PACKED"}
-_MAX_NODES = 5_000_000  # as gradviz.exporters.snapshot.MAX_NODES: a guard against hostile or corrupt files
 
 
 def require_pyarrow() -> Any:
@@ -349,7 +350,7 @@ class ParquetSeries:
 
 
 def read_parquet(
-    path: str | os.PathLike[str], *, run: str | None = None, step: int | None = None, max_nodes: int = _MAX_NODES
+    path: str | os.PathLike[str], *, run: str | None = None, step: int | None = None, max_nodes: int = MAX_NODES
 ) -> Graph:
     """Read one step of a Parquet file or directory written by gradviz back as a :class:`Graph`.
 
@@ -367,7 +368,8 @@ def read_parquet(
         GradvizError: if pyarrow is not installed (``pip install 'gradviz[arrow]'``).
         SnapshotError: if ``path`` cannot be read, is not gradviz's Parquet
             (a column missing or of another type), holds no such step or
-            several steps and ``run``/``step`` do not choose one, or its rows
+            several steps and ``run``/``step`` do not choose one, was written
+            by a newer gradviz (a higher format version), or its rows
             are not a graph (positions not 0..n-1, an operand that is not an
             earlier node, a known op with the wrong operand count, a node that
             does not lead to the root); the message names the file.
@@ -381,6 +383,9 @@ def read_parquet(
         raise SnapshotError(f"{source}: cannot read as Parquet: {' '.join(str(exc).split())}") from None
     if missing:
         raise SnapshotError(f"{source}: not a gradviz Parquet file: no column {', '.join(missing)}")
+    version = _version(dataset.schema.metadata)
+    if version is not None and version > VERSION:
+        raise SnapshotError(f"{source}: {FORMAT} version {version} is newer than this gradviz reads ({VERSION}); upgrade gradviz")
     wanted = None
     field = pa.dataset.field
     if run is not None:
@@ -397,6 +402,15 @@ def read_parquet(
     if keys.num_rows != 1:
         raise SnapshotError(f"{source}: {_which(keys, run, step)}")
     return _graph(table, source, max_nodes)
+
+
+def _version(metadata: dict[bytes, bytes] | None) -> int | None:
+    """The format version a file's key-value metadata records; None for a file that records none (another writer's)."""
+    try:
+        doc = json.loads((metadata or {})[b"gradviz"])
+        return int(doc["version"]) if doc.get("format") == FORMAT else None
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _which(keys: Any, run: str | None, step: int | None) -> str:
