@@ -183,6 +183,8 @@ def test_bad_arguments_are_usage_errors(tmp_path):
         write_parquet(graph, tmp_path / "x.parquet", step=-1)
     with pytest.raises(UsageError, match="run must be a str, not int"):
         to_arrow(graph, run=3, step=0)
+    with pytest.raises(UsageError, match=r"is a folder; write_parquet writes one file \(ParquetSeries appends steps to a folder\)"):
+        write_parquet(graph, tmp_path)
     with pytest.raises(UsageError, match="no graphs to write"):
         write_parquet([], tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
@@ -274,6 +276,22 @@ def test_without_pyarrow_the_error_says_what_to_install(tmp_path, monkeypatch, c
     assert status == 2
     assert err == "gradviz: error: Parquet needs pyarrow: pip install 'gradviz[arrow]'\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_gradviz_imports_and_runs_without_pyarrow(tmp_path):
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"  # as if it were not installed
+        "import gradviz\n"
+        "from gradviz.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    script = EXAMPLES / "worked_example.py"
+    run = lambda *args: subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=tmp_path, capture_output=True, text=True)  # noqa: E731
+    done = run("snapshot", script, "--backward", "-o", "L.json")
+    assert (done.returncode, done.stderr) == (0, "gradviz: wrote L.json (7 nodes)\n")
+    done = run("snapshot", script, "--backward", "-o", "runs/L/")
+    assert (done.returncode, done.stderr) == (2, "gradviz: error: Parquet needs pyarrow: pip install 'gradviz[arrow]'\n")
+    assert os.listdir(tmp_path) == ["L.json"]
 
 
 def test_cli_writes_a_file_a_pair_and_appends_steps(tmp_path):

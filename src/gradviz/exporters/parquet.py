@@ -251,10 +251,13 @@ def write_parquet(graphs: Graph | Iterable[Graph], path: str | os.PathLike[str],
 
     Raises:
         GradvizError: if pyarrow is not installed (``pip install 'gradviz[arrow]'``).
-        UsageError: for no graphs, an item that is not a Graph, a bad step or run.
+        UsageError: for no graphs, an item that is not a Graph, a bad step or
+            run, a ``path`` that is a folder.
         OSError: if the file cannot be written.
     """
     require_pyarrow()
+    if Path(path).is_dir():
+        raise UsageError(f"{os.fspath(path)}: is a folder; write_parquet writes one file (ParquetSeries appends steps to a folder)")
     run = Path(path).stem if run is None else run
     _check_key(run, step)
     items = [graphs] if isinstance(graphs, Graph) else graphs
