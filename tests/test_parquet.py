@@ -124,6 +124,24 @@ def test_round_trip_of_ids_orders_local_grads_and_a_foreign_engine(tmp_path):
     assert row == [("inferred", [-1.0, 2.0])]
 
 
+def test_writing_and_reading_use_the_columns_and_make_no_nodes(tmp_path):
+    L, _ = worked_example()
+    L.backward()
+    graph = gradviz.capture(L)
+    write_parquet(graph, tmp_path / "L.parquet")
+    ParquetSeries(tmp_path / "runs").append(graph)
+    back = read_parquet(tmp_path / "L.parquet")
+    assert graph._nodes is None and back._nodes is None  # no Node objects, on either side
+    assert back.canonical_ids and back == graph
+
+
+def test_a_label_that_is_not_utf8_is_written_as_its_escape(tmp_path):
+    a = Value(1.0, label="caf\xe9 \udce9")  # a lone surrogate: bytes decoded with surrogateescape
+    b = Value(2.0, label="b")
+    write_parquet(gradviz.capture(a * b), tmp_path / "s.parquet")
+    assert pq.read_table(tmp_path / "s.parquet")["label"].to_pylist() == ["caf\xe9 \\udce9", "b", ""]
+
+
 def test_a_series_in_one_file_is_one_row_group_per_step(tmp_path):
     graphs = []
     for k in range(3):
