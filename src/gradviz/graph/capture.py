@@ -265,7 +265,9 @@ def label_text(label: object) -> str:
 def _labels(objects: Sequence[Any]) -> list[str]:
     """The labels of ``objects`` as text (:func:`label_text`); one C loop when all are strings already."""
     labels = list(map(_LABEL, objects))
-    if set(map(type, labels)) - {str}:
+    try:
+        "".join(labels)  # a C loop that raises at the first label that is not text
+    except TypeError:
         labels = list(map(label_text, labels))
     return labels
 
@@ -550,8 +552,9 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     read instead of a lookup in a dict of a million Values, whose random
     access is what made an older capture grow faster than linearly. The
     fields are read column by column in C loops (``map`` with ``attrgetter``)
-    straight into numpy arrays (DESIGN.md decision 12): no Node is made. Anything unusual (a cycle, an operand that is not a
-    Value, a Value subclass that compares by value) goes to
+    straight into numpy arrays (DESIGN.md decision 12): no Node is made.
+    Anything unusual (a cycle, an operand that is not a Value, a Value
+    subclass that compares by value, a data that is no number) goes to
     :func:`_capture_own_careful`, which raises the error or captures it as
     before. The marked walk holds ``gradviz.engine.value._MARK_LOCK``, as
     ``backward()``'s does, so walks in two threads never see each other's marks.
@@ -623,10 +626,10 @@ def _marked_postorder(root: Value) -> list[Value] | None:
                     continue
                 if mark is seen:  # an operand of itself, directly or not
                     return None
-                child._mark = seen
                 grandchildren = child._prev
                 # A leaf is emitted at once instead of being pushed and popped.
                 if grandchildren:
+                    child._mark = seen
                     push((child, iter(grandchildren)))
                     break
                 child._mark = done
