@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GradvizError
 from ..graph.capture import capture
-from ..graph.model import MOMENTS, Graph, Node
+from ..graph.model import MOMENTS, Graph
 
 __all__ = ["to_networkx", "from_networkx"]
 
@@ -93,29 +93,50 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
     if root not in g:
         raise GradvizError(f"the root {root!r} is not a node of the networkx graph")
     keep = nx.ancestors(g, root) | {root}
-    nodes: dict[str, Node] = {}
-    for nid in nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)):
+    order = list(nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)))
+    position = {nid: i for i, nid in enumerate(order)}  # the root is last: every other kept node is its ancestor
+    op_codes: dict[str, int] = {"": 0}
+    codes, arity, operand_pos, labels, data, grad = [], [], [], [], [], []
+    params: dict[int, dict[str, float]] = {}
+    orders: dict[int, str] = {}
+    for i, nid in enumerate(order):
         attrs = g.nodes[nid]
-        slots: dict[int, str] = {}
+        slots: dict[int, Any] = {}
         next_slot = 0
         for src, _, edata in g.in_edges(nid, data=True):
             for s in edata.get("slots", [next_slot]):
-                slots[int(s)] = str(src)
+                slots[int(s)] = src
                 next_slot = max(next_slot, int(s) + 1)
         if sorted(slots) != list(range(len(slots))):
             raise GradvizError(f"node {nid!r}: operand slots {sorted(slots)} do not fill 0..{len(slots) - 1}")
-        nodes[str(nid)] = Node(
-            str(nid),
-            str(attrs.get("op", "")),
-            str(attrs.get("label", "")),
-            float(attrs.get("data", 0.0)),
-            float(attrs.get("grad", 0.0)),
-            tuple(slots[i] for i in range(len(slots))),
-            dict(attrs.get("params", {}) or {}),
-            order=str(attrs.get("order", "")),
-        )
+        arity.append(len(slots))
+        operand_pos.extend(position[slots[k]] for k in range(len(slots)))
+        codes.append(op_codes.setdefault(str(attrs.get("op", "")), len(op_codes)))
+        labels.append(str(attrs.get("label", "")))
+        data.append(float(attrs.get("data", 0.0)))
+        grad.append(float(attrs.get("grad", 0.0)))
+        if attrs.get("params"):
+            params[i] = dict(attrs["params"])
+        if attrs.get("order"):
+            orders[i] = str(attrs["order"])
+    ids = [str(nid) for nid in order]
+    offsets = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(arity, out=offsets[1:])
     moment = g.graph.get("moment")
-    return Graph(nodes, str(root), moment if moment in MOMENTS else None, str(g.graph.get("engine", "networkx")))
+    return Graph.from_columns(
+        data=data,
+        grad=grad,
+        op_names=tuple(op_codes),
+        op_codes=codes,
+        offsets=offsets,
+        operand_pos=operand_pos,
+        labels=labels,
+        moment=moment if moment in MOMENTS else None,
+        engine=str(g.graph.get("engine", "networkx")),
+        params=params,
+        orders=orders,
+        ids=None if ids == [f"n{i}" for i in range(len(ids))] else ids,
+    )
 
 
 def _order_key(g: nx.DiGraph) -> Any:
