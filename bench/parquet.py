@@ -3,8 +3,8 @@
 Run from a checkout with gradviz's test dependencies installed (they include
 pyarrow and duckdb)::
 
-    python bench/parquet.py                 # 10**5 and 10**6 nodes, about a minute on 2 cores
-    python bench/parquet.py --sizes 1e4     # seconds
+    python bench/parquet.py                 # 10**5 and 10**6 nodes, 1,000 steps of 2,000: about 2 minutes
+    python bench/parquet.py --sizes 1e4 --steps 100     # seconds
 
 The graph is bench/run.py's ``mlp`` (an MLP 8-16-16-1 with ReLU over a batch,
 about 964 nodes per sample), built with gradviz's own engine. For each size,
@@ -21,6 +21,11 @@ before each and left on during it, as in bench/run.py):
 
 and prints the file's size in bytes per node (also per column, from the
 Parquet footer's compressed sizes).
+
+Then a run of many steps (``--steps``, default 1,000) of a small MLP graph
+(``--step-nodes``, default 2,000): the time of one ``ParquetSeries.append``
+(median), and of the README's DuckDB query (which parameter's grad changed
+most) over all the step files.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def measure(nodes: int, runs: int, folder: Path) -> list[str]:
             v.grad = 0.0
         loss.backward()
 
+    to_arrow(gradviz.capture(gradviz.Value(1.0)), run="warm-up", step=0)  # pyarrow's first call loads its kernels
     t_backward, _ = _timed(backward, runs)
     t_capture, graph = _timed(lambda: gradviz.capture(loss), runs)
     n = graph.n
@@ -111,16 +117,55 @@ def measure(nodes: int, runs: int, folder: Path) -> list[str]:
     return lines
 
 
+def measure_series(steps: int, nodes: int, folder: Path) -> list[str]:
+    """The report lines for a run of ``steps`` steps of an MLP graph of about ``nodes`` nodes."""
+    import duckdb
+
+    import gradviz
+
+    loss = _bench_run().build_mlp("gradviz", nodes)
+    params = [v for v in loss.topological_order() if v.label]
+    series = gradviz.ParquetSeries(folder / "series", run="bench")
+    times = []
+    for step in range(steps):
+        for v in loss.topological_order():
+            v.grad = 0.0
+        loss.backward()
+        graph = gradviz.capture(loss)
+        t0 = time.perf_counter()
+        series.append(graph, step=step)
+        times.append(time.perf_counter() - t0)
+        for p in params:  # a step of SGD, so that the grads change from step to step
+            p.data -= 1e-4 * p.grad
+    query = f"""
+        SELECT label, max(grad) - min(grad) AS change FROM read_parquet('{folder / "series"}/*.parquet')
+        WHERE op = '' AND label <> '' GROUP BY run, id, label ORDER BY change DESC LIMIT 1
+    """
+    con = duckdb.connect()
+    t_query, _ = _timed(lambda: con.sql(query).fetchall(), 3)
+    rows = graph.n * steps
+    return [
+        f"series of {steps:,} steps of {graph.n:,} nodes ({rows:,} rows)",
+        f"  {'append':<12} {_fmt(sorted(times)[len(times) // 2]):>9}  per step (median)",
+        f"  {'DuckDB query':<12} {_fmt(t_query):>9}  which parameter's grad changed most, over every step",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="1e5,1e6", help="node counts, comma-separated (default 1e5,1e6)")
     parser.add_argument("--runs", type=int, default=3, help="runs per step; the fastest is kept (default 3)")
+    parser.add_argument("--steps", type=int, default=1000, help="steps of the series (default 1000; 0: none)")
+    parser.add_argument("--step-nodes", default="2e3", help="nodes of each step of the series (default 2e3)")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     sys.setrecursionlimit(10**6)
     with tempfile.TemporaryDirectory(prefix="gradviz-bench-parquet-") as tmp:
         for nodes in sizes:
             for line in measure(nodes, args.runs, Path(tmp)):
+                print(line, flush=True)
+        if args.steps:
+            for line in measure_series(args.steps, int(float(args.step_nodes)), Path(tmp)):
                 print(line, flush=True)
     return 0
 

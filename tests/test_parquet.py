@@ -400,7 +400,8 @@ def test_readme_commands_run(tmp_path):
 
 def test_bench_prints_every_row():
     done = subprocess.run(
-        [sys.executable, "bench/parquet.py", "--sizes", "2e3", "--runs", "1"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "bench/parquet.py", "--sizes", "2e3", "--runs", "1", "--steps", "3", "--step-nodes", "1e3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -409,3 +410,7 @@ def test_bench_prints_every_row():
     assert [line.split("  ")[1].strip() for line in lines[1:7]] == names
     assert re.fullmatch(r"  file +\d+\.\d B/node  \([\d,]+ bytes\)", lines[7])
     assert sorted(part.split()[0] for part in lines[8].strip().split(", ")) == sorted(f.name for f in arrow_schema())
+    assert re.fullmatch(r"series of 3 steps of ([\d,]+) nodes \([\d,]+ rows\)", lines[9])
+    assert re.fullmatch(r"  append +\d+(\.\d)? (us|ms|s)  per step \(median\)", lines[10])
+    assert re.fullmatch(r"  DuckDB query +\d+(\.\d+)? (us|ms|s)  which parameter's grad changed most, over every step", lines[11])
+    assert len(lines) == 12
