@@ -190,6 +190,11 @@ def test_parquet_series_appends_one_file_per_step_and_resumes(tmp_path):
     with pytest.raises(SnapshotError, match="holds 4 snapshots"):
         read_parquet(folder)
     assert read_parquet(tmp_path / "runs", run="sgd", step=40) == graphs[2]
+    (folder / "notes.txt").write_text("lr 0.1")  # other files in the folder are not read
+    assert read_parquet(folder, step=0) == graphs[0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SnapshotError, match=r"empty: no \.parquet files in this folder"):
+        read_parquet(tmp_path / "empty")
 
 
 def test_bad_arguments_are_usage_errors(tmp_path):

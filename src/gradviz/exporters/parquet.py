@@ -379,8 +379,13 @@ def read_parquet(
     """
     pa = require_pyarrow()
     source = os.fspath(path)
+    files: Any = source
+    if os.path.isdir(source):  # its .parquet files, below it too; not the temporary files of a write under way
+        files = sorted(os.fspath(f) for f in Path(source).rglob("*.parquet") if not f.name.startswith("."))
+        if not files:
+            raise SnapshotError(f"{source}: no .parquet files in this folder")
     try:
-        dataset = pa.dataset.dataset(source, format="parquet")
+        dataset = pa.dataset.dataset(files, format="parquet")
         missing = [f.name for f in arrow_schema() if f.name not in dataset.schema.names]
     except (OSError, pa.ArrowException) as exc:
         raise SnapshotError(f"{source}: cannot read as Parquet: {' '.join(str(exc).split())}") from None
@@ -478,7 +483,10 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
     op_names = tuple([""] + [x for x in names if x != ""])
     remap = np.array([op_names.index(x) for x in names], dtype=np.int32)
     op_codes = remap[encoded.indices.to_numpy()] if names else np.zeros(n, dtype=np.int32)
-    engine = cols["engine"][0].as_py()
+    engines = cols["engine"].unique().to_pylist()
+    if len(engines) != 1:
+        raise SnapshotError(f"{source}: one step has one engine, and column engine holds {len(engines)}")
+    engine = engines[0]
     moments = cols["moment"].unique().to_pylist()
     if len(moments) != 1 or moments[0] not in (None, *MOMENTS):
         raise SnapshotError(f"{source}: column moment is {', '.join(map(repr, moments))}, not one of {', '.join(MOMENTS)} or null")
