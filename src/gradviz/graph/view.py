@@ -35,11 +35,14 @@ Placeholders and collapsed boxes are nodes of the returned graph (op
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from itertools import filterfalse
-from typing import Iterable, Mapping
+from itertools import compress, repeat
+from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from .._gc import paused_gc
 from ..errors import UsageError
@@ -69,6 +72,7 @@ _MANY = 1000  # operands past which a chosen node's are counted as a set, if the
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
+_ROUNDS = 64  # rounds of the neuron rules over all nodes before a pass in order finishes them
 
 
 @dataclass
@@ -198,7 +202,7 @@ def select(
 def _select(
     graph: Graph, focus: str | None, depth: int, max_nodes: int | None, max_edges: int | None, collapse: str, keep: Iterable[str],
 ) -> View:
-    """:func:`select`'s work, with the garbage collector paused."""
+    """:func:`select`'s work, with the garbage collector paused: over the graph's columns, by position."""
     if collapse not in COLLAPSE_MODES:
         raise UsageError(f"collapse must be one of {', '.join(COLLAPSE_MODES)}, not {collapse!r}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
@@ -206,34 +210,48 @@ def _select(
     check_cap("max_nodes", max_nodes)
     check_cap("max_edges", max_edges)
     keep = [_resolve(graph, k, "keep") for k in keep]
-    total = len(graph)
-    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and _edges_over(graph, max_edges))
+    cols = _columns(graph)
+    total = cols.n
+    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and len(cols.operand_pos) > max_edges)
     focus_id, focus_box = None, None
     if focus is not None:
-        focus_id, focus_box = _resolve_focus(graph, focus, collapse, keep)
+        focus_id, focus_box = _resolve_focus(graph, cols, focus, collapse, keep)
+    keep_at = [cols.position(k) for k in keep]
+    focus_at = None if focus_id is None else cols.position(focus_id)
 
-    group_of: dict[str, str] = {}
+    unit, names = None, []
     if collapse == "neurons" or focus_box or (collapse == "auto" and too_big and focus_id is None):
-        group_of = _neuron_groups(graph, protect=set(keep) | ({focus_id} if focus_id else set()))
-    work, members = _collapse(graph, group_of) if group_of else (graph, {})
-    if not members:
-        group_of = {}
+        unit, names = _neuron_groups(cols, protect=keep_at + ([] if focus_at is None else [focus_at]))
+    collapsed = _collapse(cols, unit) if names and (unit >= 0).any() else None
+    if collapsed is None:
+        work, box_at, names = _original(cols), None, []
+    else:
+        work, box_at = collapsed
+        if keep_at or focus_at is not None:  # never collapsed: protected above; their positions in the collapsed graph
+            where = np.full(total, -1, np.int64)
+            mine = np.flatnonzero(work.orig >= 0)
+            where[work.orig[mine]] = mine
+            keep_at = where[keep_at].tolist()
+            focus_at = None if focus_at is None else int(where[focus_at])
     if focus_box:
-        focus_id = focus_box
+        if box_at is None:
+            raise UsageError(f"focus {focus!r}: its neuron cannot be drawn as one box in this graph; focus on a node inside it")
+        focus_id, focus_at = focus_box, int(box_at[names.index(focus_box[len("group:"):])])
+    boxes = _boxes_in_order(unit, box_at) if box_at is not None else []
 
     budget = _Budget(work, max_nodes, max_edges)
     budget.take(work.root)
-    for k in keep:
-        budget.take(k, force=True)  # never collapsed: protected above
-    for k in keep:  # each finding with a few of its neighbours, even past the cap (keep is at most a quarter of it)
+    for k in keep_at:
+        budget.take(k, force=True)
+    for k in keep_at:  # each finding with a few of its neighbours, even past the cap (keep is at most a quarter of it)
         budget.nodes_left = max(budget.nodes_left, 0) + _KEEP_NEIGHBOURS
         budget.around([k], 1)
-    if focus_id is not None:
-        budget.take(focus_id, force=True)
-        budget.around([focus_id], depth)
+    if focus_at is not None:
+        budget.take(focus_at, force=True)
+        budget.around([focus_at], depth)
     else:
-        if len(members) <= (max_nodes or len(members)):  # every neuron box: the network at a glance
-            for box in members:
+        if len(boxes) <= (max_nodes or len(boxes)):  # every neuron box: the network at a glance
+            for box in boxes:
                 budget.take(box)
         budget.from_root()
     # Each shown op brings its operands that are leaves: an op is drawn with
@@ -241,17 +259,38 @@ def _select(
     budget.leaves()
     chosen = budget.chosen
 
-    if len(chosen) == len(work) and not group_of:
+    if len(chosen) == work.n and not boxes:
         return View(graph, {}, total, total, 0, 0, {}, focus_id)
-    size = {box: len(ids) for box, ids in members.items()}
-    reduced, holes, text = _cut(work, chosen, size) if len(chosen) < len(work) else (work, {}, {})
-    placeholders = {box: f"{box[len('group:'):]} (neuron): {size[box]:,} nodes" for box in members if box in reduced.nodes}
+    made = _Made(graph, cols, work, names)
+    members: dict[str, list[str]] = {made.id(b): made.ids(m) for b, m in zip(boxes, _box_members(unit, boxes, work))} if boxes else {}
+    if len(chosen) < work.n:
+        reduced, holes, text = made.cut(chosen)
+    else:
+        reduced, holes, text = Graph({made.id(w): made.node(w) for w in range(work.n)}, made.id(work.root), graph.moment, graph.engine), {}, {}
+    size = work.size.tolist()
+    drawn = [b for b in boxes if made.id(b) in reduced]
+    placeholders = {made.id(b): f"{names[work.box[b]]} (neuron): {size[b]:,} nodes" for b in drawn}
     placeholders.update(text)
-    shown = sum(1 for nid in reduced.nodes if nid in graph.nodes)
-    collapsed = sum(size[box] for box in members if box in reduced.nodes)
+    shown = len(reduced) - len(text) - len(drawn)
+    collapsed_n = sum(size[b] for b in drawn)
     members.update(holes)
-    focus_shown = group_of.get(focus_id, focus_id) if focus_id is not None else None
-    return View(reduced, placeholders, total, shown, total - shown - collapsed, collapsed, members, focus_shown)
+    return View(reduced, placeholders, total, shown, total - shown - collapsed_n, collapsed_n, members, focus_id)
+
+
+def _boxes_in_order(unit: np.ndarray, box_at: np.ndarray) -> list[int]:
+    """The boxes' positions in the collapsed graph, in the order of each neuron's first member."""
+    gpos = np.flatnonzero(unit >= 0)
+    units, first = np.unique(unit[gpos], return_index=True)
+    return box_at[units[np.argsort(gpos[first])]].tolist()
+
+
+def _box_members(unit: np.ndarray, boxes: list[int], work: "_Work") -> list[np.ndarray]:
+    """The original positions in each box of ``boxes``, in order."""
+    gpos = np.flatnonzero(unit >= 0)
+    by = np.argsort(unit[gpos], kind="stable")
+    counts = np.bincount(unit[gpos])
+    groups = np.split(gpos[by], np.cumsum(counts)[:-1])
+    return [groups[work.box[b]] for b in boxes]
 
 
 def marked_first(roles: Mapping[str, str], limit: int) -> list[str]:
@@ -300,11 +339,11 @@ def picture_view(
     check_cap("max_nodes", max_nodes, optional=False)
     keep = marked_first(roles, max(1, max_nodes // 4))
     view = select(graph, max_nodes=max_nodes, max_edges=max_edges, keep=keep, focus=focus, depth=depth, collapse=collapse)
-    view.marked_hidden = sum(1 for nid in roles if nid not in view.graph.nodes)
+    view.marked_hidden = sum(1 for nid in roles if nid not in view.graph)
     return view
 
 
-def _resolve_focus(graph: Graph, focus: str, collapse: str, keep: list[str]) -> tuple[str | None, str | None]:
+def _resolve_focus(graph: Graph, cols: Any, focus: str, collapse: str, keep: list[str]) -> tuple[str | None, str | None]:
     """(node id, None) for a node's id or label; (None, box id) for the name of a neuron.
 
     Raises:
@@ -314,7 +353,8 @@ def _resolve_focus(graph: Graph, focus: str, collapse: str, keep: list[str]) -> 
     """
     if graph.find(focus):
         return _resolve(graph, focus, "focus"), None
-    units = set(_neuron_groups(graph, protect=set(keep)).values())
+    unit, names = _neuron_groups(cols, protect=[cols.position(k) for k in keep])
+    units = {names[u] for u in np.unique(unit[unit >= 0]).tolist()}
     if focus not in units:
         _resolve(graph, focus, "focus")  # raises: no such id or label
     if collapse == "none":
@@ -335,8 +375,8 @@ def _resolve(graph: Graph, key: str, what: str) -> str:
     return found[0].id
 
 
-def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
-    """Map node id -> neuron name for every node that belongs to one neuron.
+def _neuron_groups(graph: Graph, protect: Iterable[int]) -> tuple[np.ndarray, list[str]]:
+    """The neuron of every node that belongs to one: (unit code per position, -1 for none; the unit names).
 
     A neuron's nodes, over all the samples of a batch: its parameters
     (labels ``UNIT.w<i>`` and ``UNIT.b``); a product with one of its
@@ -344,210 +384,271 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     and the activation (``tanh``, ``relu``, ``sigmoid``) of such a sum,
     after which the neuron is closed: what consumes its output belongs to
     the next layer or to no neuron. A leaf used only by one neuron's nodes
-    (an input constant) belongs to it too.
+    (an input constant) belongs to it too. ``protect`` positions belong to none.
 
-    One pass over the nodes in their (topological) order: a node's operands
-    are decided before it, so its own neuron is known when it is reached,
-    and so is every consumer's before the leaf rule is settled.
+    The rules read each node's operands only, in topological order. They
+    are applied to all nodes at once, over the operand columns, in rounds:
+    a round can only turn an undecided node into its final neuron (a node
+    joins a neuron when all its operands are open members of it, and those
+    are final by then), so the rounds stop at the one answer of a pass in
+    order, after as many rounds as the longest run of a neuron's sum. A
+    graph whose runs are longer than :data:`_ROUNDS` is finished by that
+    pass in order, from where the rounds stopped. Unit codes follow the
+    position of each neuron's first parameter.
     """
+    n, labels = graph.n, graph.labels
+    unit = np.full(n, -1, np.int64)
+    arity = graph.arity
     match = _PARAM.match
-    for node in graph:  # no labelled parameter: not a gradviz.nn network (one cheap pass)
-        label = node.label
-        if label and "." in label and not node.operands and match(label):
-            break
+    names: dict[str, int] = {}
+    for p in compress(range(n), map(str.__contains__, labels, repeat("."))):  # C loops: the labels with a dot
+        m = match(labels[p]) if not arity[p] else None
+        if m:
+            unit[p] = names.setdefault(m.group("unit"), len(names))
+    if not names:  # no labelled parameter: not a gradviz.nn network
+        return unit, []
+    protected = np.zeros(n, bool)
+    protected[list(protect)] = True
+    unit[protected] = -1
+    offsets, operands = graph.offsets, graph.operand_pos
+    consumer = np.repeat(np.arange(n), arity)  # of each operand slot
+    param_unit = unit.copy()  # the labelled parameters (leaves: nothing else is set yet)
+    leaf = arity == 0
+    ops = ~leaf & ~protected
+    # A product with the parameters of exactly one neuron: every parameter among its operands of that neuron.
+    names_op = graph.op_names
+    star_code = names_op.index("*") if "*" in names_op else -1
+    is_star = ops & (graph.op_codes == star_code)
+    if is_star.any():
+        slot_unit = param_unit[operands]
+        lo = np.where(slot_unit < 0, np.iinfo(np.int64).max, slot_unit)
+        nonleaf = np.flatnonzero(~leaf)
+        starts = offsets[nonleaf]
+        low = np.full(n, np.iinfo(np.int64).max)
+        high = np.full(n, -1)
+        low[nonleaf] = np.minimum.reduceat(lo, starts)
+        high[nonleaf] = np.maximum.reduceat(slot_unit, starts)
+        owned = is_star & (high >= 0) & (low == high)
+        unit[owned] = high[owned]
     else:
-        return {}
-    group: dict[str, str] = {}
-    open_unit: dict[str, str] = {}  # the grouped nodes that are not closed: what a sum may extend
-    param_unit: dict[str, str] = {}  # the labelled parameters
-    free: set[str] = set()  # the leaves in no neuron, not protected: their consumers decide
-    leaf_unit: dict[str, str | None] = {}  # free leaf -> the one neuron of all its consumers so far; None: several or none
-    names: dict[str, str] = {}  # one string per neuron name, shared by its nodes
-    oget, pget = open_unit.get, param_unit.get
-    for node in graph:
-        nid, ops = node.id, node.operands
-        if nid in protect:
-            unit = None
-        elif not ops:
-            label = node.label
-            m = match(label) if label and "." in label else None
-            if m:
-                unit = m.group("unit")
-                unit = names.setdefault(unit, unit)
-                group[nid] = open_unit[nid] = param_unit[nid] = unit
-            else:
-                free.add(nid)
-            continue
-        else:
-            unit = None
-            if node.op == "*":  # a product with the parameters of exactly one neuron
-                owner = None
-                for o in ops:
-                    u = pget(o)
-                    if u is not None:
-                        if owner is None:
-                            owner = u
-                        elif u != owner:
-                            owner = None
-                            break
-                else:
-                    unit = owner
-                if unit is not None:
-                    group[nid] = open_unit[nid] = unit
-            if unit is None:
-                unit = oget(ops[0])
-                if unit is not None:
-                    for o in ops:
-                        if oget(o) != unit:
-                            unit = None
-                            break
-                if unit is not None:
-                    group[nid] = unit
-                    if node.op not in _ACTIVATIONS:
-                        open_unit[nid] = unit
-        if not free.isdisjoint(ops):
-            for o in ops:
-                if o in free:
-                    if o not in leaf_unit:
-                        leaf_unit[o] = unit
-                    elif leaf_unit[o] != unit:
-                        leaf_unit[o] = None
-    for leaf, unit in leaf_unit.items():
-        if unit is not None:
-            group[leaf] = unit
-    return group
+        owned = np.zeros(n, bool)
+    activation = np.isin(graph.op_codes, [i for i, name in enumerate(names_op) if name in _ACTIVATIONS])
+    open_unit = unit.copy()  # parameters and owned products are open
+    # The rest of the ops: in a neuron when all operands are open members of one.
+    todo = np.flatnonzero(ops & ~owned)
+    pending = np.zeros(n, bool)
+    pending[todo] = True
+    slots = pending[consumer]
+    slot_consumer, slot_operand = consumer[slots], operands[slots]
+    starts = np.flatnonzero(np.r_[True, slot_consumer[1:] != slot_consumer[:-1]]) if len(slot_consumer) else np.zeros(0, np.int64)
+    closes = activation[todo]
+    for _ in range(_ROUNDS):
+        if not len(todo):
+            break
+        got = open_unit[slot_operand]
+        low = np.minimum.reduceat(got, starts)
+        high = np.maximum.reduceat(got, starts)
+        new = np.where((high >= 0) & (low == high), high, -1)
+        if np.array_equal(new, unit[todo]):
+            break
+        unit[todo] = new
+        open_unit[todo] = np.where(closes, -1, new)
+    else:
+        _groups_in_order(todo.tolist(), offsets.tolist(), operands.tolist(), unit, open_unit, closes)
+    # A leaf in no neuron belongs to the one neuron of all its consumers.
+    free = leaf & ~protected & (param_unit < 0)
+    uses = free[operands]
+    if uses.any():
+        used, by = operands[uses], unit[consumer[uses]]
+        low = np.full(n, np.iinfo(np.int64).max)
+        high = np.full(n, -2)
+        np.minimum.at(low, used, by)
+        np.maximum.at(high, used, by)
+        joins = free & (high >= 0) & (low == high)
+        unit[joins] = high[joins]
+    return unit, list(names)
 
 
-def _collapse(graph: Graph, group_of: dict[str, str]) -> tuple[Graph, dict[str, list[str]]]:
-    """Replace each group's nodes by one box ``group:NAME``; edges between boxes deduplicated."""
-    members: dict[str, list[str]] = {}
-    box_operands: dict[str, dict[str, None]] = {}
-    nodes: dict[str, Node] = {}
-    box_name = {unit: f"group:{unit}" for unit in set(group_of.values())}
-    gget = group_of.get
-    grouped = group_of.keys()
-    nan = float("nan")
-
-    for node in graph:
-        nid, ops = node.id, node.operands
-        unit = gget(nid)
-        if unit is None:
-            if not grouped.isdisjoint(ops):
-                outer = tuple(o if (u := gget(o)) is None else box_name[u] for o in ops)
-                node = Node(nid, node.op, node.label, node.data, node.grad, outer, node.params)
-            nodes[nid] = node
-            continue
-        box = box_name[unit]
-        ids = members.get(box)
-        if ids is None:
-            members[box], box_operands[box] = ids, outside = [], {}
-            nodes[box] = Node(box, PLACEHOLDER_OP, unit, nan, nan)
-        else:
-            outside = box_operands[box]
-        ids.append(nid)
-        for o in ops:
-            u = gget(o)
-            if u is None:
-                outside[o] = None
-            elif u != unit:
-                outside[box_name[u]] = None
-    for box, ops in box_operands.items():
-        nodes[box].operands = tuple(ops)
-    # Boxes stand where their first member was; sort again so operands come first.
-    # Grouping by labels can close a cycle in an unusual graph: then no collapse.
-    order = _in_order(nodes, box_operands)
-    if order is None:
-        return graph, {}
-    root = graph.root
-    root = root if (u := gget(root)) is None else box_name[u]
-    return Graph(nodes if order is True else {nid: nodes[nid] for nid in order}, root, graph.moment, graph.engine), members
+def _groups_in_order(todo: list[int], offsets: list[int], operands: list[int], unit: np.ndarray, open_unit: np.ndarray, closes: np.ndarray) -> None:
+    """Finish :func:`_neuron_groups`'s open rule by one pass over ``todo`` in topological order (very long sums)."""
+    units, opens = unit.tolist(), open_unit.tolist()
+    for p, close in zip(todo, closes.tolist()):
+        first = opens[operands[offsets[p]]]
+        if first >= 0 and all(opens[o] == first for o in operands[offsets[p]:offsets[p + 1]]):
+            units[p] = first
+            opens[p] = -1 if close else first
+    unit[:] = units
+    open_unit[:] = opens
 
 
-def _in_order(nodes: dict[str, Node], moved: Iterable[str]) -> list[str] | bool | None:
-    """Sort ``nodes`` so that operands come first, ties in their present order.
+@dataclass
+class _Work:
+    """The graph a view chooses from, by position: the original, or its neuron boxes collapsed.
 
-    Args:
-        nodes: id -> node, in an order where only the ``moved`` nodes (the
-            boxes, which stand where their first member was) may come
-            before one of their operands.
-        moved: those ids.
+    Attributes:
+        n: node count.
+        offsets, operands: CSR of the operands, as positions in this graph.
+        orig: the original position of each node, -1 for a box.
+        box: the neuron (unit code) of each box, -1 for an original node.
+        rewritten: original nodes whose operands include a box.
+        root: the root's position.
+        size: nodes inside each position (a box's members; 1 otherwise).
+    """
+
+    n: int
+    offsets: np.ndarray
+    operands: np.ndarray
+    orig: np.ndarray
+    box: np.ndarray
+    rewritten: np.ndarray
+    root: int
+    size: np.ndarray
+
+    def ops(self, w: int) -> list[int]:
+        return self.operands[self.offsets[w]:self.offsets[w + 1]].tolist()
+
+
+def _original(graph: Graph) -> _Work:
+    n = graph.n
+    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), graph.root_pos, np.ones(n, np.int64))
+
+
+def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray] | None:
+    """Replace each neuron's nodes by one box, where its first member was; edges between boxes deduplicated.
 
     Returns:
-        True if the present order is already right (checked on ``moved``
-        alone); else the ids in the lexicographically smallest topological
-        order by position (Kahn's algorithm with a heap); None if the nodes
-        hold a cycle.
+        (the collapsed graph, the position of each unit's box in it), or
+        None if grouping by labels closed a cycle (an unusual graph): then no collapse.
     """
-    position = {nid: i for i, nid in enumerate(nodes)}
-    if all(position[o] < position[nid] for nid in moved for o in nodes[nid].operands):
-        return True
-    ids = list(position)
-    uses: list[list[int]] = [[] for _ in ids]
-    waiting = [0] * len(ids)
-    for i, node in enumerate(nodes.values()):
-        for o in node.operands:
-            uses[position[o]].append(i)
-            waiting[i] += 1
+    n = graph.n
+    grouped = unit >= 0
+    gpos = np.flatnonzero(grouped)
+    units, first_at = np.unique(unit[gpos], return_index=True)
+    first = np.zeros(units.max() + 1, np.int64)
+    first[units] = gpos[first_at]
+    rep = ~grouped
+    rep[first[units]] = True
+    index = np.cumsum(rep) - 1  # position in the collapsed graph, of each representative
+    where = np.where(grouped, index[first[np.maximum(unit, 0)]], index)
+    arity = graph.arity
+    consumer = np.repeat(np.arange(n), arity)
+    operands = graph.operand_pos
+    inner = grouped[consumer]
+    # Ungrouped nodes keep every operand slot, boxes in place of grouped operands.
+    keep_c, keep_o = where[consumer[~inner]], where[operands[~inner]]
+    # A box's operands: its members' operands outside it, each once, in order.
+    cu, ou = unit[consumer[inner]], unit[operands[inner]]
+    outside = cu != ou
+    box_c, box_o = where[consumer[inner]][outside], where[operands[inner]][outside]
+    m = int(rep.sum())
+    if len(box_c):
+        _, once = np.unique(box_c * m + box_o, return_index=True)
+        once.sort()
+        box_c, box_o = box_c[once], box_o[once]
+    owner = np.concatenate([keep_c, box_c])
+    order = np.argsort(owner, kind="stable")
+    w_operands = np.concatenate([keep_o, box_o])[order]
+    w_offsets = np.zeros(m + 1, np.int64)
+    np.cumsum(np.bincount(owner, minlength=m), out=w_offsets[1:])
+    orig = np.flatnonzero(rep)
+    box = np.where(grouped[orig], unit[orig], -1)
+    rewritten = np.zeros(m, bool)
+    rewritten[np.unique(keep_c[grouped[operands[~inner]]])] = True
+    size = np.ones(m, np.int64)
+    counts = np.bincount(unit[gpos], minlength=len(first))
+    size[box >= 0] = counts[box[box >= 0]]
+    orig = np.where(box >= 0, -1, orig)
+    work = _Work(m, w_offsets, w_operands, orig, box, rewritten, int(where[graph.root_pos]), size)
+    # Boxes stand where their first member was; sort again so operands come first.
+    if (w_operands >= np.repeat(np.arange(m), np.diff(w_offsets))).any():
+        order = _in_order(work)
+        if order is None:
+            return None
+        work = _renumber(work, order)
+    box_at = np.full(len(first), -1, np.int64)
+    at = np.flatnonzero(work.box >= 0)
+    box_at[work.box[at]] = at
+    return work, box_at
+
+
+def _in_order(work: _Work) -> np.ndarray | None:
+    """The positions of ``work`` in the lexicographically smallest topological order (Kahn's algorithm with a heap); None for a cycle."""
+    n = work.n
+    offsets, operands = work.offsets.tolist(), work.operands.tolist()
+    uses: list[list[int]] = [[] for _ in range(n)]
+    waiting = np.diff(work.offsets).tolist()
+    for c in range(n):
+        for o in operands[offsets[c]:offsets[c + 1]]:
+            uses[o].append(c)
     ready = [i for i, w in enumerate(waiting) if not w]
     heapq.heapify(ready)
-    order: list[str] = []
+    order: list[int] = []
     while ready:
         i = heapq.heappop(ready)
-        order.append(ids[i])
+        order.append(i)
         for c in uses[i]:
             waiting[c] -= 1
             if not waiting[c]:
                 heapq.heappush(ready, c)
-    return order if len(order) == len(ids) else None
+    return np.array(order, np.int64) if len(order) == n else None
 
 
-def _edges_over(graph: Graph, limit: int) -> bool:
-    """True if ``graph`` has more than ``limit`` operand edges (stops counting there)."""
-    edges = 0
-    for node in graph:
-        edges += len(node.operands)
-        if edges > limit:
-            return True
-    return False
+def _renumber(work: _Work, order: np.ndarray) -> _Work:
+    """``work`` with its nodes in ``order`` (old positions, new order)."""
+    new = np.empty(work.n, np.int64)
+    new[order] = np.arange(work.n)
+    arity = np.diff(work.offsets)[order]
+    offsets = np.zeros(work.n + 1, np.int64)
+    np.cumsum(arity, out=offsets[1:])
+    slots = np.repeat(work.offsets[:-1][order] - offsets[:-1], arity) + np.arange(offsets[-1])
+    return _Work(work.n, offsets, new[work.operands[slots]], work.orig[order], work.box[order], work.rewritten[order], int(new[work.root]), work.size[order])
 
 
 class _Budget:
     """The nodes chosen for a view, under a cap on nodes and on the edges between them.
 
-    ``uses[nid]`` counts the operand slots of chosen nodes that hold
-    ``nid``, so the edges a node would add (to its chosen consumers and
-    from its chosen operands) cost one pass over its operands. A chosen
-    node with more than :data:`_MANY` operands, each used once, is counted
-    as a set in ``once`` instead: building a set of 10**6 ids costs about a
-    third of counting them.
+    Positions of a :class:`_Work` graph. ``uses[w]`` counts the operand
+    slots of chosen nodes that hold ``w``, so the edges a node would add
+    (to its chosen consumers and from its chosen operands) cost one pass
+    over its operands. A chosen node with more than :data:`_MANY` operands,
+    each used once, is counted as a set in ``once`` instead: building a set
+    of 10**6 positions costs about a third of counting them.
     """
 
-    def __init__(self, graph: Graph, max_nodes: int | None, max_edges: int | None) -> None:
-        self.graph = graph
-        self.nodes_left = len(graph) if max_nodes is None else max_nodes
-        self.edges_left = max(len(graph) ** 2, 1) if max_edges is None else max_edges
+    def __init__(self, work: _Work, max_nodes: int | None, max_edges: int | None) -> None:
+        self.work = work
+        n = work.n
+        self.nodes_left = n if max_nodes is None else max_nodes
+        self.edges_left = max(n ** 2, 1) if max_edges is None else max_edges
         # leaves of shown ops may add half the nodes again, never more edges
-        self.extra_leaves = len(graph) if max_nodes is None else max_nodes // 2
-        self.chosen: dict[str, None] = {}  # insertion order: deterministic everywhere
-        self.uses: Counter[str] = Counter()
-        self.once: list[set[str]] = []  # the operands of chosen nodes with many, each used once by it
-        self._consumers: dict[str, list[str]] | None = None
+        self.extra_leaves = n if max_nodes is None else max_nodes // 2
+        self.chosen: dict[int, None] = {}  # insertion order: deterministic everywhere
+        self.uses: Counter[int] = Counter()
+        self.once: list[set[int]] = []  # the operands of chosen nodes with many, each used once by it
+        self._ops: dict[int, list[int]] = {}
+        self._consumers: tuple[list[int], list[int]] | None = None
 
     @property
     def full(self) -> bool:
         return self.nodes_left <= 0 or self.edges_left <= 0
 
-    def take(self, nid: str, *, force: bool = False) -> bool:
-        """Choose ``nid`` if the budget allows (always with ``force``); True if it is chosen."""
-        if nid in self.chosen:
+    def ops(self, w: int) -> list[int]:
+        got = self._ops.get(w)
+        if got is None:
+            got = self._ops[w] = self.work.ops(w)
+        return got
+
+    def take(self, w: int, *, force: bool = False) -> bool:
+        """Choose ``w`` if the budget allows (always with ``force``); True if it is chosen."""
+        if w in self.chosen:
             return True
-        operands = self.graph.nodes[nid].operands
-        gained = self.uses[nid] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
+        operands = self.ops(w)
+        gained = self.uses[w] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
         for ids in self.once:
-            gained += nid in ids
+            gained += w in ids
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
-        self.chosen[nid] = None
+        self.chosen[w] = None
         self.nodes_left -= 1
         self.edges_left -= gained
         if len(operands) > _MANY:
@@ -558,20 +659,25 @@ class _Budget:
         self.uses.update(operands)
         return True
 
-    def consumers(self) -> dict[str, list[str]]:
+    def consumers(self, w: int) -> list[int]:
+        """The consumers of ``w``, one per use, in order."""
         if self._consumers is None:
-            self._consumers = self.graph.consumers()
-        return self._consumers
+            work = self.work
+            by = np.argsort(work.operands, kind="stable")
+            offsets = np.zeros(work.n + 1, np.int64)
+            np.cumsum(np.bincount(work.operands, minlength=work.n), out=offsets[1:])
+            self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), np.diff(work.offsets))[by].tolist()
+        offsets, users = self._consumers
+        return users[offsets[w]:offsets[w + 1]]
 
-    def around(self, start: list[str], depth: int) -> None:
+    def around(self, start: list[int], depth: int) -> None:
         """Choose the nodes within ``depth`` operand-or-consumer steps of ``start``, nearest first."""
-        consumers = self.consumers()
         seen = set(start)
         frontier = list(start)
         for _ in range(depth):
             nxt = []
-            for nid in frontier:
-                for other in (*self.graph.nodes[nid].operands, *consumers[nid]):
+            for w in frontier:
+                for other in (*self.ops(w), *self.consumers(w)):
                     if self.full:
                         return
                     if other not in seen:
@@ -582,11 +688,10 @@ class _Budget:
 
     def from_root(self) -> None:
         """Choose nodes breadth-first from the root over operands, in order, while the budget lasts."""
-        nodes = self.graph.nodes
         seen = set(self.chosen)
         queue = deque(self.chosen)
         while queue and not self.full:
-            for o in nodes[queue.popleft()].operands:
+            for o in self.ops(queue.popleft()):
                 if self.full:
                     return
                 if o not in seen:
@@ -596,17 +701,42 @@ class _Budget:
 
     def leaves(self) -> None:
         """Choose the leaf operands of chosen ops, in order, up to :attr:`extra_leaves` more nodes."""
-        nodes = self.graph.nodes
+        offsets = self.work.offsets
         self.nodes_left = max(self.nodes_left, 0) + self.extra_leaves
-        for nid in list(self.chosen):
-            for o in nodes[nid].operands:
+        for w in list(self.chosen):
+            for o in self.ops(w):
                 if self.full:
                     return
-                if nodes[o].is_leaf:
+                if offsets[o] == offsets[o + 1]:
                     self.take(o)
 
 
-def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest position in the connected part of each of ``n`` positions, under the edges ``a[k] -- b[k]``.
+
+    Hooking each edge's larger root under its smaller one, then pointer
+    jumping until every position points at its root (Shiloach and
+    Vishkin's scheme, in numpy): a few rounds of whole-array steps, no
+    recursion, no loop per node. Roots only ever point lower, so no cycle
+    forms, and a part's root is its smallest position.
+    """
+    parent = np.arange(n)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        apart = ra != rb
+        if not apart.any():
+            break
+        a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
+        parent[np.maximum(ra, rb)] = np.minimum(ra, rb)
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent = up
+    return parent
+
+
+def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple[int, ...] | None], list[list[int]], list[int], dict[int, list[int]]]:
     """Keep ``chosen``; the connected parts of the rest become placeholders.
 
     A hidden part that feeds shown nodes becomes a source box ``hidden:<k>``
@@ -616,115 +746,159 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     The hidden operands of one shown node are one part, and so are its
     hidden consumers: 10**5 hidden operands of one sum make one box, not
     10**5, and a shown node has at most one placeholder edge in and one
-    out. Parts are found by union-find (path halving, no recursion), in
-    time linear in the graph's size.
+    out. Parts are the connected components of the hidden nodes
+    (:func:`_components`), numbered by where they end, as the drawing reads them.
+
+    Returns:
+        By position in ``work``: the shown nodes in order; for each, None
+        if it keeps its operands, else its new operands (part k standing as
+        ``-1 - k``); the members of each part k, in order; its size in
+        original nodes; part k -> the shown nodes its sink uses, parts in
+        the order of the first shown node each uses.
     """
-    # Union-find over ids, written out in the loops (no call per edge): a
-    # hidden node points to an earlier member of its part, a part's root to
-    # itself; finds halve their paths. In a chain every node finds its
-    # operand's root in a step or two.
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while (p := parent[x]) != x:
-            parent[x] = x = parent[p]
-        return x
-
-    first_user: dict[str, str] = {}  # shown node -> the first hidden node that uses it
-    shown_ids: list[str] = []  # in the graph's order
-    for node in graph:
-        nid = node.id
-        if nid in chosen:
-            shown_ids.append(nid)
+    n = work.n
+    shown_mask = np.zeros(n, bool)
+    shown_mask[list(chosen)] = True
+    consumer = np.repeat(np.arange(n), np.diff(work.offsets))
+    operands = work.operands
+    c_shown, o_shown = shown_mask[consumer], shown_mask[operands]
+    # Hidden node -- hidden operand; hidden users of a shown node joined at the first of them;
+    # hidden operands of a shown node joined at the first of them.
+    both = ~c_shown & ~o_shown
+    up = ~c_shown & o_shown
+    used, at = np.unique(operands[up], return_index=True)
+    first_user = np.full(n, -1)
+    first_user[used] = consumer[up][at]
+    down = c_shown & ~o_shown
+    users, at = np.unique(consumer[down], return_index=True)
+    first_hidden = np.full(n, -1)
+    first_hidden[users] = operands[down][at]
+    a = np.concatenate([consumer[both], consumer[up], operands[down]])
+    b = np.concatenate([operands[both], first_user[operands[up]], first_hidden[consumer[down]]])
+    root = _components(n, a, b)
+    hidden = np.flatnonzero(~shown_mask)
+    roots, part_of = np.unique(root[hidden], return_inverse=True)
+    last = np.full(len(roots), -1)
+    np.maximum.at(last, part_of, hidden)
+    number = np.empty(len(roots), np.int64)
+    number[np.argsort(last)] = np.arange(len(roots))
+    part = np.full(n, -1)
+    part[hidden] = number[part_of]
+    by = np.argsort(part[hidden], kind="stable")
+    counts = np.bincount(part[hidden], minlength=len(roots))
+    members = np.split(hidden[by], np.cumsum(counts)[:-1]) if len(roots) else []
+    sizes = np.bincount(part[hidden], weights=work.size[hidden], minlength=len(roots)).astype(np.int64).tolist() if len(roots) else []
+    shown = np.flatnonzero(shown_mask)
+    ops_of: list[tuple[int, ...] | None] = []
+    part_list = part.tolist()
+    shown_set = chosen
+    for w in shown.tolist():
+        fh = int(first_hidden[w])
+        if fh < 0:
+            ops_of.append(None)
             continue
-        parent[nid] = nid  # now: a node can be its own first user of a shown operand (o + o)
-        ops = node.operands
-        if not ops:
-            continue
-        root = None
-        for o in ops:
-            if o in chosen:
-                other = first_user.get(o)
-                if other is None:  # the hidden users of one shown node are one part
-                    first_user[o] = nid
-                    continue
-            else:
-                other = o
-            p = parent[other]
-            if parent[p] != p:  # the common case is one step to the root: no write then
-                while (p := parent[other]) != other:
-                    parent[other] = other = parent[p]
-                p = other
-            if root is None:
-                root = p
-            elif p != root:
-                parent[p] = root
-        if root is not None:
-            parent[nid] = root
-    first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
-    for nid in shown_ids:  # the hidden operands of one shown node are one part
-        ops = graph.nodes[nid].operands
-        hidden = list(filterfalse(chosen.__contains__, ops)) if ops else ()  # C loops: a sum of 10**6 leaves
-        if hidden:
-            first_hidden[nid] = hidden[0]
-            root = find(hidden[0])
-            for p in set(map(parent.__getitem__, hidden)):
-                if parent[p] != p:
-                    p = find(p)
-                if p != root:
-                    parent[p] = root
-    tops = {find(p) for p in set(parent.values())}  # every node's parent is among these: one find each
-    if len(tops) == 1:  # one part (the usual case): no pass over the nodes
-        r = tops.pop()
-        parts_of = {r: list(parent)}
-        last = {r: 0}
-    else:
-        parts_of = {}
-        last = {}
-        for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
-            r = nid
-            while (p := parent[r]) != r:
-                parent[r] = r = parent[p]
-            parts_of.setdefault(r, []).append(nid)
-            last[r] = i
-    # Number the parts by where they end, as the drawing reads them.
-    order = sorted(parts_of, key=last.__getitem__)
-    holes = {f"hidden:{n}": parts_of[r] for n, r in enumerate(order)}
-    hole_of_root = {r: f"hidden:{n}" for n, r in enumerate(order)}
-    count = {pid: sum(size.get(n, 1) for n in part) if size else len(part) for pid, part in holes.items()}
-    hole_uses: dict[str, dict[str, None]] = {}
-    for o in shown_ids:
-        if o in first_user:
-            hole_uses.setdefault(hole_of_root[find(first_user[o])], {})[o] = None
+        pid = -1 - part_list[fh]
+        kept: list[int] = []
+        for o in work.ops(w):
+            if o in shown_set:
+                kept.append(o)
+            elif o == fh and pid not in kept:  # its hidden operands are one part: one edge from its box, where the first was
+                kept.append(pid)
+        ops_of.append(tuple(kept))
+    sink: dict[int, list[int]] = {}
+    for o in np.flatnonzero(first_user >= 0).tolist():  # shown nodes with hidden users, in order
+        sink.setdefault(part_list[int(first_user[o])], []).append(o)
+    return shown.tolist(), ops_of, [m.tolist() for m in members], sizes, sink
 
-    shown: dict[str, Node] = {}
-    feeding: set[str] = set()
-    for nid in shown_ids:
-        node = graph.nodes[nid]
-        if nid in first_hidden:  # its hidden operands are one part: one edge from its box, where the first was
-            first = first_hidden[nid]
-            pid = hole_of_root[find(first)]
-            feeding.add(pid)
-            ops = []
-            for o in node.operands:
-                if o in chosen:
-                    ops.append(o)
-                elif o == first and pid not in ops:
-                    ops.append(pid)
-            node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(ops), node.params)
-        shown[nid] = node
-    nan = float("nan")
-    sources = {pid: Node(pid, PLACEHOLDER_OP, "", nan, nan) for pid in holes if pid in feeding}
-    sinks = {
-        f"{pid}:uses": Node(f"{pid}:uses", PLACEHOLDER_OP, "", nan, nan, tuple(ops))
-        for pid, ops in sorted(hole_uses.items(), key=lambda item: int(item[0].split(":")[1]))
-    }
-    label = {pid: f"hidden part {k + 1}" for k, pid in enumerate(holes)}
-    text = {pid: f"… {_nodes(count[pid])} hidden ({label[pid]})" for pid in sources}
-    for pid in hole_uses:
-        text[f"{pid}:uses"] = f"used by {label[pid]} ({_nodes(count[pid])})"
-    nodes = {**sources, **shown, **sinks}
-    return Graph(nodes, graph.root, graph.moment, graph.engine), holes, text
+
+class _Made:
+    """The nodes and ids of a :class:`_Work` graph, made for the few that a view holds."""
+
+    def __init__(self, graph: Graph, cols: Any, work: _Work, names: list[str]) -> None:
+        self.graph, self.cols, self.work = graph, cols, work
+        self.orig = work.orig.tolist()
+        self.box = work.box.tolist()
+        self.box_ids = [f"group:{name}" for name in names]
+        self.names = names
+        self.all_ids = cols.ids
+
+    def id(self, w: int) -> str:
+        p = self.orig[w]
+        return self.all_ids[p] if p >= 0 else self.box_ids[self.box[w]]
+
+    def ids(self, positions: Any) -> list[str]:
+        """Ids of original positions (a numpy array or list)."""
+        return list(map(self.all_ids.__getitem__, positions.tolist() if isinstance(positions, np.ndarray) else positions))
+
+    def node(self, w: int, operands: tuple[int, ...] | None = None) -> Node:
+        """The node at ``w``: an original node as it is, unless its operands are new (boxes, or ``operands``: parts as ``-1 - k``)."""
+        work = self.work
+        p = self.orig[w]
+        if operands is None:
+            if p >= 0 and not work.rewritten[w]:
+                return self.cols.node_at(p)
+            operands = tuple(work.ops(w))
+        ops = tuple(f"hidden:{-1 - o}" if o < 0 else self.id(o) for o in operands)
+        if p < 0:
+            return Node(self.box_ids[self.box[w]], PLACEHOLDER_OP, self.names[self.box[w]], math.nan, math.nan, ops)
+        node = self.cols.node_at(p)
+        return Node(node.id, node.op, node.label, node.data, node.grad, ops, node.params)
+
+    def cut(self, chosen: Mapping[int, None]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
+        """The cut graph of :func:`_cut` as nodes: (graph, part id -> member ids, placeholder id -> text)."""
+        shown, ops_of, parts, sizes, sink = _cut(self.work, chosen)
+        holes = {f"hidden:{k}": list(map(self.id, part)) for k, part in enumerate(parts)}
+        feeding = {-1 - o for ops in ops_of if ops for o in ops if o < 0}
+        nan = math.nan
+        sources = {f"hidden:{k}": Node(f"hidden:{k}", PLACEHOLDER_OP, "", nan, nan) for k in range(len(parts)) if k in feeding}
+        nodes = {**sources}
+        for w, ops in zip(shown, ops_of):
+            node = self.node(w, ops)
+            nodes[node.id] = node
+        for k in sorted(sink):
+            pid = f"hidden:{k}:uses"
+            nodes[pid] = Node(pid, PLACEHOLDER_OP, "", nan, nan, tuple(map(self.id, sink[k])))
+        text = {f"hidden:{k}": f"… {_nodes(sizes[k])} hidden (hidden part {k + 1})" for k in range(len(parts)) if k in feeding}
+        for k in sink:
+            text[f"hidden:{k}:uses"] = f"used by hidden part {k + 1} ({_nodes(sizes[k])})"
+        return Graph(nodes, self.id(self.work.root), self.graph.moment, self.graph.engine), holes, text
+
+
+class _FromNodes:
+    """The columns of a graph that holds :class:`Node` objects only (a stand-in until every Graph holds columns)."""
+
+    def __init__(self, graph: Graph) -> None:
+        nodes = list(graph)
+        self.nodes = nodes
+        self.ids = [node.id for node in nodes]
+        self._position: dict[str, int] | None = None
+        self.n = len(nodes)
+        self.labels = [node.label if isinstance(node.label, str) else str(node.label) for node in nodes]
+        names: dict[str, int] = {"": 0}
+        self.op_codes = np.array([names.setdefault(node.op, len(names)) for node in nodes], np.int32)
+        self.op_names = tuple(names)
+        arity = [len(node.operands) for node in nodes]
+        self.offsets = np.zeros(self.n + 1, np.int64)
+        np.cumsum(arity, out=self.offsets[1:])
+        pos = self.position_map()
+        self.operand_pos = np.array([pos[o] for node in nodes for o in node.operands], np.int64)
+        self.arity = np.diff(self.offsets)
+        self.root_pos = pos[graph.root]
+
+    def position_map(self) -> dict[str, int]:
+        if self._position is None:
+            self._position = {nid: i for i, nid in enumerate(self.ids)}
+        return self._position
+
+    def position(self, nid: str) -> int:
+        return self.position_map()[nid]
+
+    def node_at(self, p: int) -> Node:
+        return self.nodes[p]
+
+
+def _columns(graph: Graph) -> Any:
+    return graph if hasattr(graph, "operand_pos") else _FromNodes(graph)
 
 
 def _nodes(n: int) -> str:
