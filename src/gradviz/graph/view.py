@@ -71,7 +71,9 @@ ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream", "note
 _MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
+_PARAM_END = re.compile(r"\.(?:w\d+|b)$", re.M)  # where a label that _PARAM matches ends, in labels joined by newlines
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
+_DENSE = 1 << 22  # (neuron, operand) pairs past which a box's operands are deduplicated by sorting, not in a table
 _ROUNDS = 64  # rounds of the neuron rules over all nodes before a pass in order finishes them
 
 
@@ -226,7 +228,7 @@ def _select(
     if collapsed is None:
         work, box_at, names = _original(cols), None, []
     else:
-        work, box_at = collapsed
+        work, box_at, first = collapsed
         if keep_at or focus_at is not None:  # never collapsed: protected above; their positions in the collapsed graph
             where = np.full(total, -1, np.int64)
             mine = np.flatnonzero(work.orig >= 0)
@@ -237,7 +239,7 @@ def _select(
         if box_at is None:
             raise UsageError(f"focus {focus!r}: its neuron cannot be drawn as one box in this graph; focus on a node inside it")
         focus_id, focus_at = focus_box, int(box_at[names.index(focus_box[len("group:"):])])
-    boxes = _boxes_in_order(unit, box_at) if box_at is not None else []
+    boxes = box_at[np.argsort(first)[: int((first < total).sum())]].tolist() if box_at is not None else []  # in the order of each neuron's first member
 
     budget = _Budget(work, max_nodes, max_edges)
     budget.take(work.root)
@@ -277,18 +279,11 @@ def _select(
     return View(reduced, placeholders, total, shown, total - shown - collapsed_n, collapsed_n, members, focus_id)
 
 
-def _boxes_in_order(unit: np.ndarray, box_at: np.ndarray) -> list[int]:
-    """The boxes' positions in the collapsed graph, in the order of each neuron's first member."""
-    gpos = np.flatnonzero(unit >= 0)
-    units, first = np.unique(unit[gpos], return_index=True)
-    return box_at[units[np.argsort(gpos[first])]].tolist()
-
-
 def _box_members(unit: np.ndarray, boxes: list[int], work: "_Work") -> list[np.ndarray]:
     """The original positions in each box of ``boxes``, in order."""
     gpos = np.flatnonzero(unit >= 0)
-    by = np.argsort(unit[gpos], kind="stable")
     counts = np.bincount(unit[gpos])
+    by = np.argsort(_small(unit[gpos], len(counts)), kind="stable")
     groups = np.split(gpos[by], np.cumsum(counts)[:-1])
     return [groups[work.box[b]] for b in boxes]
 
@@ -354,7 +349,7 @@ def _resolve_focus(graph: Graph, cols: Any, focus: str, collapse: str, keep: lis
     if graph.find(focus):
         return _resolve(graph, focus, "focus"), None
     unit, names = _neuron_groups(cols, protect=[cols.position(k) for k in keep])
-    units = {names[u] for u in np.unique(unit[unit >= 0]).tolist()}
+    units = {names[u] for u in np.flatnonzero(np.bincount(unit[unit >= 0], minlength=len(names))).tolist()}
     if focus not in units:
         _resolve(graph, focus, "focus")  # raises: no such id or label
     if collapse == "none":
@@ -396,72 +391,61 @@ def _neuron_groups(graph: Graph, protect: Iterable[int]) -> tuple[np.ndarray, li
     pass in order, from where the rounds stopped. Unit codes follow the
     position of each neuron's first parameter.
     """
-    n, labels = graph.n, graph.labels
-    unit = np.full(n, -1, np.int64)
+    n = graph.n
     arity = graph.arity
-    match = _PARAM.match
+    unit = np.full(n, -1, np.int32)
     names: dict[str, int] = {}
-    for p in compress(range(n), map(str.__contains__, labels, repeat("."))):  # C loops: the labels with a dot
-        m = match(labels[p]) if not arity[p] else None
-        if m:
-            unit[p] = names.setdefault(m.group("unit"), len(names))
+    for p in _param_leaves(graph.labels, arity):
+        unit[p] = names.setdefault(_PARAM.match(graph.labels[p]).group("unit"), len(names))
     if not names:  # no labelled parameter: not a gradviz.nn network
         return unit, []
     protected = np.zeros(n, bool)
     protected[list(protect)] = True
     unit[protected] = -1
     offsets, operands = graph.offsets, graph.operand_pos
-    consumer = np.repeat(np.arange(n), arity)  # of each operand slot
     param_unit = unit.copy()  # the labelled parameters (leaves: nothing else is set yet)
     leaf = arity == 0
     ops = ~leaf & ~protected
     # A product with the parameters of exactly one neuron: every parameter among its operands of that neuron.
     names_op = graph.op_names
-    star_code = names_op.index("*") if "*" in names_op else -1
-    is_star = ops & (graph.op_codes == star_code)
-    if is_star.any():
-        slot_unit = param_unit[operands]
-        lo = np.where(slot_unit < 0, np.iinfo(np.int64).max, slot_unit)
-        nonleaf = np.flatnonzero(~leaf)
-        starts = offsets[nonleaf]
-        low = np.full(n, np.iinfo(np.int64).max)
-        high = np.full(n, -1)
-        low[nonleaf] = np.minimum.reduceat(lo, starts)
-        high[nonleaf] = np.maximum.reduceat(slot_unit, starts)
-        owned = is_star & (high >= 0) & (low == high)
-        unit[owned] = high[owned]
-    else:
-        owned = np.zeros(n, bool)
+    star = np.flatnonzero(ops & (graph.op_codes == (names_op.index("*") if "*" in names_op else -1)))
+    owned = np.zeros(n, bool)
+    if len(star):
+        rows = _Rows(star, offsets, operands, arity)
+        low, high = rows.low_high(param_unit, skip=-1)
+        mine = (high >= 0) & (low == high)
+        owned[star[mine]] = True
+        unit[star[mine]] = high[mine]
     activation = np.isin(graph.op_codes, [i for i, name in enumerate(names_op) if name in _ACTIVATIONS])
     open_unit = unit.copy()  # parameters and owned products are open
-    # The rest of the ops: in a neuron when all operands are open members of one.
-    todo = np.flatnonzero(ops & ~owned)
-    pending = np.zeros(n, bool)
-    pending[todo] = True
-    slots = pending[consumer]
-    slot_consumer, slot_operand = consumer[slots], operands[slots]
-    starts = np.flatnonzero(np.r_[True, slot_consumer[1:] != slot_consumer[:-1]]) if len(slot_consumer) else np.zeros(0, np.int64)
-    closes = activation[todo]
+    # The rest of the ops: in a neuron when all operands are open members of one. Each round
+    # settles the nodes that joined one and those with a settled operand outside any open
+    # neuron (they never will); the others wait for their operands.
+    settled = leaf | protected | owned
+    rows = _Rows(np.flatnonzero(~settled), offsets, operands, arity)
     for _ in range(_ROUNDS):
-        if not len(todo):
+        if not rows.count:
             break
-        got = open_unit[slot_operand]
-        low = np.minimum.reduceat(got, starts)
-        high = np.maximum.reduceat(got, starts)
-        new = np.where((high >= 0) & (low == high), high, -1)
-        if np.array_equal(new, unit[todo]):
+        low, high = rows.low_high(open_unit)
+        joined = (high >= 0) & (low == high)
+        done = joined | rows.any(settled & (open_unit < 0))
+        if not done.any():
             break
-        unit[todo] = new
-        open_unit[todo] = np.where(closes, -1, new)
+        at = rows.nodes[joined]
+        unit[at] = high[joined]
+        open_unit[at] = np.where(activation[at], -1, high[joined])
+        settled[rows.nodes[done]] = True
+        rows = rows.only(~done)
     else:
-        _groups_in_order(todo.tolist(), offsets.tolist(), operands.tolist(), unit, open_unit, closes)
+        _groups_in_order(rows.nodes.tolist(), offsets.tolist(), operands.tolist(), unit, open_unit, activation)
     # A leaf in no neuron belongs to the one neuron of all its consumers.
     free = leaf & ~protected & (param_unit < 0)
     uses = free[operands]
     if uses.any():
+        consumer = np.repeat(np.arange(n, dtype=np.int32), arity)  # of each operand slot
         used, by = operands[uses], unit[consumer[uses]]
-        low = np.full(n, np.iinfo(np.int64).max)
-        high = np.full(n, -2)
+        low = np.full(n, np.iinfo(np.int32).max, np.int32)
+        high = np.full(n, -2, np.int32)
         np.minimum.at(low, used, by)
         np.maximum.at(high, used, by)
         joins = free & (high >= 0) & (low == high)
@@ -469,10 +453,100 @@ def _neuron_groups(graph: Graph, protect: Iterable[int]) -> tuple[np.ndarray, li
     return unit, list(names)
 
 
+def _param_leaves(labels: list[str], arity: np.ndarray) -> list[int]:
+    """The positions of the leaves labelled as a neuron's parameter (:data:`_PARAM`), in order.
+
+    One regular-expression search over all labels joined by newlines
+    finds the candidates (a C loop, not a match call per label); a label
+    holding a newline itself makes it fall back to one match per label with a dot.
+    """
+    text = "\n".join(labels)
+    if text.count("\n") != len(labels) - 1:
+        return [p for p in compress(range(len(labels)), map(str.__contains__, labels, repeat("."))) if not arity[p] and _PARAM.match(labels[p])]
+    ends = [m.end() for m in _PARAM_END.finditer(text)]
+    if not ends:
+        return []
+    starts = np.zeros(len(labels), np.int64)
+    np.cumsum(np.fromiter(map(len, labels), np.int64, len(labels))[:-1] + 1, out=starts[1:])
+    found = np.searchsorted(starts, ends, side="right") - 1
+    return [p for p in dict.fromkeys(found.tolist()) if not arity[p] and _PARAM.match(labels[p])]
+
+
+class _Rows:
+    """The operand slots of some nodes (``nodes``, in order), for per-node min, max and any over them.
+
+    Nodes with one or two operands (nearly all, in a scalar graph) are two
+    columns, the first operand and the last: element-wise numpy, no
+    reduction call. The others are a CSR of their slots, reduced with
+    ``ufunc.reduceat``.
+    """
+
+    def __init__(self, nodes: np.ndarray, offsets: np.ndarray, operands: np.ndarray, arity: np.ndarray) -> None:
+        self.nodes = nodes
+        self.count = len(nodes)
+        width = arity[nodes]
+        self.narrow = width <= 2
+        narrow = nodes[self.narrow]
+        self.first = operands[offsets[narrow]]
+        self.last = operands[offsets[narrow] + width[self.narrow] - 1]
+        wide = nodes[~self.narrow]
+        self.lengths = width[~self.narrow]
+        if len(wide):
+            self.slots = operands[np.repeat(offsets[wide] - np.r_[0, np.cumsum(self.lengths)[:-1]], self.lengths) + np.arange(int(self.lengths.sum()))]
+        else:
+            self.slots = operands[:0]
+        self.starts = np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64) if len(wide) else np.zeros(0, np.int64)
+
+    def _join(self, narrow: np.ndarray, wide: np.ndarray) -> np.ndarray:
+        if not len(wide):
+            return narrow
+        out = np.empty(self.count, narrow.dtype)
+        out[self.narrow] = narrow
+        out[~self.narrow] = wide
+        return out
+
+    def low_high(self, values: np.ndarray, skip: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per node, the least and the greatest of ``values`` at its operands (``skip``: a value to leave out of the least)."""
+        a, b = values[self.first], values[self.last]
+        high = np.maximum(a, b)
+        if skip is None:
+            low = np.minimum(a, b)
+        else:
+            top = np.iinfo(values.dtype).max
+            low = np.minimum(np.where(a == skip, top, a), np.where(b == skip, top, b))
+        if not len(self.slots):
+            return low, high
+        got = values[self.slots]
+        wide_high = np.maximum.reduceat(got, self.starts)
+        wide_low = np.minimum.reduceat(got if skip is None else np.where(got == skip, np.iinfo(values.dtype).max, got), self.starts)
+        return self._join(low, wide_low), self._join(high, wide_high)
+
+    def any(self, flags: np.ndarray) -> np.ndarray:
+        """Per node, whether ``flags`` holds at any of its operands."""
+        narrow = flags[self.first] | flags[self.last]
+        if not len(self.slots):
+            return narrow
+        return self._join(narrow, np.logical_or.reduceat(flags[self.slots], self.starts))
+
+    def only(self, keep: np.ndarray) -> "_Rows":
+        """The rows of the ``keep`` nodes."""
+        rows = object.__new__(_Rows)
+        rows.nodes = self.nodes[keep]
+        rows.count = len(rows.nodes)
+        rows.narrow = self.narrow[keep]
+        small = keep[self.narrow]
+        rows.first, rows.last = self.first[small], self.last[small]
+        big = keep[~self.narrow]
+        rows.lengths = self.lengths[big]
+        rows.slots = self.slots[np.repeat(big, self.lengths)] if len(self.slots) else self.slots
+        rows.starts = np.r_[0, np.cumsum(rows.lengths)[:-1]].astype(np.int64) if len(rows.lengths) else np.zeros(0, np.int64)
+        return rows
+
+
 def _groups_in_order(todo: list[int], offsets: list[int], operands: list[int], unit: np.ndarray, open_unit: np.ndarray, closes: np.ndarray) -> None:
     """Finish :func:`_neuron_groups`'s open rule by one pass over ``todo`` in topological order (very long sums)."""
     units, opens = unit.tolist(), open_unit.tolist()
-    for p, close in zip(todo, closes.tolist()):
+    for p, close in zip(todo, closes[todo].tolist()):
         first = opens[operands[offsets[p]]]
         if first >= 0 and all(opens[o] == first for o in operands[offsets[p]:offsets[p + 1]]):
             units[p] = first
@@ -513,50 +587,62 @@ def _original(graph: Graph) -> _Work:
     return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), graph.root_pos, np.ones(n, np.int64))
 
 
-def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray] | None:
+def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.ndarray] | None:
     """Replace each neuron's nodes by one box, where its first member was; edges between boxes deduplicated.
 
     Returns:
-        (the collapsed graph, the position of each unit's box in it), or
-        None if grouping by labels closed a cycle (an unusual graph): then no collapse.
+        (the collapsed graph, the position of each unit's box in it, the
+        original position of each unit's first member), or None if grouping
+        by labels closed a cycle (an unusual graph): then no collapse.
     """
     n = graph.n
     grouped = unit >= 0
     gpos = np.flatnonzero(grouped)
-    units, first_at = np.unique(unit[gpos], return_index=True)
-    first = np.zeros(units.max() + 1, np.int64)
-    first[units] = gpos[first_at]
+    first = np.full(int(unit.max()) + 1, n, np.int64)  # each neuron's first member
+    np.minimum.at(first, unit[gpos], gpos)
     rep = ~grouped
-    rep[first[units]] = True
+    rep[first[first < n]] = True
     index = np.cumsum(rep) - 1  # position in the collapsed graph, of each representative
-    where = np.where(grouped, index[first[np.maximum(unit, 0)]], index)
-    arity = graph.arity
-    consumer = np.repeat(np.arange(n), arity)
-    operands = graph.operand_pos
+    where = np.where(grouped, index[np.where(first < n, first, 0)[np.maximum(unit, 0)]], index)
+    offsets, operands = graph.offsets, graph.operand_pos
+    consumer = np.repeat(np.arange(n), graph.arity)
     inner = grouped[consumer]
+    m = int(rep.sum())
     # Ungrouped nodes keep every operand slot, boxes in place of grouped operands.
-    keep_c, keep_o = where[consumer[~inner]], where[operands[~inner]]
+    outer = np.flatnonzero(~inner)
+    keep_c, keep_o = where[consumer[outer]], where[operands[outer]]
+    keep_slot = outer - offsets[consumer[outer]]
     # A box's operands: its members' operands outside it, each once, in order.
     cu, ou = unit[consumer[inner]], unit[operands[inner]]
     outside = cu != ou
-    box_c, box_o = where[consumer[inner]][outside], where[operands[inner]][outside]
-    m = int(rep.sum())
-    if len(box_c):
-        _, once = np.unique(box_c * m + box_o, return_index=True)
-        once.sort()
-        box_c, box_o = box_c[once], box_o[once]
-    owner = np.concatenate([keep_c, box_c])
-    order = np.argsort(owner, kind="stable")
-    w_operands = np.concatenate([keep_o, box_o])[order]
+    box_u, box_o = cu[outside], where[operands[inner]][outside]
+    if len(box_u):
+        key = box_u * m + box_o
+        if len(first) * m <= _DENSE:
+            seen = np.full(len(first) * m, len(key), np.int64)
+            np.minimum.at(seen, key, np.arange(len(key)))
+            once = np.sort(seen[seen < len(key)])
+        else:
+            once = np.sort(np.unique(key, return_index=True)[1])
+        box_u, box_o = box_u[once], box_o[once]
+        by = np.argsort(_small(box_u, len(first)), kind="stable")
+        box_u, box_o = box_u[by], box_o[by]
+    box_c = index[first[box_u]]
+    counts = np.bincount(keep_c, minlength=m) + np.bincount(box_c, minlength=m)
     w_offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(np.bincount(owner, minlength=m), out=w_offsets[1:])
+    np.cumsum(counts, out=w_offsets[1:])
+    w_operands = np.empty(int(w_offsets[-1]), np.int64)
+    w_operands[w_offsets[keep_c] + keep_slot] = keep_o
+    if len(box_c):
+        group_start = np.flatnonzero(np.r_[True, box_c[1:] != box_c[:-1]])
+        w_operands[w_offsets[box_c] + np.arange(len(box_c)) - np.repeat(group_start, np.diff(np.r_[group_start, len(box_c)]))] = box_o
     orig = np.flatnonzero(rep)
     box = np.where(grouped[orig], unit[orig], -1)
     rewritten = np.zeros(m, bool)
-    rewritten[np.unique(keep_c[grouped[operands[~inner]]])] = True
+    rewritten[keep_c[grouped[operands[outer]]]] = True
     size = np.ones(m, np.int64)
-    counts = np.bincount(unit[gpos], minlength=len(first))
-    size[box >= 0] = counts[box[box >= 0]]
+    members = np.bincount(unit[gpos], minlength=len(first))
+    size[box >= 0] = members[box[box >= 0]]
     orig = np.where(box >= 0, -1, orig)
     work = _Work(m, w_offsets, w_operands, orig, box, rewritten, int(where[graph.root_pos]), size)
     # Boxes stand where their first member was; sort again so operands come first.
@@ -568,7 +654,12 @@ def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray] | None
     box_at = np.full(len(first), -1, np.int64)
     at = np.flatnonzero(work.box >= 0)
     box_at[work.box[at]] = at
-    return work, box_at
+    return work, box_at, first
+
+
+def _small(codes: np.ndarray, count: int) -> np.ndarray:
+    """``codes`` (0 <= code < ``count``) as 16-bit integers if they fit: numpy sorts those stably by radix, in linear time."""
+    return codes.astype(np.int16) if count < 2 ** 15 else codes
 
 
 def _in_order(work: _Work) -> np.ndarray | None:
