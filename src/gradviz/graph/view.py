@@ -40,6 +40,7 @@ import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import compress, repeat
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -463,13 +464,13 @@ def _param_leaves(labels: list[str], arity: np.ndarray) -> list[int]:
     text = "\n".join(labels)
     if text.count("\n") != len(labels) - 1:
         return [p for p in compress(range(len(labels)), map(str.__contains__, labels, repeat("."))) if not arity[p] and _PARAM.match(labels[p])]
-    ends = [m.end() for m in _PARAM_END.finditer(text)]
-    if not ends:
-        return []
-    starts = np.zeros(len(labels), np.int64)
-    np.cumsum(np.fromiter(map(len, labels), np.int64, len(labels))[:-1] + 1, out=starts[1:])
-    found = np.searchsorted(starts, ends, side="right") - 1
-    return [p for p in dict.fromkeys(found.tolist()) if not arity[p] and _PARAM.match(labels[p])]
+    found: list[int] = []
+    line, at = 0, 0
+    for m in _PARAM_END.finditer(text):  # in order: count the newlines between one candidate and the next
+        line += text.count("\n", at, m.end())
+        at = m.end()
+        found.append(line)
+    return [p for p in found if not arity[p] and _PARAM.match(labels[p])]
 
 
 class _Rows:
@@ -665,22 +666,23 @@ def _small(codes: np.ndarray, count: int) -> np.ndarray:
 def _in_order(work: _Work) -> np.ndarray | None:
     """The positions of ``work`` in the lexicographically smallest topological order (Kahn's algorithm with a heap); None for a cycle."""
     n = work.n
-    offsets, operands = work.offsets.tolist(), work.operands.tolist()
-    uses: list[list[int]] = [[] for _ in range(n)]
+    by = np.argsort(work.operands, kind="stable")  # each node's consumers, one per use, in order
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(work.operands, minlength=n), out=starts[1:])
+    users = np.repeat(np.arange(n), np.diff(work.offsets))[by].tolist()
+    starts_ = starts.tolist()
     waiting = np.diff(work.offsets).tolist()
-    for c in range(n):
-        for o in operands[offsets[c]:offsets[c + 1]]:
-            uses[o].append(c)
     ready = [i for i, w in enumerate(waiting) if not w]
     heapq.heapify(ready)
     order: list[int] = []
+    push, pop = heapq.heappush, heapq.heappop
     while ready:
-        i = heapq.heappop(ready)
+        i = pop(ready)
         order.append(i)
-        for c in uses[i]:
+        for c in users[starts_[i]:starts_[i + 1]]:
             waiting[c] -= 1
             if not waiting[c]:
-                heapq.heappush(ready, c)
+                push(ready, c)
     return np.array(order, np.int64) if len(order) == n else None
 
 
@@ -850,56 +852,57 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
     n = work.n
     shown_mask = np.zeros(n, bool)
     shown_mask[list(chosen)] = True
-    consumer = np.repeat(np.arange(n), np.diff(work.offsets))
+    consumer = np.repeat(np.arange(n, dtype=np.int32 if n < 2 ** 31 else np.int64), np.diff(work.offsets))
     operands = work.operands
     c_shown, o_shown = shown_mask[consumer], shown_mask[operands]
     # Hidden node -- hidden operand; hidden users of a shown node joined at the first of them;
     # hidden operands of a shown node joined at the first of them.
     both = ~c_shown & ~o_shown
     up = ~c_shown & o_shown
-    used, at = np.unique(operands[up], return_index=True)
-    first_user = np.full(n, -1)
-    first_user[used] = consumer[up][at]
-    down = c_shown & ~o_shown
-    users, at = np.unique(consumer[down], return_index=True)
-    first_hidden = np.full(n, -1)
-    first_hidden[users] = operands[down][at]
+    first_user = np.full(n, n, np.int64)
+    np.minimum.at(first_user, operands[up], consumer[up])
+    first_user[first_user == n] = -1
+    down = np.flatnonzero(c_shown & ~o_shown)  # in slot order: by consumer, then slot
+    first_hidden = np.full(n, -1, np.int64)
+    if len(down):
+        starts = down[np.r_[True, consumer[down[1:]] != consumer[down[:-1]]]]
+        first_hidden[consumer[starts]] = operands[starts]
     a = np.concatenate([consumer[both], consumer[up], operands[down]])
     b = np.concatenate([operands[both], first_user[operands[up]], first_hidden[consumer[down]]])
     root = _components(n, a, b)
     hidden = np.flatnonzero(~shown_mask)
-    roots, part_of = np.unique(root[hidden], return_inverse=True)
-    last = np.full(len(roots), -1)
+    roots = hidden[root[hidden] == hidden]  # a part's root is its smallest position
+    index = np.full(n, -1, np.int64)
+    index[roots] = np.arange(len(roots))
+    part_of = index[root[hidden]]
+    last = np.full(len(roots), -1, np.int64)
     np.maximum.at(last, part_of, hidden)
     number = np.empty(len(roots), np.int64)
     number[np.argsort(last)] = np.arange(len(roots))
-    part = np.full(n, -1)
+    part = np.full(n, -1, np.int64)
     part[hidden] = number[part_of]
-    by = np.argsort(part[hidden], kind="stable")
-    counts = np.bincount(part[hidden], minlength=len(roots))
-    members = np.split(hidden[by], np.cumsum(counts)[:-1]) if len(roots) else []
+    if len(roots) == 1:
+        members = [hidden]
+    else:
+        by = np.argsort(_small(part[hidden], len(roots)), kind="stable")
+        members = np.split(hidden[by], np.cumsum(np.bincount(part[hidden], minlength=len(roots)))[:-1]) if len(roots) else []
     sizes = np.bincount(part[hidden], weights=work.size[hidden], minlength=len(roots)).astype(np.int64).tolist() if len(roots) else []
     shown = np.flatnonzero(shown_mask)
     ops_of: list[tuple[int, ...] | None] = []
-    part_list = part.tolist()
-    shown_set = chosen
     for w in shown.tolist():
         fh = int(first_hidden[w])
         if fh < 0:
             ops_of.append(None)
             continue
-        pid = -1 - part_list[fh]
-        kept: list[int] = []
-        for o in work.ops(w):
-            if o in shown_set:
-                kept.append(o)
-            elif o == fh and pid not in kept:  # its hidden operands are one part: one edge from its box, where the first was
-                kept.append(pid)
-        ops_of.append(tuple(kept))
+        # Its hidden operands are one part: one edge from its box, where the first was; the shown ones as they are.
+        ops = work.operands[work.offsets[w]:work.offsets[w + 1]]
+        j = int(np.argmin(shown_mask[ops]))  # the first hidden slot (fh's first)
+        rest = ops[j + 1:]
+        ops_of.append((*ops[:j].tolist(), -1 - int(part[fh]), *rest[shown_mask[rest]].tolist()))
     sink: dict[int, list[int]] = {}
     for o in np.flatnonzero(first_user >= 0).tolist():  # shown nodes with hidden users, in order
-        sink.setdefault(part_list[int(first_user[o])], []).append(o)
-    return shown.tolist(), ops_of, [m.tolist() for m in members], sizes, sink
+        sink.setdefault(int(part[first_user[o]]), []).append(o)
+    return shown.tolist(), ops_of, members, sizes, sink
 
 
 class _Made:
@@ -917,9 +920,19 @@ class _Made:
         p = self.orig[w]
         return self.all_ids[p] if p >= 0 else self.box_ids[self.box[w]]
 
-    def ids(self, positions: Any) -> list[str]:
-        """Ids of original positions (a numpy array or list)."""
-        return list(map(self.all_ids.__getitem__, positions.tolist() if isinstance(positions, np.ndarray) else positions))
+    def ids(self, positions: np.ndarray) -> list[str]:
+        """The ids of original positions, in order."""
+        if len(positions) < 2:  # itemgetter of one index gives the item, not a tuple
+            return [self.all_ids[p] for p in positions.tolist()]
+        return list(itemgetter(*positions.tolist())(self.all_ids))
+
+    def work_ids(self, positions: np.ndarray) -> list[str]:
+        """The ids of positions of the collapsed graph (boxes among them), in order."""
+        orig = self.work.orig[positions]
+        out = self.ids(np.maximum(orig, 0))
+        for k in np.flatnonzero(orig < 0).tolist():
+            out[k] = self.box_ids[self.box[int(positions[k])]]
+        return out
 
     def node(self, w: int, operands: tuple[int, ...] | None = None) -> Node:
         """The node at ``w``: an original node as it is, unless its operands are new (boxes, or ``operands``: parts as ``-1 - k``)."""
@@ -938,7 +951,7 @@ class _Made:
     def cut(self, chosen: Mapping[int, None]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
         """The cut graph of :func:`_cut` as nodes: (graph, part id -> member ids, placeholder id -> text)."""
         shown, ops_of, parts, sizes, sink = _cut(self.work, chosen)
-        holes = {f"hidden:{k}": list(map(self.id, part)) for k, part in enumerate(parts)}
+        holes = {f"hidden:{k}": self.work_ids(part) for k, part in enumerate(parts)}
         feeding = {-1 - o for ops in ops_of if ops for o in ops if o < 0}
         nan = math.nan
         sources = {f"hidden:{k}": Node(f"hidden:{k}", PLACEHOLDER_OP, "", nan, nan) for k in range(len(parts)) if k in feeding}
