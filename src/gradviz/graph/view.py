@@ -814,6 +814,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     forms, and a part's root is its smallest position.
     """
     parent = np.arange(n)
+    up = np.empty_like(parent)
     while len(a):
         ra, rb = parent[a], parent[b]
         apart = ra != rb
@@ -821,11 +822,11 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             break
         a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
         parent[np.maximum(ra, rb)] = np.minimum(ra, rb)
-        while True:
-            up = parent[parent]
+        while True:  # into two buffers, no new array per step
+            np.take(parent, parent, out=up)
             if np.array_equal(up, parent):
                 break
-            parent = up
+            parent, up = up, parent
     return parent
 
 
@@ -852,7 +853,7 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
     n = work.n
     shown_mask = np.zeros(n, bool)
     shown_mask[list(chosen)] = True
-    consumer = np.repeat(np.arange(n, dtype=np.int32 if n < 2 ** 31 else np.int64), np.diff(work.offsets))
+    consumer = np.repeat(np.arange(n), np.diff(work.offsets))
     operands = work.operands
     c_shown, o_shown = shown_mask[consumer], shown_mask[operands]
     # Hidden node -- hidden operand; hidden users of a shown node joined at the first of them;
@@ -860,7 +861,7 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
     both = ~c_shown & ~o_shown
     up = ~c_shown & o_shown
     first_user = np.full(n, n, np.int64)
-    np.minimum.at(first_user, operands[up], consumer[up])
+    np.minimum.at(first_user, operands[up], consumer[up])  # same dtypes: numpy's fast path
     first_user[first_user == n] = -1
     down = np.flatnonzero(c_shown & ~o_shown)  # in slot order: by consumer, then slot
     first_hidden = np.full(n, -1, np.int64)
@@ -886,7 +887,8 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
     else:
         by = np.argsort(_small(part[hidden], len(roots)), kind="stable")
         members = np.split(hidden[by], np.cumsum(np.bincount(part[hidden], minlength=len(roots)))[:-1]) if len(roots) else []
-    sizes = np.bincount(part[hidden], weights=work.size[hidden], minlength=len(roots)).astype(np.int64).tolist() if len(roots) else []
+    weights = work.size[hidden] if (work.box >= 0).any() else None
+    sizes = np.bincount(part[hidden], weights=weights, minlength=len(roots)).astype(np.int64).tolist() if len(roots) else []
     shown = np.flatnonzero(shown_mask)
     ops_of: list[tuple[int, ...] | None] = []
     for w in shown.tolist():
