@@ -24,7 +24,8 @@ The shapes (``n`` the node count asked for; each builds about ``n`` nodes):
 
 Each (shape, size) runs in a fresh Python process, which builds the graph
 after ``backward()`` and captures it (both timed apart, as ``build`` and
-``capture``: not part of the render) and then times
+``capture``: not part of the render; for ``wide``, built as Nodes, capture
+is making its columns) and then times
 ``gradviz.render(graph, 'x.svg')``, the default picture of a captured
 graph, ``--runs`` times; the row gives the median and the spread of those
 runs, the median time of choosing the view (``view``:
@@ -131,6 +132,7 @@ def worker(shape: str, n: int, runs: int, fmt: str = "svg") -> dict:
     built = time.perf_counter() - t0
     t0 = time.perf_counter()
     graph = root if isinstance(root, gradviz.Graph) else gradviz.capture(root, keep_objects=False)
+    graph.operand_pos  # noqa: B018  a Graph built from Nodes (wide) makes its columns here, not in the first render
     captured = time.perf_counter() - t0
     del root
     layouts: list[float] = []

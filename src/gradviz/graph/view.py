@@ -213,21 +213,20 @@ def _select(
     check_cap("max_nodes", max_nodes)
     check_cap("max_edges", max_edges)
     keep = [_resolve(graph, k, "keep") for k in keep]
-    cols = _columns(graph)
-    total = cols.n
-    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and len(cols.operand_pos) > max_edges)
+    total = graph.n
+    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and len(graph.operand_pos) > max_edges)
     focus_id, focus_box = None, None
     if focus is not None:
-        focus_id, focus_box = _resolve_focus(graph, cols, focus, collapse, keep)
-    keep_at = [cols.position(k) for k in keep]
-    focus_at = None if focus_id is None else cols.position(focus_id)
+        focus_id, focus_box = _resolve_focus(graph, focus, collapse, keep)
+    keep_at = [graph.position(k) for k in keep]
+    focus_at = None if focus_id is None else graph.position(focus_id)
 
     unit, names = None, []
     if collapse == "neurons" or focus_box or (collapse == "auto" and too_big and focus_id is None):
-        unit, names = _neuron_groups(cols, protect=keep_at + ([] if focus_at is None else [focus_at]))
-    collapsed = _collapse(cols, unit) if names and (unit >= 0).any() else None
+        unit, names = _neuron_groups(graph, protect=keep_at + ([] if focus_at is None else [focus_at]))
+    collapsed = _collapse(graph, unit) if names and (unit >= 0).any() else None
     if collapsed is None:
-        work, box_at, names = _original(cols), None, []
+        work, box_at, names = _original(graph), None, []
     else:
         work, box_at, first = collapsed
         if keep_at or focus_at is not None:  # never collapsed: protected above; their positions in the collapsed graph
@@ -264,7 +263,7 @@ def _select(
 
     if len(chosen) == work.n and not boxes:
         return View(graph, {}, total, total, 0, 0, {}, focus_id)
-    made = _Made(graph, cols, work, names)
+    made = _Made(graph, work, names)
     members: dict[str, list[str]] = {made.id(b): made.ids(m) for b, m in zip(boxes, _box_members(unit, boxes, work))} if boxes else {}
     if len(chosen) < work.n:
         reduced, holes, text = made.cut(chosen)
@@ -339,7 +338,7 @@ def picture_view(
     return view
 
 
-def _resolve_focus(graph: Graph, cols: Any, focus: str, collapse: str, keep: list[str]) -> tuple[str | None, str | None]:
+def _resolve_focus(graph: Graph, focus: str, collapse: str, keep: list[str]) -> tuple[str | None, str | None]:
     """(node id, None) for a node's id or label; (None, box id) for the name of a neuron.
 
     Raises:
@@ -349,7 +348,7 @@ def _resolve_focus(graph: Graph, cols: Any, focus: str, collapse: str, keep: lis
     """
     if graph.find(focus):
         return _resolve(graph, focus, "focus"), None
-    unit, names = _neuron_groups(cols, protect=[cols.position(k) for k in keep])
+    unit, names = _neuron_groups(graph, protect=[graph.position(k) for k in keep])
     units = {names[u] for u in np.flatnonzero(np.bincount(unit[unit >= 0], minlength=len(names))).tolist()}
     if focus not in units:
         _resolve(graph, focus, "focus")  # raises: no such id or label
@@ -910,13 +909,13 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
 class _Made:
     """The nodes and ids of a :class:`_Work` graph, made for the few that a view holds."""
 
-    def __init__(self, graph: Graph, cols: Any, work: _Work, names: list[str]) -> None:
-        self.graph, self.cols, self.work = graph, cols, work
+    def __init__(self, graph: Graph, work: _Work, names: list[str]) -> None:
+        self.graph, self.work = graph, work
         self.orig = work.orig.tolist()
         self.box = work.box.tolist()
         self.box_ids = [f"group:{name}" for name in names]
         self.names = names
-        self.all_ids = cols.ids
+        self.all_ids = graph.ids
 
     def id(self, w: int) -> str:
         p = self.orig[w]
@@ -942,12 +941,12 @@ class _Made:
         p = self.orig[w]
         if operands is None:
             if p >= 0 and not work.rewritten[w]:
-                return self.cols.node_at(p)
+                return self.graph.node_at(p)
             operands = tuple(work.ops(w))
         ops = tuple(f"hidden:{-1 - o}" if o < 0 else self.id(o) for o in operands)
         if p < 0:
             return Node(self.box_ids[self.box[w]], PLACEHOLDER_OP, self.names[self.box[w]], math.nan, math.nan, ops)
-        node = self.cols.node_at(p)
+        node = self.graph.node_at(p)
         return Node(node.id, node.op, node.label, node.data, node.grad, ops, node.params)
 
     def cut(self, chosen: Mapping[int, None]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
@@ -968,43 +967,6 @@ class _Made:
         for k in sink:
             text[f"hidden:{k}:uses"] = f"used by hidden part {k + 1} ({_nodes(sizes[k])})"
         return Graph(nodes, self.id(self.work.root), self.graph.moment, self.graph.engine), holes, text
-
-
-class _FromNodes:
-    """The columns of a graph that holds :class:`Node` objects only (a stand-in until every Graph holds columns)."""
-
-    def __init__(self, graph: Graph) -> None:
-        nodes = list(graph)
-        self.nodes = nodes
-        self.ids = [node.id for node in nodes]
-        self._position: dict[str, int] | None = None
-        self.n = len(nodes)
-        self.labels = [node.label if isinstance(node.label, str) else str(node.label) for node in nodes]
-        names: dict[str, int] = {"": 0}
-        self.op_codes = np.array([names.setdefault(node.op, len(names)) for node in nodes], np.int32)
-        self.op_names = tuple(names)
-        arity = [len(node.operands) for node in nodes]
-        self.offsets = np.zeros(self.n + 1, np.int64)
-        np.cumsum(arity, out=self.offsets[1:])
-        pos = self.position_map()
-        self.operand_pos = np.array([pos[o] for node in nodes for o in node.operands], np.int64)
-        self.arity = np.diff(self.offsets)
-        self.root_pos = pos[graph.root]
-
-    def position_map(self) -> dict[str, int]:
-        if self._position is None:
-            self._position = {nid: i for i, nid in enumerate(self.ids)}
-        return self._position
-
-    def position(self, nid: str) -> int:
-        return self.position_map()[nid]
-
-    def node_at(self, p: int) -> Node:
-        return self.nodes[p]
-
-
-def _columns(graph: Graph) -> Any:
-    return graph if hasattr(graph, "operand_pos") else _FromNodes(graph)
 
 
 def _nodes(n: int) -> str:
