@@ -84,3 +84,49 @@ def test_default_picture_dot_is_unchanged(shape, n, options, digest, edges):
 @pytest.mark.parametrize(("seed", "n", "cap", "digest", "edges"), RANDOM)
 def test_random_graphs_with_neuron_labels_draw_the_same(seed, n, cap, digest, edges):
     assert dot_digest(random_graph(seed, n), {"max_nodes": cap}) == (digest, edges)
+
+
+@pytest.mark.parametrize("case", [5, 7, 8])
+def test_the_pass_in_order_gives_what_the_rounds_give(monkeypatch, case):
+    # With one round of the neuron rules, the pass in topological order
+    # (graph/view.py _groups_in_order, the path of sums longer than _ROUNDS)
+    # decides every node left: the picture must not change.
+    import gradviz.graph.view as view
+
+    shape, n, options, digest, edges = CASES[case]
+    monkeypatch.setattr(view, "_ROUNDS", 1)
+    assert dot_digest(graph_of(shape, n), options) == (digest, edges)
+
+
+def test_a_label_with_a_newline_finds_the_same_neurons():
+    # A newline in any label makes the parameter search fall back from one
+    # regular expression over all labels joined by newlines to one match per label.
+    from gradviz import Value
+    from gradviz.graph.view import select
+    from gradviz.nn import MLP
+
+    def graph(label):
+        net = MLP(2, [3, 1], seed=0)
+        loss = Value(0.0)
+        for s in range(4):
+            loss = loss + (net([Value(0.5 * s, label=label if s == 0 else f"p{s}.x0"), Value(1.0 - s)]) - 1.0) ** 2
+        return capture(loss)
+
+    plain, odd = select(graph("p0 x0"), max_nodes=20), select(graph("p0\nx0"), max_nodes=20)
+    assert {k: len(v) for k, v in odd.members.items() if k.startswith("group:")} == {
+        k: len(v) for k, v in plain.members.items() if k.startswith("group:")
+    }
+    assert sorted(k for k in odd.members if k.startswith("group:")) == ["group:L0.N0", "group:L0.N1", "group:L0.N2", "group:L1.N0"]
+    assert [n.id for n in odd.graph] == [n.id for n in plain.graph]
+
+
+def test_the_view_of_a_columnar_graph_makes_no_node_objects():
+    # The hot path reads the columns; a Node is made only for what the picture shows.
+    graph = graph_of("mlp", 20000)
+    fresh = type(graph).from_columns(
+        data=graph.data, grad=graph.grad, op_names=graph.op_names, op_codes=graph.op_codes, offsets=graph.offsets,
+        operand_pos=graph.operand_pos, labels=list(graph.labels), root_pos=graph.root_pos, moment=graph.moment,
+        params=dict(graph.params),
+    )
+    assert dot_digest(fresh, {}) == CASES[5][3:]
+    assert fresh._nodes is None  # noqa: SLF001  (the cache of graph.nodes was never filled)
