@@ -813,27 +813,52 @@ class _Budget:
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest position in the connected part of each of ``n`` positions, under the edges ``a[k] -- b[k]``.
 
-    Hooking each edge's larger root under its smaller one, then pointer
-    jumping until every position points at its root (Shiloach and
-    Vishkin's scheme, in numpy): a few rounds of whole-array steps, no
-    recursion, no loop per node. Roots only ever point lower, so no cycle
-    forms, and a part's root is its smallest position.
+    First, while it pays, each run of consecutive positions joined by an
+    edge ``i -- i+1`` is contracted into one (a chain in topological order,
+    the common hidden part, is one run after a pass or two). What is left is
+    joined by hooking each edge's larger root under its smaller one, then
+    pointer jumping until every position points at its root (Shiloach and
+    Vishkin's scheme, in numpy). Whole-array steps only: no recursion, no
+    loop per node. Runs and roots keep the order of positions, so a part's
+    root is its smallest position.
     """
-    parent = np.arange(n)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    apart = lo != hi
+    lo, hi = lo[apart], hi[apart]
+    label = None  # position -> contracted vertex
+    start = None  # contracted vertex -> its smallest position
+    count = n
+    while len(lo):
+        step = hi == lo + 1
+        if int(step.sum()) * 8 < count:  # few runs to contract: hook what is left
+            break
+        joined = np.zeros(count, bool)
+        joined[hi[step]] = True
+        run = np.cumsum(~joined) - 1
+        firsts = np.flatnonzero(~joined)
+        start = firsts if start is None else start[firsts]
+        label = run if label is None else run[label]
+        count = len(firsts)
+        lo, hi = run[lo[~step]], run[hi[~step]]
+        apart = lo != hi
+        lo, hi = lo[apart], hi[apart]
+    parent = np.arange(count)
     up = np.empty_like(parent)
-    while len(a):
-        ra, rb = parent[a], parent[b]
+    while len(lo):
+        ra, rb = parent[lo], parent[hi]
         apart = ra != rb
         if not apart.any():
             break
-        a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
+        lo, hi, ra, rb = lo[apart], hi[apart], ra[apart], rb[apart]
         parent[np.maximum(ra, rb)] = np.minimum(ra, rb)
         while True:  # into two buffers, no new array per step
             np.take(parent, parent, out=up)
             if np.array_equal(up, parent):
                 break
             parent, up = up, parent
-    return parent
+    if label is None:
+        return parent
+    return start[parent[label]]
 
 
 def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple[int, ...] | None], list[list[int]], list[int], dict[int, list[int]]]:
