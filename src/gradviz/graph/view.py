@@ -54,7 +54,7 @@ import numpy as np
 
 from .._gc import paused_gc
 from ..errors import UsageError
-from .model import Graph, Node
+from .model import NO_PARAMS, Graph, Node
 
 __all__ = ["View", "select", "picture_view", "marked_first", "check_cap", "MAX_NODES", "MAX_EDGES", "COLLAPSE_MODES", "PLACEHOLDER_OP", "ROLE_PRIORITY", "HINT_STYLES"]
 
@@ -76,7 +76,7 @@ PLACEHOLDER_OP = "…"
 #: a cut picture keeps first: the fault before the nodes it only affected.
 ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream", "note")
 
-_MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
+_MANY = 1000  # operands past which a chosen node's uses are counted in a numpy array, not a Counter
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
 _PARAM_END = re.compile(r"\.(?:w\d+|b)$", re.M)  # where a label that _PARAM matches ends, in labels joined by newlines
@@ -589,9 +589,15 @@ class _Work:
         return self.operands[self.offsets[w]:self.offsets[w + 1]].tolist()
 
 
+def _root_at(graph: Graph) -> int:
+    """The root's position: the last one, as in every capture and snapshot, without an index of all ids when it is."""
+    n = graph.n
+    return n - 1 if n and graph.ids[n - 1] == graph.root else graph.root_pos
+
+
 def _original(graph: Graph) -> _Work:
     n = graph.n
-    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), graph.root_pos, np.ones(n, np.int64))
+    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), _root_at(graph), np.ones(n, np.int64))
 
 
 def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.ndarray] | None:
@@ -651,7 +657,7 @@ def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.nda
     members = np.bincount(unit[gpos], minlength=len(first))
     size[box >= 0] = members[box[box >= 0]]
     orig = np.where(box >= 0, -1, orig)
-    work = _Work(m, w_offsets, w_operands, orig, box, rewritten, int(where[graph.root_pos]), size)
+    work = _Work(m, w_offsets, w_operands, orig, box, rewritten, int(where[_root_at(graph)]), size)
     # Boxes stand where their first member was; sort again so operands come first.
     if (w_operands >= np.repeat(np.arange(m), np.diff(w_offsets))).any():
         order = _in_order(work)
@@ -709,9 +715,8 @@ class _Budget:
     Positions of a :class:`_Work` graph. ``uses[w]`` counts the operand
     slots of chosen nodes that hold ``w``, so the edges a node would add
     (to its chosen consumers and from its chosen operands) cost one pass
-    over its operands. A chosen node with more than :data:`_MANY` operands,
-    each used once, is counted as a set in ``once`` instead: building a set
-    of 10**6 positions costs about a third of counting them.
+    over its operands. The operands of a chosen node with more than
+    :data:`_MANY` are counted in the array ``many`` instead.
     """
 
     def __init__(self, work: _Work, max_nodes: int | None, max_edges: int | None) -> None:
@@ -723,7 +728,7 @@ class _Budget:
         self.extra_leaves = n if max_nodes is None else max_nodes // 2
         self.chosen: dict[int, None] = {}  # insertion order: deterministic everywhere
         self.uses: Counter[int] = Counter()
-        self.once: list[set[int]] = []  # the operands of chosen nodes with many, each used once by it
+        self.many: np.ndarray | None = None  # the same count, for the operands of chosen nodes with many
         self._ops: dict[int, list[int]] = {}
         self._consumers: tuple[list[int], list[int]] | None = None
 
@@ -743,19 +748,19 @@ class _Budget:
             return True
         operands = self.ops(w)
         gained = self.uses[w] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
-        for ids in self.once:
-            gained += w in ids
+        if self.many is not None:
+            gained += int(self.many[w])
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
         self.chosen[w] = None
         self.nodes_left -= 1
         self.edges_left -= gained
-        if len(operands) > _MANY:
-            ids = set(operands)
-            if len(ids) == len(operands):  # each used once: a set counts them, at a third of a Counter's cost
-                self.once.append(ids)
-                return True
-        self.uses.update(operands)
+        if len(operands) > _MANY:  # counted in an array, in C: a Counter of 10**6 operands costs 0.1 s
+            if self.many is None:
+                self.many = np.zeros(self.work.n, np.int64)
+            np.add.at(self.many, self.work.operands[self.work.offsets[w]:self.work.offsets[w + 1]], 1)
+        else:
+            self.uses.update(operands)
         return True
 
     def consumers(self, w: int) -> list[int]:
@@ -978,8 +983,8 @@ class _Made:
         ops = tuple(f"hidden:{-1 - o}" if o < 0 else self.id(o) for o in operands)
         if p < 0:
             return Node(self.box_ids[self.box[w]], PLACEHOLDER_OP, self.names[self.box[w]], math.nan, math.nan, ops)
-        node = self.graph.node_at(p)
-        return Node(node.id, node.op, node.label, node.data, node.grad, ops, node.params)
+        g = self.graph
+        return Node(self.all_ids[p], g.op_names[g.op_codes[p]], g.labels[p], float(g.data[p]), float(g.grad[p]), ops, g.params.get(p, NO_PARAMS))
 
     def cut(self, chosen: Mapping[int, None]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
         """The cut graph of :func:`_cut` as nodes: (graph, part id -> member ids, placeholder id -> text)."""
