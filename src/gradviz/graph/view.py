@@ -823,7 +823,8 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     the common hidden part, is one run after a pass or two). What is left is
     joined by hooking each edge's larger root under its smaller one, then
     pointer jumping until every position points at its root (Shiloach and
-    Vishkin's scheme, in numpy). Whole-array steps only: no recursion, no
+    Vishkin's scheme, in numpy; the roots that edges join to one larger root
+    all hook under the least of them in one round). Whole-array steps only: no recursion, no
     loop per node. Runs and roots keep the order of positions, so a part's
     root is its smallest position.
     """
@@ -855,7 +856,13 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if not apart.any():
             break
         lo, hi, ra, rb = lo[apart], hi[apart], ra[apart], rb[apart]
-        parent[np.maximum(ra, rb)] = np.minimum(ra, rb)
+        big, small = np.maximum(ra, rb), np.minimum(ra, rb)
+        # Every root that edges join to one larger root goes, with it, under the least of them:
+        # one round for a part that many small ones join through one node, not one round each.
+        least = np.full(count, count, parent.dtype)
+        np.minimum.at(least, big, small)
+        parent[small] = least[big]
+        parent[big] = least[big]
         while True:  # into two buffers, no new array per step
             np.take(parent, parent, out=up)
             if np.array_equal(up, parent):
