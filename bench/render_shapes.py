@@ -23,17 +23,17 @@ The shapes (``n`` the node count asked for; each builds about ``n`` nodes):
 * ``deep``: ``v = (v * c_i).tanh()`` with a fresh constant per step.
 
 Each (shape, size) runs in a fresh Python process, which builds the graph
-after ``backward()`` and captures it (both timed apart, as ``build`` and
-``capture``: not part of the render; for ``wide``, built as Nodes, capture
-is making its columns) and then times
-``gradviz.render(graph, 'x.svg')``, the default picture of a captured
-graph, ``--runs`` times; the row gives the median and the spread of those
-runs, the median time of choosing the view (``view``:
-:func:`gradviz.graph.view.picture_view`, over the graph's columns), of the
-layout alone (the child process that the budget bounds; the rest of the
-render is the DOT text of the view and writing the file), the nodes
-and edges the picture drew (value boxes and ops, parsed from the SVG), and
-whether the layout ran past the budget and fell back to a smaller picture. A worker is
+after ``backward()`` and captures it (``build``: both, not part of the
+render; for ``wide``, built as Nodes, capture is making its columns) and
+then times ``gradviz.render(graph, 'x.svg')``, the default picture of a
+captured graph, ``--runs`` times; the row gives the median and the spread
+of those runs, the median time of the layout alone (the child process that
+the budget bounds), the nodes and edges the picture drew (value boxes and
+ops, parsed from the SVG), and whether the layout ran past the budget and
+fell back to a smaller picture. The line under it gives the median time of
+choosing the view (:func:`gradviz.graph.view.picture_view`, over the
+graph's columns; the rest of the render is the DOT text of the view and
+writing the file) and the build and capture times apart. A worker is
 stopped after ``--worker-timeout`` seconds (the row then says so).
 
 With ``--format html`` each run writes the viewer's page (``x.html``, the
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--runs must be 1 or more")
     page = args.format == "html"
     more = f"  {'page':>9}  {'layouts':>7}" if page else ""
-    print(f"{'shape':<7} {'nodes':>10}  {'render':>8}  {'spread':>15}  {'view':>8}  {'layout':>8}  {'drawn':>15}  {'build':>7}  {'capture':>7}  fell back{more}")
+    print(f"{'shape':<7} {'nodes':>10}  {'render':>8}  {'spread':>15}  {'layout':>8}  {'drawn':>15}  {'build':>7}  fell back{more}")
     for shape in shapes:
         for n in sizes:
             try:
@@ -223,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             spread = f"{min(t):.2f}-{max(t):.2f} s"
             shown = f"{r['drawn_nodes']:,}/{r['drawn_edges']:,}"
             print(
-                f"{shape:<7} {r['nodes']:>10,}  {statistics.median(t):>6.2f} s  {spread:>15}  {statistics.median(r['view']):>6.2f} s  "
-                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build']:>5.1f} s  {r['capture']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
+                f"{shape:<7} {r['nodes']:>10,}  {statistics.median(t):>6.2f} s  {spread:>15}  "
+                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build'] + r['capture']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
                 + (f"{'':<{9 - (3 if r['fell_back'] else 2)}}  {r['bytes'] / 1e6:>6.2f} MB  {r['layouts']:>7}" if page else "")
             )
+            print(f"        view {statistics.median(r['view']):.2f} s (median); build {r['build']:.1f} s + capture {r['capture']:.1f} s")
             for line in r["said"]:
                 print(f"        {line}")
             sys.stdout.flush()
