@@ -87,15 +87,20 @@ def test_random_graphs_with_neuron_labels_draw_the_same(seed, n, cap, digest, ed
 
 
 @pytest.mark.parametrize("case", [5, 7, 8])
-def test_the_pass_in_order_gives_what_the_rounds_give(monkeypatch, case):
-    # With one round of the neuron rules, the pass in topological order
-    # (graph/view.py _groups_in_order, the path of sums longer than _ROUNDS)
-    # decides every node left: the picture must not change.
+@pytest.mark.parametrize(("knob", "value"), [("_ROUNDS", 1), ("_DENSE", 0)])
+def test_the_paths_for_long_sums_and_many_neurons_draw_the_same(monkeypatch, case, knob, value):
+    # _ROUNDS 1: after one round of the neuron rules, the pass in topological
+    # order (graph/view.py _groups_in_order, the path of sums longer than
+    # _ROUNDS) decides every node left. _DENSE 0: a box's operands are
+    # deduplicated by sorting (the path of graphs with very many neurons),
+    # not in a table. Either way the picture must not change.
     import gradviz.graph.view as view
 
     shape, n, options, digest, edges = CASES[case]
-    monkeypatch.setattr(view, "_ROUNDS", 1)
+    monkeypatch.setattr(view, knob, value)
     assert dot_digest(graph_of(shape, n), options) == (digest, edges)
+    for seed, n, cap, digest, edges in RANDOM[4:6]:  # boxes whose operands come out of position order
+        assert dot_digest(random_graph(seed, n), {"max_nodes": cap}) == (digest, edges)
 
 
 def test_a_label_with_a_newline_finds_the_same_neurons():
