@@ -574,6 +574,7 @@ class _Work:
         rewritten: original nodes whose operands include a box.
         root: the root's position.
         size: nodes inside each position (a box's members; 1 otherwise).
+        arity_: each node's number of operand slots, if made (see :meth:`arity`).
     """
 
     n: int
@@ -584,9 +585,16 @@ class _Work:
     rewritten: np.ndarray
     root: int
     size: np.ndarray
+    arity_: np.ndarray | None = None
 
     def ops(self, w: int) -> list[int]:
         return self.operands[self.offsets[w]:self.offsets[w + 1]].tolist()
+
+    def arity(self) -> np.ndarray:
+        """Each node's number of operand slots (made once)."""
+        if self.arity_ is None:
+            self.arity_ = np.diff(self.offsets)
+        return self.arity_
 
 
 def _root_at(graph: Graph) -> int:
@@ -597,7 +605,7 @@ def _root_at(graph: Graph) -> int:
 
 def _original(graph: Graph) -> _Work:
     n = graph.n
-    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), _root_at(graph), np.ones(n, np.int64))
+    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), _root_at(graph), np.ones(n, np.int64), graph.arity)
 
 
 def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.ndarray] | None:
@@ -681,9 +689,9 @@ def _in_order(work: _Work) -> np.ndarray | None:
     by = np.argsort(work.operands, kind="stable")  # each node's consumers, one per use, in order
     starts = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(work.operands, minlength=n), out=starts[1:])
-    users = np.repeat(np.arange(n), np.diff(work.offsets))[by].tolist()
+    users = np.repeat(np.arange(n), work.arity())[by].tolist()
     starts_ = starts.tolist()
-    waiting = np.diff(work.offsets).tolist()
+    waiting = work.arity().tolist()
     ready = [i for i, w in enumerate(waiting) if not w]
     heapq.heapify(ready)
     order: list[int] = []
@@ -702,7 +710,7 @@ def _renumber(work: _Work, order: np.ndarray) -> _Work:
     """``work`` with its nodes in ``order`` (old positions, new order)."""
     new = np.empty(work.n, np.int64)
     new[order] = np.arange(work.n)
-    arity = np.diff(work.offsets)[order]
+    arity = work.arity()[order]
     offsets = np.zeros(work.n + 1, np.int64)
     np.cumsum(arity, out=offsets[1:])
     slots = np.repeat(work.offsets[:-1][order] - offsets[:-1], arity) + np.arange(offsets[-1])
@@ -770,7 +778,7 @@ class _Budget:
             by = np.argsort(work.operands, kind="stable")
             offsets = np.zeros(work.n + 1, np.int64)
             np.cumsum(np.bincount(work.operands, minlength=work.n), out=offsets[1:])
-            self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), np.diff(work.offsets))[by].tolist()
+            self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), work.arity())[by].tolist()
         offsets, users = self._consumers
         return users[offsets[w]:offsets[w + 1]]
 
@@ -896,7 +904,7 @@ def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple
     n = work.n
     shown_mask = np.zeros(n, bool)
     shown_mask[list(chosen)] = True
-    consumer = np.repeat(np.arange(n), np.diff(work.offsets))
+    consumer = np.repeat(np.arange(n), work.arity())
     operands = work.operands
     c_shown, o_shown = shown_mask[consumer], shown_mask[operands]
     # Hidden node -- hidden operand; hidden users of a shown node joined at the first of them;
