@@ -150,6 +150,7 @@ class Graph:
         self._nodes: dict[str, Node] | None = dict(nodes)
         self._columns: _Columns | None = None
         self._ids: list[str] | None = None
+        self._made_ids = False  # _ids made here as 'n{i}': positions still need no index
         self._index: dict[str, int] | None = None
         self._consumers: tuple[Any, Any, Any] | None = None
         self.root = root
@@ -250,6 +251,7 @@ class Graph:
         g._nodes = None
         g._columns = cols
         g._ids = ids
+        g._made_ids = False
         g._index = None
         g._consumers = None
         g.root = f"n{root_pos}" if ids is None else ids[root_pos]
@@ -293,13 +295,14 @@ class Graph:
     def ids(self) -> list[str]:
         """Each position's id (``'n0'``, ... for a capture): a list of n str, made once."""
         if self._ids is None:
+            self._made_ids = self._nodes is None
             self._ids = list(self._nodes) if self._nodes is not None else [f"n{i}" for i in range(self.n)]
         return self._ids
 
     @property
     def canonical_ids(self) -> bool:
         """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots)."""
-        if self._nodes is None and self._ids is None:
+        if (self._nodes is None and self._ids is None) or self._made_ids:
             return True
         return all(nid == f"n{i}" for i, nid in enumerate(self.ids))
 
@@ -314,7 +317,7 @@ class Graph:
         Raises:
             GradvizError: if there is no such node.
         """
-        if self._nodes is None and self._ids is None:
+        if (self._nodes is None and self._ids is None) or self._made_ids:  # canonical: no index of 10**6 ids
             # 'n' then ASCII digits without a leading zero: str.isdigit() alone also passes
             # '\u0661' (int() reads it as 1) and '\u00b2' (int() refuses it), and a number
             # longer than n's is no position (int() refuses past 4,300 digits)
