@@ -363,8 +363,9 @@ def _schema_error(doc: Mapping[str, Any], version: int = 1) -> Any:
     column = doc.get(path[0]) if path and isinstance(path[0], str) else None
     if len(path) >= 2 and isinstance(column, list) and isinstance(path[1], int) and path[1] < len(column):
         i = path[1]
-        error = next(iter(_validator(version).iter_errors({**doc, path[0]: [column[i]]})), None)
-        if error is not None and list(error.absolute_path)[:2] == [path[0], 0]:
+        kept = [column[i]] if i == 0 else [column[0], column[i]]  # the first too: a schema may say what comes first
+        error = next(iter(_validator(version).iter_errors({**doc, path[0]: kept})), None)
+        if error is not None and list(error.absolute_path)[:2] == [path[0], len(kept) - 1]:
             error.path[1] = i  # report the entry's place in the whole document
             return error
     return next(iter(_validator(version).iter_errors(doc)), None)
@@ -1107,10 +1108,14 @@ def _check_nodes(c: _V2, offsets: np.ndarray, source: str) -> None:
         seen: set[str] = set()
         i = next(i for i, nid in enumerate(c.ids) if nid in seen or seen.add(nid))  # type: ignore[func-returns-value]
         found.append((i, 0, lambda i=i: f"duplicate node id {c.name(i)} at $.ids[{i}]"))
-    consumer = np.repeat(np.arange(n, dtype=np.int64), arity)
-    k = _first(operands >= consumer)
-    if k is not None:
-        found.append((int(consumer[k]), 1, lambda k=k: _later_operand_v2(c, offsets, int(consumer[k]), k)))
+    # each node's highest operand below the node: one reduceat over the nodes that have operands
+    users = np.flatnonzero(arity)
+    if len(users):
+        late = _first(np.maximum.reduceat(operands, offsets[users]) >= users)
+        if late is not None:
+            i = int(users[late])
+            k = int(offsets[i] + _first(operands[offsets[i] : offsets[i + 1]] >= i))
+            found.append((i, 1, lambda i=i, k=k: _later_operand_v2(c, offsets, i, k)))
     shape = _bad_shape(c)
     if shape is not None:
         found.append((shape[0], 2, shape[1]))
@@ -1129,9 +1134,12 @@ def _bad_shape(c: _V2) -> tuple[int, Callable[[], str]] | None:
     codes, arity = c.columns["op_codes"], c.columns["arity"]
     worst: tuple[int, Callable[[], str]] | None = None
     own = c.engine == "gradviz"
-    pairs = np.unique(codes.astype(np.int64) * (_POS_MAX + 1) + arity) if len(codes) else np.zeros(0, np.int64)
+    # the distinct (op code, operand count) pairs: counted in one bincount when the counts are small
+    width = int(arity.max()) + 1 if len(arity) else 1
+    keys = codes.astype(np.int64) * width + arity
+    pairs = np.flatnonzero(np.bincount(keys)) if width * len(c.op_names) <= 4 * len(keys) + 1024 else np.unique(keys)
     for pair in pairs.tolist():
-        code, m = divmod(pair, _POS_MAX + 1)
+        code, m = divmod(pair, width)
         spec = OPS.get(c.op_names[code])
         if spec is None or m == spec.arity or (m < spec.arity and not own and m >= 1):
             continue
@@ -1275,6 +1283,29 @@ def _load_careful(text: str, source: str, max_nodes: int) -> Graph:
     return from_dict(doc, source=source, max_nodes=max_nodes)
 
 
+def _read_capped(f: IO[Any], size: int, max_bytes: int, source: str) -> Any:
+    """All of ``f``, refused as soon as it is longer than ``max_bytes``.
+
+    ``size`` is the length the file system reports (0 if unknown: a pipe, a
+    device, a text file object). A regular file is read in one piece of its
+    own size (``f.read(max_bytes)`` would reserve ``max_bytes`` at once);
+    one that is longer than it said, or of unknown length, in pieces, so a
+    file that never ends is still stopped at the cap.
+    """
+    first = f.read(size + 1) if size else f.read(0)
+    if size and len(first) <= size:
+        return first
+    pieces, total = [first], len(first)
+    while True:
+        piece = f.read(min(1 << 24, max_bytes + 1 - total) or 1)
+        if not piece:
+            return first[:0].join(pieces)
+        pieces.append(piece)
+        total += len(piece)
+        if total > max_bytes:
+            raise SnapshotError(f"{source}: more than {max_bytes:,} bytes, the limit (see max_bytes)")
+
+
 def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, max_bytes: int = MAX_BYTES) -> Graph:
     """Load a snapshot file written by :func:`save` (or ``gradviz render -o x.json``).
 
@@ -1294,7 +1325,7 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
             the message names the file and what is wrong.
     """
     if hasattr(path, "read"):
-        text = path.read(max_bytes + 1)  # type: ignore[union-attr]
+        text = _read_capped(path, 0, max_bytes, getattr(path, "name", "snapshot"))
         return loads(text, source=getattr(path, "name", "snapshot"), max_nodes=max_nodes, max_bytes=max_bytes)
     source = os.fspath(path)
     try:
@@ -1302,7 +1333,7 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
             size = os.fstat(f.fileno()).st_size
             if size > max_bytes:
                 raise SnapshotError(f"{source}: {size:,} bytes is more than the limit of {max_bytes:,} (see max_bytes)")
-            text = f.read(max_bytes + 1)  # a file that grows while it is read is still capped
+            text = _read_capped(f, size, max_bytes, source)
     except OSError as exc:
         raise SnapshotError(f"{source}: cannot read: {exc.strerror or exc}") from None
     return loads(text, source=source, max_nodes=max_nodes, max_bytes=max_bytes)
