@@ -229,33 +229,29 @@ def _nonfinite_list(column: np.ndarray) -> list[list[Any]]:
 
 
 def _v2_parts(graph: Graph) -> Iterator[bytes]:
-    """The version 2 document, one line per column (orjson writes nan and inf as null)."""
+    """The version 2 document, one line per column (orjson writes nan and inf as null).
+
+    Each column's name and its array are separate pieces, so no piece of
+    tens of megabytes is copied to join it to a few bytes.
+    """
     head = {
         "format": FORMAT, "version": 2, "moment": graph.moment, "engine": graph.engine, "directed": True,
         "nodes": graph.n, "root": graph.root_pos,
     }
     yield _json(head)[:-1]
-    if not graph.canonical_ids:
-        yield b',\n"ids":' + _json(graph.ids)
-    yield b',\n"op_names":' + _json(list(graph.op_names))
-    yield b',\n"op_codes":' + _json(graph.op_codes)
-    yield b',\n"arity":' + _json(graph.arity)
-    yield b',\n"operands":' + _json(graph.operand_pos)
-    yield b',\n"data":' + _json(graph.data)
-    yield b',\n"grad":' + _json(graph.grad)
-    yield b',\n"labels":' + _json(graph.labels)
     nonfinite = {k: v for k, v in (("data", _nonfinite_list(graph.data)), ("grad", _nonfinite_list(graph.grad))) if v}
-    if nonfinite:
-        yield b',\n"nonfinite":' + _json(nonfinite)
     params = [[i, {k: _encode_number(float(v)) for k, v in sorted(p.items())}] for i, p in sorted(graph.params.items()) if p]
-    if params:
-        yield b',\n"params":' + _json(params)
     orders = [[i, o] for i, o in sorted(graph.orders.items()) if o]
-    if orders:
-        yield b',\n"orders":' + _json(orders)
     local = [[i, [_encode_number(float(x)) for x in v]] for i, v in sorted(graph.local_grads.items()) if v is not None]
-    if local:
-        yield b',\n"local_grads":' + _json(local)
+    fields: list[tuple[str, Any]] = [("ids", graph.ids)] if not graph.canonical_ids else []
+    fields += [
+        ("op_names", list(graph.op_names)), ("op_codes", graph.op_codes), ("arity", graph.arity),
+        ("operands", graph.operand_pos), ("data", graph.data), ("grad", graph.grad), ("labels", graph.labels),
+    ]
+    fields += [(key, value) for key, value in (("nonfinite", nonfinite), ("params", params), ("orders", orders), ("local_grads", local)) if value]
+    for key, value in fields:
+        yield b',\n"' + key.encode() + b'":'
+        yield _json(value)
     yield b"}\n"
 
 
@@ -609,6 +605,10 @@ def from_dict(doc: Any, *, source: str = "snapshot", max_nodes: int = MAX_NODES)
 def _graph(doc: Mapping[str, Any], columns: "_Columns", source: str) -> Graph:
     """The graph of a schema-valid document (the rest of :func:`from_dict`)."""
     engine = doc.get("engine", "unknown")
+    moment = doc.get("moment")
+    graph = columns.graph(engine, doc["root"], moment if moment in MOMENTS else None)
+    if graph is not None:
+        return graph
     nodes = columns.nodes(engine)
     if nodes is None:  # something is wrong: find the first error, node by node
         nodes = _nodes_one_by_one(doc["nodes"], engine, source)
@@ -751,6 +751,33 @@ class _Columns:
         for i in compress(range(len(ids)), map(is_not, self.local, repeat(None))):  # the nodes of an engine that stores its local derivatives
             nodes[ids[i]].local_grads = self.local[i]
         return nodes
+
+    def graph(self, engine: str, root: str, moment: str | None) -> Graph | None:
+        """The graph as columns (no Node objects), or None if any check of :func:`_graph` might fail."""
+        if not self.numbers_fit() or not self._shapes_fit(engine):
+            return None
+        positions = self._earlier_operands()
+        if positions is None:
+            return None
+        self.used = set(positions)
+        n, ids = len(self.ids), self.ids
+        if not n or ids[-1] != root or not self.lead_to(root):
+            return None  # the root must come last for every node to lead to it
+        canonical = ids[0] == "n0" and ids == [f"n{i}" for i in range(n)]
+        names = list(dict.fromkeys(["", *self.ops]))
+        code = dict(zip(names, range(len(names))))
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, self.operands), np.int64, n), out=offsets[1:])
+        return Graph.from_columns(
+            data=np.array(self.data, dtype=np.float64), grad=np.array(self.grad, dtype=np.float64),
+            op_names=tuple(names), op_codes=np.fromiter(map(code.__getitem__, self.ops), np.int32, n),
+            offsets=offsets, operand_pos=np.array(positions, dtype=np.int32), labels=self.labels, root_pos=n - 1,
+            moment=moment, engine=engine,
+            params={i: p for i, p in enumerate(self.params or ()) if p},
+            orders={i: o for i, o in enumerate(self.orders) if o},
+            local_grads={i: v for i, v in enumerate(self.local or ()) if v is not None},
+            ids=None if canonical else ids,
+        )
 
     def _earlier_operands(self) -> list[int] | None:
         """The position of every operand, in order, if the ids are unique and each operand is an earlier node's id; else None.
