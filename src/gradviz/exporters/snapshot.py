@@ -25,9 +25,10 @@ in increasing position: ``params`` (``[[4, {"exponent": 2.0}]]``),
 ``orders`` and ``local_grads`` (see version 1 below for what they mean).
 It is written by orjson straight from the graph's numpy columns and read by
 msgspec, one column at a time into typed lists (which validates the types
-as it decodes) and numpy arrays, then checked over whole columns; about
-0.1 s each way for 10**6 nodes. Every refusal of version 1 below holds
-for version 2, with the same messages.
+as it decodes) and numpy arrays, then checked over whole columns: for
+10**6 nodes about 0.2 s to save and 0.7 s to load, at most about 120
+bytes per node at the peak of a load (``bench/snapshot_v2.py``). Every
+refusal of version 1 below holds for version 2, with the same messages.
 
 Version 1 files keep loading, forever. Format ``gradviz-snapshot``,
 version 1 (schema:
@@ -609,9 +610,7 @@ def _graph(doc: Mapping[str, Any], columns: "_Columns", source: str) -> Graph:
     graph = columns.graph(engine, doc["root"], moment if moment in MOMENTS else None)
     if graph is not None:
         return graph
-    nodes = columns.nodes(engine)
-    if nodes is None:  # something is wrong: find the first error, node by node
-        nodes = _nodes_one_by_one(doc["nodes"], engine, source)
+    nodes = _nodes_one_by_one(doc["nodes"], engine, source)  # something is wrong: find the first error, node by node
     root = doc["root"]
     if root not in nodes:
         raise SnapshotError(f"{source}: the root {_show(root)} ($.root) is not a node of the snapshot")
@@ -729,31 +728,15 @@ class _Columns:
                 self.local = None
                 break
             self.local[i] = tuple(values)
-        #: The set of the positions of all operands, once :meth:`nodes` has found them.
+        #: The set of the positions of all operands, once :meth:`graph` has found them.
         self.used: set[int] | None = None
 
     def numbers_fit(self) -> bool:
         """Whether every number fits a 64-bit float."""
         return self.data is not None and self.grad is not None and self.params is not None and self.local is not None
 
-    def nodes(self, engine: str) -> dict[str, Node] | None:
-        """The nodes, or None if any check of :func:`_nodes_one_by_one` might fail."""
-        if not self.numbers_fit() or not self._shapes_fit(engine):
-            return None
-        positions = self._earlier_operands()
-        if positions is None:
-            return None
-        self.used = set(positions)
-        ids = self.ids
-        nodes = dict(zip(ids, map(Node, ids, self.ops, self.labels, self.data, self.grad, self.operands, self.params)))
-        for i in compress(range(len(ids)), self.orders):  # the nodes of an engine that keeps operands in a set
-            nodes[ids[i]].order = self.orders[i]
-        for i in compress(range(len(ids)), map(is_not, self.local, repeat(None))):  # the nodes of an engine that stores its local derivatives
-            nodes[ids[i]].local_grads = self.local[i]
-        return nodes
-
     def graph(self, engine: str, root: str, moment: str | None) -> Graph | None:
-        """The graph as columns (no Node objects), or None if any check of :func:`_graph` might fail."""
+        """The graph as columns (no Node objects), or None if any check of :func:`_nodes_one_by_one` or :func:`_graph` might fail."""
         if not self.numbers_fit() or not self._shapes_fit(engine):
             return None
         positions = self._earlier_operands()
@@ -1245,8 +1228,8 @@ def loads(text: str | bytes, *, source: str = "snapshot", max_nodes: int = MAX_N
     :data:`MAX_DEPTH`, and be strict JSON: no bare ``NaN`` or ``Infinity``,
     no number beyond the range of a 64-bit float, no key twice in one
     object. Time and memory are linear in the text's length (version 2:
-    about 0.5 s and 150 bytes per node at the peak, the text included, for
-    10**6 nodes; version 1: about 4 s).
+    about 0.7 s and 120 bytes per node at the peak, the text included, for
+    10**6 nodes; version 1: about 10 s and 1.1 KB per node).
 
     Args:
         text: the JSON text, as bytes (the faster) or str.
