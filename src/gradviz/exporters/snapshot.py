@@ -507,24 +507,35 @@ def _nesting_depth(text: str, data: bytes | None = None) -> int:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, kept.decode("ascii"))), default=0)
 
 
+def _op_mismatch(op: str, n: int | None, params: Iterable[str] | None, engine: str) -> str | None:
+    """What does not fit the op table at a node of op ``op`` (None if all fits, or the op is not gradviz's).
+
+    Args:
+        op: the node's op name.
+        n: how many operands it has (None: not asked).
+        params: the names of its parameters (None: not asked).
+        engine: the snapshot's engine; another engine may have fewer
+            operands (a ``set`` of them: micrograd records ``a + a`` with one)
+            and no parameters (a name that leaves them out, as kaitorch's
+            ``'swish'``: unverified, not refused).
+    """
+    spec = OPS.get(op)
+    if spec is None:  # a leaf, or another engine's op: anything goes
+        return None
+    if n is not None and (n > spec.arity or (n < spec.arity and (engine == "gradviz" or n < 1))):
+        return f"op {_show(spec.name)} takes {spec.arity} operand(s), got {n}"
+    names = None if params is None else set(params)
+    if names is not None and names != set(spec.params) and (engine == "gradviz" or names):
+        want = ", ".join(spec.params) or "none"
+        return f"op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, sorted(names))) or 'none'}"
+    return None
+
+
 def _check_node(nd: Mapping[str, Any], i: int, engine: str, source: str) -> None:
     """Refuse a known op whose operand count or parameters do not fit the op table."""
-    spec = OPS.get(nd["op"])
-    if spec is None:  # a leaf, or another engine's op: anything goes
-        return
-    n, where = len(nd["operands"]), f"node {_show(nd['id'])} at $.nodes[{i}]"
-    # An engine that keeps operands in a set (micrograd) records `a + a` with one operand.
-    fewer_ok = engine != "gradviz" and n >= 1
-    if n > spec.arity or (n < spec.arity and not fewer_ok):
-        raise SnapshotError(f"{source}: {where}: op {_show(spec.name)} takes {spec.arity} operand(s), got {n}")
-    params = nd.get("params", {})
-    if set(params) != set(spec.params):
-        if engine != "gradviz" and not params:
-            return  # another engine's name that leaves its parameters out (kaitorch's 'swish'): unverified, not refused
-        want = ", ".join(spec.params) or "none"
-        raise SnapshotError(
-            f"{source}: {where}: op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, sorted(params))) or 'none'}"
-        )
+    wrong = _op_mismatch(nd["op"], len(nd["operands"]), nd.get("params", {}), engine)
+    if wrong:
+        raise SnapshotError(f"{source}: node {_show(nd['id'])} at $.nodes[{i}]: {wrong}")
 
 
 def _later_operand(nodes_doc: list[Any], i: int, operand: str, source: str) -> SnapshotError:
@@ -810,16 +821,10 @@ class _Columns:
         shapes.update(  # (op, parameter names) of the few nodes that have or need parameters
             (ops[i], tuple(raw_params[i] or ())) for i in compress(range(len(ops)), has_or_needs)
         )
-        for op, shape in shapes:
-            spec = OPS.get(op)
-            if spec is None:
-                continue
-            if isinstance(shape, int):
-                if shape > spec.arity or (shape < spec.arity and (engine == "gradviz" or shape < 1)):
-                    return False
-            elif set(shape) != set(spec.params) and (engine == "gradviz" or shape):
-                return False
-        return True
+        return not any(
+            _op_mismatch(op, shape, None, engine) if isinstance(shape, int) else _op_mismatch(op, None, shape, engine)
+            for op, shape in shapes
+        )
 
     def colons(self, doc: Mapping[str, Any]) -> int:
         """How many ':' the document's strings hold (ids, labels, ops, header values, parameter names)."""
@@ -1143,33 +1148,26 @@ def _bad_shape(c: _V2) -> tuple[int, Callable[[], str]] | None:
     """The first node whose known op does not fit the op table (see :func:`_check_node`), and its message."""
     codes, arity = c.columns["op_codes"], c.columns["arity"]
     worst: tuple[int, Callable[[], str]] | None = None
-    own = c.engine == "gradviz"
     # the distinct (op code, operand count) pairs: counted in one bincount when the counts are small
     width = int(arity.max()) + 1 if len(arity) else 1
     keys = codes.astype(np.int64) * width + arity
     pairs = np.flatnonzero(np.bincount(keys)) if width * len(c.op_names) <= 4 * len(keys) + 1024 else np.unique(keys)
     for pair in pairs.tolist():
         code, m = divmod(pair, width)
-        spec = OPS.get(c.op_names[code])
-        if spec is None or m == spec.arity or (m < spec.arity and not own and m >= 1):
-            continue
-        i = int(np.flatnonzero((codes == code) & (arity == m))[0])
-        if worst is None or i < worst[0]:
-            worst = (i, lambda i=i, spec=spec, m=m: f'node {c.name(i)} at position {i}: op {_show(spec.name)} takes {spec.arity} operand(s), got {m}')
+        wrong = _op_mismatch(c.op_names[code], m, None, c.engine)
+        if wrong:
+            i = int(np.flatnonzero((codes == code) & (arity == m))[0])
+            if worst is None or i < worst[0]:
+                worst = (i, lambda i=i, wrong=wrong: f"node {c.name(i)} at position {i}: {wrong}")
     params = dict(c.params)
     needs = [code for code, name in enumerate(c.op_names) if name in OPS and OPS[name].params]
     candidates = set(params) | set(np.flatnonzero(np.isin(codes, needs)).tolist() if needs else ())
     for i in sorted(candidates):
         if worst is not None and i >= worst[0]:
             break
-        spec = OPS.get(c.op_names[codes[i]])
-        if spec is None:
-            continue
-        given = params.get(i, {})
-        if set(given) != set(spec.params) and (own or given):
-            want = ", ".join(spec.params) or "none"
-            got = ", ".join(map(_show, sorted(given))) or "none"
-            worst = (i, lambda i=i, spec=spec, want=want, got=got: f"node {c.name(i)} at position {i}: op {_show(spec.name)} has parameters {want}, got {got}")
+        wrong = _op_mismatch(c.op_names[codes[i]], None, params.get(i, {}), c.engine)
+        if wrong:
+            worst = (i, lambda i=i, wrong=wrong: f"node {c.name(i)} at position {i}: {wrong}")
             break
     return worst
 
