@@ -1,11 +1,13 @@
 """Fuzz the snapshot loader: mutated snapshots must load or raise SnapshotError.
 
 Starts from a few valid snapshots (the worked example, an operand used twice,
-a micrograd capture, hostile labels, non-finite numbers) and feeds the loader
-random mutations of them, at two levels:
+a micrograd capture, hostile labels, non-finite numbers, ids of any name),
+each in format version 1 (one object per node) and 2 (columns), and feeds
+the loader random mutations of them, at two levels:
 
 * structure: delete, replace, duplicate, swap or add a field, a node or an
-  operand, anywhere in the parsed document (random JSON values included);
+  operand, anywhere in the parsed document (random JSON values included;
+  in version 2, positions pointed at other nodes, past the end or below 0);
 * text: flip, insert, delete or repeat bytes of the serialized file, which
   makes invalid JSON, invalid UTF-8, bare NaN, huge numbers, deep nesting.
 
@@ -38,7 +40,7 @@ from typing import Any, Callable, Iterator
 from gradviz import SnapshotError, Value, snapshot
 from gradviz.engine.ops import OPS
 from gradviz.exporters.snapshot import dumps, loads
-from gradviz.graph.model import Graph
+from gradviz.graph.model import Graph, Node
 
 __all__ = ["seeds", "places", "mutate", "invariant_errors", "check_one", "run"]
 
@@ -54,7 +56,7 @@ BAD_TEXT = [
 
 
 def seeds() -> list[str]:
-    """Valid snapshot texts to mutate."""
+    """Valid snapshot texts to mutate, each graph in both format versions."""
     a, b, c, f = Value(2.0, label="a"), Value(-3.0, label="b"), Value(10.0, label="c"), Value(-2.0, label="f")
     e = a * b
     d = e + c
@@ -69,17 +71,21 @@ def seeds() -> list[str]:
         total = total + v
     nonfinite = (Value(0.0, label="z").log() * Value(float("inf"))).exp() / Value(0.0)
     nonfinite.backward()
-    out = [dumps(snapshot(g, moment="after-backward")) for g in (L, twice, total, nonfinite)]
+    graphs = [snapshot(g, moment="after-backward") for g in (L, twice, total, nonfinite)]
+    graphs.append(Graph({  # ids of other names, written out in version 2
+        "a": Node("a", "", "a", 2.0, 6.0), "b": Node("b", "", "", -3.0, 1.0),
+        "a*b": Node("a*b", "*", "", -6.0, 1.0, ("a", "b")), "sq": Node("sq", "**", "", 36.0, 1.0, ("a*b",), {"exponent": 2.0}),
+    }, "sq", None, "another engine"))
     try:  # micrograd keeps operands in a set: `y + y` has one operand
         from micrograd.engine import Value as MValue
 
         y = MValue(1.5)
         m = ((y + y) * y).relu() ** 2
         m.backward()
-        out.append(dumps(snapshot(m)))
+        graphs.append(snapshot(m))
     except ImportError:
         pass
-    return out
+    return [dumps(g, version=v) for g in graphs for v in (1, 2)]
 
 
 def _random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -131,6 +137,9 @@ def _mutate_structure(doc: dict[str, Any], rng: random.Random) -> str:
             container[key], container[j] = container[j], container[key]
         elif action == 6 and isinstance(container, dict):  # add a field
             container[rng.choice(["params", "label", "extra", "exponent", "engine", "moment"])] = _random_json(rng)
+        elif isinstance(doc.get("nodes"), int):  # version 2: point a position somewhere else
+            n = doc["nodes"]
+            container[key] = rng.choice([0, 1, n - 2, n - 1, n, n + 1, -1, rng.randrange(n + 2), 2**31, 0.0])
         else:  # point an id somewhere else
             ids = [n.get("id") for n in doc.get("nodes", []) if isinstance(n, dict)] if isinstance(doc.get("nodes"), list) else []
             # a copy: an earlier mutation may have made an "id" a node itself, and

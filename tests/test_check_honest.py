@@ -20,7 +20,7 @@ def mystery_snapshot():
     """The worked example after backward(), with d = e + c's op renamed to one gradviz does not know."""
     L = worked_example(gradviz.Value)[0]
     L.backward()
-    doc = json.loads(dumps(gradviz.capture(L)))
+    doc = json.loads(dumps(gradviz.capture(L), version=1))
     doc["nodes"][4]["op"] = "mystery"
     return doc
 

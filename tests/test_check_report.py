@@ -91,7 +91,7 @@ def test_downstream_rows_are_capped_in_the_table_but_not_in_json():
 def test_unknown_op_in_a_snapshot_is_not_checked_below_it():
     L = worked_example(gradviz.Value)[0]
     L.backward()
-    doc = json.loads(dumps(gradviz.capture(L)))
+    doc = json.loads(dumps(gradviz.capture(L), version=1))
     doc["nodes"][4]["op"] = "mystery"  # d = e + c, an op gradviz does not know
     report = gradviz.check(gradviz.exporters.snapshot.from_dict(doc))
     assert report.ok

@@ -114,7 +114,7 @@ def test_a_failing_script_is_one_line_and_status_2(work, capsys, source, fragmen
 def test_a_bad_snapshot_is_one_line_naming_the_file(work, capsys):
     (work / "bad.json").write_text(json.dumps({"format": "gradviz-snapshot", "version": 9}))
     assert main(["render", "bad.json", "-o", "o.svg"]) == 2
-    assert _error_line(capsys) == "gradviz: error: bad.json: snapshot format version 9 is newer than this gradviz reads (1); upgrade gradviz"
+    assert _error_line(capsys) == "gradviz: error: bad.json: snapshot format version 9 is newer than this gradviz reads (2); upgrade gradviz"
 
 
 def test_a_missing_renderer_is_one_line_saying_what_to_install(work, capsys, monkeypatch):
@@ -314,7 +314,7 @@ def test_a_real_process_without_any_renderer(tmp_path):
     ]
     done = run("render", "ex.py", "-o", "L.json", "--backward")
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "L.json").read_text())["nodes"][0]["grad"] == -3.0
+    assert json.loads((tmp_path / "L.json").read_text())["grad"][0] == -3.0
     done = run("render", "--debug", "L.json", "-o", "L.pdf")
     assert done.returncode == 2 and "Traceback" in done.stderr and "RendererNotFound" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["L.json", "ex.py", "shim"]
@@ -348,12 +348,14 @@ def test_backward_again_after_the_scripts_own_is_refused_for_an_accumulating_eng
     assert not (work / "o.json").exists()
     # as the script left it: the worked example's grads
     assert main(["render", "mg.py", "-o", "o.json"]) == 0
-    grads = {n["label"]: n["grad"] for n in json.loads((work / "o.json").read_text())["nodes"]}
+    doc = json.loads((work / "o.json").read_text())
+    grads = dict(zip(doc["labels"], doc["grad"]))
     assert grads == {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
 
 
 def test_backward_again_on_gradviz_values_is_harmless(work, capsys):
     (work / "gv.py").write_text(EXAMPLE + "L.backward()\n")  # gradviz's backward() zeroes every grad first
     assert main(["render", "gv.py", "--backward", "-o", "o.json"]) == 0
-    grads = {n["label"]: n["grad"] for n in json.loads((work / "o.json").read_text())["nodes"]}
+    doc = json.loads((work / "o.json").read_text())
+    grads = dict(zip(doc["labels"], doc["grad"]))
     assert grads == {"a": -3.0, "b": 2.0, "L": 1.0}

@@ -58,7 +58,7 @@ def test_labels_of_any_type_are_their_str_everywhere(tmp_path, monkeypatch, caps
     Path("labels.py").write_text(LABELS)
     assert _run(capsys, "snapshot", "labels.py", "-o", "labels.json")[0] == 0
     doc = json.loads(Path("labels.json").read_text("utf-8"))
-    assert [n["label"] for n in doc["nodes"]] == ["3", "b", "('t', 1)"]  # None: the variable's name, as for ''
+    assert doc["labels"] == ["3", "b", "('t', 1)"]  # None: the variable's name, as for ''
     assert _run(capsys, "render", "labels.py", "-o", "labels.dot")[0] == 0
     (dot,) = pydot.graph_from_dot_data(Path("labels.dot").read_text("utf-8"))
     assert "<B>3</B>" in dot.get_node("v0")[0].get("label")

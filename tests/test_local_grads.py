@@ -141,8 +141,8 @@ def test_local_grads_attr_names_another_attribute():
 def test_snapshot_keeps_local_grads_and_validates():
     leaves, root = built()
     g = gradviz.capture(root)
-    doc = json.loads(dumps(g))
-    jsonschema.validate(doc, schema())
+    doc = json.loads(dumps(g, version=1))
+    jsonschema.validate(doc, schema(1))
     with_local = [nd for nd in doc["nodes"] if "local_grads" in nd]
     assert len(with_local) == sum(1 for n in g if n.operands)
     assert all(len(nd["local_grads"]) == len(nd["operands"]) for nd in with_local)
@@ -153,14 +153,14 @@ def test_snapshot_keeps_local_grads_and_validates():
 
 def test_snapshot_without_local_grads_loads_as_before():
     a = Value(2.0)
-    doc = json.loads(dumps(gradviz.capture(a * a)))
+    doc = json.loads(dumps(gradviz.capture(a * a), version=1))
     assert not any("local_grads" in nd for nd in doc["nodes"])
     assert all(n.local_grads is None for n in loads(json.dumps(doc)))
 
 
 def test_snapshot_with_wrong_number_of_local_grads_is_refused():
     a, b = M.Value(2.0), M.Value(-3.0)
-    doc = json.loads(dumps(gradviz.capture(a * b)))
+    doc = json.loads(dumps(gradviz.capture(a * b), version=1))
     doc["nodes"][2]["local_grads"] = [1.0]
     with pytest.raises(SnapshotError, match=r"\$\.nodes\[2\]\.local_grads: 1 local derivative\(s\) for 2 operand\(s\)"):
         loads(json.dumps(doc))

@@ -1,7 +1,8 @@
 """Property-based tests (hypothesis): random graphs, hostile text, mutated snapshots.
 
-* Graph -> JSON -> Graph is exact: ids, ops, labels, operand order with
-  repeats, parameters, and every float bit for bit (any NaN reads back as NaN).
+* Graph -> JSON -> Graph is exact, in both format versions: ids, ops,
+  labels, operand order with repeats, parameters, and every float bit for
+  bit (any NaN reads back as NaN).
 * Graph -> DOT -> pydot is exact: one box per node with its label, data and
   grad; one op ellipse per non-leaf; one edge per operand slot.
 * A random mutation of a valid snapshot loads to a graph that keeps every
@@ -19,6 +20,7 @@ import struct
 from collections import Counter
 
 from helpers import dot_label_cells, dot_label_text, fuzz_loader
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,12 +82,13 @@ def _key(g: Graph) -> tuple:
     )
 
 
-@given(graphs())
-def test_graph_to_json_to_graph_is_exact(g):
-    text = dumps(g)
+@pytest.mark.parametrize("version", [1, 2])
+@given(g=graphs())
+def test_graph_to_json_to_graph_is_exact(g, version):
+    text = dumps(g, version=version)
     back = loads(text.encode("utf-8"))
     assert _key(back) == _key(g)
-    assert dumps(back) == text  # and byte-identical when written again
+    assert dumps(back, version=version) == text  # and byte-identical when written again
 
 
 @given(graphs())
@@ -119,7 +122,7 @@ JSON_VALUES = st.recursive(
 
 @st.composite
 def mutated_snapshots(draw) -> bytes:
-    doc = to_dict(draw(graphs()))
+    doc = to_dict(draw(graphs()), version=draw(st.sampled_from([1, 2])))
     for _ in range(draw(st.integers(1, 3))):
         places = fuzz_loader().places(doc)
         container, key = places[draw(st.integers(0, len(places) - 1))]

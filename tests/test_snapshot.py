@@ -63,7 +63,7 @@ def test_round_trip_of_the_worked_example(tmp_path):
 
 
 def test_non_finite_numbers_are_strings_in_the_file():
-    doc = json.loads(dumps(odd_graph()))  # strict JSON: json.loads would accept bare NaN, so look
+    doc = json.loads(dumps(odd_graph(), version=1))  # strict JSON: json.loads would accept bare NaN, so look
     nodes = {n["label"]: n for n in doc["nodes"]}
     assert (nodes["x0"]["data"], nodes["x1"]["data"], nodes["x2"]["data"]) == ("NaN", "Infinity", "-Infinity")
     assert math.copysign(1.0, nodes["x3"]["data"]) == -1.0
@@ -116,16 +116,16 @@ def shipped_schema() -> dict:
 def test_written_json_is_valid_against_the_shipped_schema(tmp_path):
     schema = shipped_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert snapshot_module.schema() == schema
+    assert snapshot_module.schema(1) == schema
     L, _ = worked_example()
     for g in (snapshot(L), odd_graph()):
-        g.save(tmp_path / "s.json")
+        save(g, tmp_path / "s.json", version=1)
         jsonschema.validate(json.loads((tmp_path / "s.json").read_text("utf-8")), schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_schema_rejects_what_the_loader_rejects():
     schema = shipped_schema()
-    doc = json.loads(dumps(odd_graph()))
+    doc = json.loads(dumps(odd_graph(), version=1))
     doc["nodes"][0]["data"] = "nan"  # only "NaN" is allowed
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
@@ -133,7 +133,7 @@ def test_schema_rejects_what_the_loader_rejects():
 
 def doc_of_worked_example() -> dict:
     L, _ = worked_example()
-    return json.loads(dumps(snapshot(L)))
+    return json.loads(dumps(snapshot(L), version=1))
 
 
 def bad(mutate) -> str:
@@ -145,14 +145,14 @@ def bad(mutate) -> str:
 @pytest.mark.parametrize(
     "text, message",
     [
-        (bad(lambda d: d.update(version=2)), "version 2 is newer than this gradviz reads (1); upgrade gradviz"),
+        (bad(lambda d: d.update(version=3)), "version 3 is newer than this gradviz reads (2); upgrade gradviz"),
         (bad(lambda d: d.update(format="other-tool")), 'not a gradviz snapshot ($.format is "other-tool"'),
         (json.dumps({"nodes": []}), "not a gradviz snapshot ($.format is null"),
         ("[1, 2]", "not a gradviz snapshot (the top level is an array, not a JSON object)"),
         ("{\"format\": ", "not valid JSON"),
         ("{\"x\": NaN}", "bare NaN is not JSON"),
         (b"{\"a\": \"\x80\"}", "not UTF-8 text"),
-        (bad(lambda d: d.update(version=0)), "$.version must be a positive integer such as 1, got 0"),
+        (bad(lambda d: d.update(version=0)), "$.version must be a positive integer such as 2, got 0"),
         (bad(lambda d: d["nodes"][1].update(data="two")), "invalid snapshot at $.nodes[1].data"),
         (bad(lambda d: d["nodes"][1].update(extra=1)), "invalid snapshot at $.nodes[1]"),
         (bad(lambda d: d["nodes"][1].pop("operands")), "invalid snapshot at $.nodes[1]"),
@@ -197,6 +197,18 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
 
     monkeypatch.setattr(snapshot_module, "_node_json", failing)
     with pytest.raises(RuntimeError):
+        save(g, path, version=1)
+    assert path.read_text(encoding="utf-8") == "old"
+    real_json, columns = snapshot_module._json, []
+
+    def failing_column(value):
+        columns.append(value)
+        if len(columns) == 3:
+            raise RuntimeError("disk full")
+        return real_json(value)
+
+    monkeypatch.setattr(snapshot_module, "_json", failing_column)
+    with pytest.raises(RuntimeError):  # version 2: the third column fails
         save(g, path)
     assert path.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
@@ -229,9 +241,9 @@ def test_fast_writer_writes_what_json_dumps_writes(tmp_path, chunk):
     loss.backward()
     g = snapshot(loss, moment="after-backward")
     assert g.nonfinite() and any(n.params for n in g) and any(n.grad == 0.0 for n in g)  # what this test is about
-    g.save(tmp_path / "g.json")
+    save(g, tmp_path / "g.json", version=1)
     written = (tmp_path / "g.json").read_bytes()
-    assert written == dumps(g).encode("utf-8") == _reference_dumps(g).encode("utf-8")
+    assert written == dumps(g, version=1).encode("utf-8") == _reference_dumps(g).encode("utf-8")
     assert "".join(snapshot_module._chunks(g, size=chunk)) == _reference_dumps(g)
     assert json.loads(written) == json.loads(_reference_dumps(g))
     assert_same_graph(load(tmp_path / "g.json"), g)

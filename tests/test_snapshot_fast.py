@@ -32,12 +32,14 @@ def _outcome(text: str | bytes) -> str:
 def _careful(monkeypatch: pytest.MonkeyPatch, text: str | bytes) -> str:
     with monkeypatch.context() as m:
         m.setattr(snap, "_load_plain", lambda *args: None)
+        m.setattr(snap, "_load_v2_fast", lambda *args: None)
         return _outcome(text)
 
 
 def _fast_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the careful road fail loudly: what loads now loaded by the fast road."""
     monkeypatch.setattr(snap, "_load_careful", lambda *args: pytest.fail("the careful road ran"))
+    monkeypatch.setattr(snap, "_from_dict_v2", lambda *args: pytest.fail("the careful road ran"))
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def text() -> str:
     out = (a * b + a) ** 2
     out.label = "out"
     out.backward()
-    return snap.dumps(snapshot(out))
+    return snap.dumps(snapshot(out), version=1)
 
 
 def test_both_roads_agree_on_mutated_snapshots(monkeypatch):
@@ -54,7 +56,8 @@ def test_both_roads_agree_on_mutated_snapshots(monkeypatch):
     rng = random.Random(7)
     bases = fuzz.seeds()
     fast_loads = 0
-    real_plain = snap._load_plain
+    fast_v2 = 0
+    real_plain, real_v2 = snap._load_plain, snap._load_v2_fast
 
     def counting(*args):
         nonlocal fast_loads
@@ -62,13 +65,20 @@ def test_both_roads_agree_on_mutated_snapshots(monkeypatch):
         fast_loads += graph is not None
         return graph
 
-    for i in range(1500):
+    def counting_v2(*args):
+        nonlocal fast_v2
+        graph = real_v2(*args)
+        fast_v2 += graph is not None
+        return graph
+
+    for i in range(3000):
         data = fuzz.mutate(rng.choice(bases), rng)
         with monkeypatch.context() as m:
             m.setattr(snap, "_load_plain", counting)
+            m.setattr(snap, "_load_v2_fast", counting_v2)
             fast = _outcome(data)
         assert fast == _careful(monkeypatch, data), f"input {i}: {data[:300]!r}"
-    assert fast_loads > 30  # the fast road did load some of them
+    assert fast_loads > 30 and fast_v2 > 30  # the fast roads of both versions did load some of them
 
 
 def test_a_valid_snapshot_loads_by_the_fast_road(monkeypatch, text):

@@ -23,7 +23,7 @@ def good() -> dict:
     a, b, c, f = Value(2.0, label="a"), Value(-3.0, label="b"), Value(10.0, label="c"), Value(-2.0, label="f")
     L = (a * b + c) * f
     L.backward()
-    return json.loads(dumps(snapshot(L, moment="after-backward")))
+    return json.loads(dumps(snapshot(L, moment="after-backward"), version=1))
 
 
 def _edit(doc: dict, edit) -> str:
@@ -47,7 +47,7 @@ def _refused(tmp_path, text: str | bytes) -> str:
 DOC_CASES = [
     ("another format", lambda d: d.update(format="networkx-node-link"), ['$.format is "networkx-node-link"', "not a gradviz snapshot"]),
     ("format missing", lambda d: d.pop("format"), ["$.format is null"]),
-    ("newer version", lambda d: d.update(version=2), ["version 2 is newer", "upgrade gradviz"]),
+    ("newer version", lambda d: d.update(version=3), ["version 3 is newer", "upgrade gradviz"]),
     ("negative version", lambda d: d.update(version=-1), ["$.version must be a positive integer", "got -1"]),
     ("zero version", lambda d: d.update(version=0), ["$.version", "got 0"]),
     ("boolean version", lambda d: d.update(version=True), ["$.version", "got true"]),

@@ -226,7 +226,7 @@ def test_cli_check_picture_of_a_big_graph_keeps_the_culprit(tmp_path, capsys):
     for _ in range(10):
         v = v * 2.0
     v.backward()
-    doc = json.loads(dumps(capture(v)))
+    doc = json.loads(dumps(capture(v), version=1))
     doc["nodes"][10]["label"] = "culprit-here"
     doc["nodes"][10]["grad"] = 99.0  # n10 passed on 32: its grad changed after its step ran
     src = tmp_path / "bad.json"

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "snapshot",
         help="save a script's graph as a JSON snapshot, or the pair before/after backward()",
         description="Run a Python script and save the graph of its root Value as a JSON snapshot "
-        "(format gradviz-snapshot v1): a file anyone can render, diff or check without the script; "
+        "(format gradviz-snapshot v2): a file anyone can render, diff or check without the script; "
         "or as Parquet, one row per node, a step of a training run for DuckDB, polars or Spark.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
