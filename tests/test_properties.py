@@ -93,7 +93,9 @@ def test_graph_to_json_to_graph_is_exact(g, version):
 
 @given(graphs())
 def test_graph_to_dot_to_pydot_is_exact(g):
-    dot = read_dot(dot_source(g))
+    # copy_above=None: one DOT node per graph node (a leaf with more than 4 consumers is otherwise drawn
+    # once beside each, which tests/test_budget.py covers; hypothesis finds such a leaf only now and then)
+    dot = read_dot(dot_source(g, copy_above=None))
     index = {nid: i for i, nid in enumerate(g.nodes)}
     found = {n.get_name(): n for n in dot.get_nodes() if n.get_name() not in ("node", "edge", "graph")}
     expected_edges: Counter = Counter()
