@@ -165,7 +165,7 @@ def _run(ctx: Context) -> CheckReport:
         rule.check_data(ctx)
     if ctx.g.moment == "before-backward":
         ctx.notes.append("this graph was captured before backward(): its grads were not checked")
-        for nid in ctx.g.nodes:
+        for nid in ctx.g.ids:
             ctx.unverify(nid, "captured before backward(): grads not checked")
     else:
         for nid, p in ctx.probes.items():
@@ -191,7 +191,7 @@ def _run(ctx: Context) -> CheckReport:
     rp = ctx.rp
     stored: list[str] = []  # unknown ops whose local derivatives the engine stored: one note for all
     for nid, why in rp.unknown.items():
-        if nid in rp.local and ctx.g.nodes[nid].local_grads is not None:
+        if nid in rp.local and ctx.g.local_grads.get(ctx.index[nid]) is not None:
             stored.append(nid)
         elif nid not in rp.local:
             ctx.notes.append(
