@@ -371,7 +371,8 @@ class Replay:
         self.seed = seed
         self.offsets = _readonly(offsets)
         self.slot_operand = _readonly(slot_operand)
-        self.slot_consumer = _readonly(np.repeat(np.arange(self.n, dtype=np.int32), np.diff(offsets)))
+        width = graph.arity if offsets is graph.offsets else np.diff(offsets)
+        self.slot_consumer = _readonly(np.repeat(np.arange(self.n, dtype=np.int32), width))
         self.slot_local = _readonly(slot_local)
         self.has_local = _readonly(has_local)
         self.forward = _readonly(forward)
@@ -529,12 +530,20 @@ class Replay:
         order = np.arange(m, dtype=np.int64) + np.repeat(start - (np.cumsum(length) - length), length)
         consumer = self.slot_consumer[order]
         local: list[float | None] = self.slot_local[order].tolist()
-        for k in np.flatnonzero(~self.has_local[consumer]).tolist():
-            local[k] = None
+        blocked = np.flatnonzero(~self.has_local[consumer]).tolist()
         grad: list[float | None] = [0.0] * n
         scale = [0.0] * n
         grad[self.root] = self.seed
         scale[self.root] = abs(self.seed)
+        if not blocked:  # every consumer has local derivatives: no reference can be None
+            magnitude = np.abs(self.slot_local[order]).tolist()
+            fgrad: list[float] = grad  # type: ignore[assignment]
+            for c, o, d, a in zip(consumer.tolist(), self.slot_operand[order].tolist(), local, magnitude):
+                fgrad[o] += d * fgrad[c]
+                scale[o] += a * scale[c]
+            return grad, scale
+        for k in blocked:
+            local[k] = None
         with paused_gc():
             for c, o, d in zip(consumer.tolist(), self.slot_operand[order].tolist(), local):
                 g = grad[c]
@@ -658,15 +667,24 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
     table = [OPS.get(name) for name in names]
     # the common case, where _fit gives (op, operands, None) unchanged: a known op without
     # parameters, its arity, operands given in order; every other op node is fitted one by one
-    plain = np.array([op.arity if op is not None and not op.params else -1 for op in table], dtype=np.int64)
-    regular = (arity > 0) & (arity == plain[codes])
+    want = np.array([-1 if op is None else op.arity for op in table], dtype=np.int64)
+    with_params = np.array([op is not None and bool(op.params) for op in table], dtype=bool)
+    fits = (arity > 0) & (arity == want[codes])
     orders = {i: o for i, o in graph.orders.items() if o}
     if orders:
-        regular[np.fromiter(orders, dtype=np.int64, count=len(orders))] = False
+        fits[np.fromiter(orders, dtype=np.int64, count=len(orders))] = False
+    regular = fits & ~with_params[codes]
     extra: dict[int, list[int]] = {}  # op code -> the other op nodes the table replays
+    odd = np.flatnonzero((arity > 0) & ~fits).tolist()
+    for i in np.flatnonzero(fits & with_params[codes]).tolist():
+        code = int(codes[i])
+        if all(map(graph.params.get(i, NO_PARAMS).__contains__, table[code].params)):  # type: ignore[union-attr]
+            extra.setdefault(code, []).append(i)
+        else:
+            odd.append(i)
     refit: dict[int, tuple[int, ...]] = {}  # position -> its operands as replayed, where they differ
     cannot: list[tuple[int, Op | None, str | None]] = []
-    for i in np.flatnonzero((arity > 0) & ~regular).tolist():
+    for i in sorted(odd):  # fitted one by one: _fit says what is wrong, or how it replays
         given = tuple(operand_pos[offsets[i] : offsets[i + 1]].tolist())
         op, pos, why = _fit(names[codes[i]], given, orders.get(i, ""), graph.params.get(i, NO_PARAMS))
         if pos != given:
@@ -685,7 +703,7 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
     for code, op in enumerate(table):
         if op is None:
             continue
-        at = np.flatnonzero(regular & (codes == code)) if plain[code] >= 0 else np.zeros(0, dtype=np.int64)
+        at = np.flatnonzero(regular & (codes == code)) if not with_params[code] else np.zeros(0, dtype=np.int64)
         if code in extra:
             at = np.union1d(at, np.array(extra[code], dtype=np.int64))
         if len(at):

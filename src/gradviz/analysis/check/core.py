@@ -33,7 +33,7 @@ from ...graph.model import Graph
 from .._report import fmt, json_number, table, text
 from ..probe import Probe, needs_probe, probe_graph
 from ..sets import resolve_orders
-from ..replay import ATOL, RTOL, Replay, close, replay, safe_fsum
+from ..replay import ATOL, RTOL, Replay, _ByPosition, close, replay, safe_fsum
 
 __all__ = [
     "Finding", "CheckReport", "Context", "Rule", "Explanation", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
@@ -418,6 +418,11 @@ class CheckReport:
         return self.table()
 
 
+def _floats(column: np.ndarray) -> Sequence[float]:
+    """A column as a read-only list of Python floats, each made when read (the whole list when iterated)."""
+    return _ByPosition(len(column), lambda i: float(column[i]), column.tolist)
+
+
 def _node_name(graph: Graph, nid: str) -> str:
     """How a report names node ``nid`` (as :meth:`Node.name`), from the graph's labels: no Node is made."""
     label = graph.labels[graph.position(nid)]
@@ -721,9 +726,10 @@ class Context:
                 override[nid] = tuple(per_slot)
         self.rp: Replay = replay(graph, local_override=override)
         self.index = self.rp.index
-        # recorded data and grads by topological position (Python floats, as messages show them)
-        self.data: list[float] = graph.data.tolist()
-        self.rec: list[float] = graph.grad.tolist()
+        # recorded data and grads by topological position, as Python floats (as messages show them),
+        # each made when read: a check of a correct graph reads few of them
+        self.data: Sequence[float] = _floats(graph.data)
+        self.rec: Sequence[float] = _floats(graph.grad)
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.unverified: list[str] = []
@@ -854,10 +860,10 @@ class Context:
             settled = (rec == total) & (count <= 1)  # one term (or none): its plain sum is its exact sum
             rtol, atol = self.rtol, self.atol
             if rtol >= 0 and atol >= 0:
-                half_eps = sys.float_info.epsilon / 2
-                err = 4 * count * half_eps * mag
-                within = np.abs(rec - total) + err <= (atol + rtol * np.maximum(np.abs(rec), mag - err)) * (1 - 1e-9)
-                settled |= (mag <= _QUICK_MAX) & within
+                rest = np.flatnonzero(~settled & (mag <= _QUICK_MAX))
+                got, s, a = rec[rest], total[rest], mag[rest]
+                err = 4 * count[rest] * (sys.float_info.epsilon / 2) * a
+                settled[rest] = np.abs(got - s) + err <= (atol + rtol * np.maximum(np.abs(got), a - err)) * (1 - 1e-9)
         settled[rp.root] = True
         unverified = blocked < n
         unverified[rp.root] = False
