@@ -176,11 +176,21 @@ def safe_fsum(values: Iterable[float]) -> float:
             return math.nan
 
 
+def _enough(n: int) -> int:
+    """How many lookups one at a time a view serves before it makes all its values at once.
+
+    One value costs a few microseconds, all of them about one each: past a
+    sixteenth of the nodes, making them all is cheaper than going on.
+    """
+    return 32 + n // 16
+
+
 class _ByPosition(Sequence):
-    """A read-only list of per-position values, each made on access (all of them on iteration, once)."""
+    """A read-only list of per-position values, each made on access (all of them on iteration, or after many lookups)."""
 
     def __init__(self, n: int, value_at: Callable[[int], Any], every: Callable[[], list[Any]]) -> None:
         self._n, self._value_at, self._every, self._all = n, value_at, every, None
+        self._left = _enough(n)
 
     def _list(self) -> list[Any]:
         if self._all is None:
@@ -191,7 +201,8 @@ class _ByPosition(Sequence):
         return self._n
 
     def __getitem__(self, i: Any) -> Any:
-        if self._all is not None or not isinstance(i, int):
+        self._left -= 1
+        if self._all is not None or not isinstance(i, int) or self._left < 0:
             return self._list()[i]
         if not -self._n <= i < self._n:
             raise IndexError(i)
@@ -214,11 +225,21 @@ class _ById(Mapping):
     """A read-only dict node id -> value, for the positions ``present`` selects, each value made on access.
 
     Iterating it (or comparing it) makes the whole dict once, as the eager
-    dict it stands for would have been; a lookup costs one position.
+    dict it stands for would have been, and so do many lookups (see
+    :func:`_enough`); a lookup costs one position.
     """
 
     def __init__(self, rp: "Replay", value_at: Callable[[int], Any], present: Callable[[], Any] | None, values: Callable[[], list[Any]]) -> None:
         self._rp, self._value_at, self._present, self._values, self._dict = rp, value_at, present, values, None
+        self._left = _enough(rp.n)
+        self._made: dict[Any, Any] = {}
+
+    def _counted(self) -> bool:
+        """Count one lookup; True once the whole dict is made (or should be)."""
+        self._left -= 1
+        if self._dict is None and self._left < 0:
+            self._full()
+        return self._dict is not None
 
     def _position(self, nid: Any) -> int:
         i = self._rp._position(nid)
@@ -236,13 +257,15 @@ class _ById(Mapping):
         return self._dict
 
     def __getitem__(self, nid: Any) -> Any:
-        if self._dict is not None:
-            return self._dict[nid]
-        return self._value_at(self._position(nid))
+        if self._counted():
+            return self._dict[nid]  # type: ignore[index]
+        if nid not in self._made:  # (a value asked for again, e.g. a big fan-out's uses, is made once)
+            self._made[nid] = self._value_at(self._position(nid))
+        return self._made[nid]
 
     def __contains__(self, nid: object) -> bool:
-        if self._dict is not None:
-            return nid in self._dict
+        if self._counted():
+            return nid in self._dict  # type: ignore[operator]
         try:
             self._position(nid)
         except KeyError:
