@@ -100,6 +100,17 @@ def clean_worker(graph: str, nodes: int) -> dict:
     }
 
 
+def _in_subprocess(options: list[str], timeout: float) -> tuple[dict | None, str]:
+    """Run this script with ``options`` in a fresh Python: ``(its JSON result, '')``, or ``(None, what went wrong)``."""
+    try:
+        out = subprocess.run([sys.executable, __file__, *options], capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"stopped after {timeout:.0f} s"
+    if out.returncode:
+        return None, f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
+    return json.loads(out.stdout), ""
+
+
 def clean_main(args: argparse.Namespace) -> int:
     """The ``--clean`` table: check / backward on correct graphs, with memory per node."""
     sizes = [int(float(s)) for s in (args.sizes or "1e4,1e5,1e6").split(",")]
@@ -107,16 +118,10 @@ def clean_main(args: argparse.Namespace) -> int:
     for graph in args.graphs.split(","):
         last = None
         for n in sizes:
-            cmd = [sys.executable, __file__, "--clean-worker", graph, str(n)]
-            try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
-            except subprocess.TimeoutExpired:
-                print(f"{graph:<6} {n:>9,}  stopped after {args.timeout:.0f} s")
+            r, problem = _in_subprocess(["--clean-worker", graph, str(n)], args.timeout)
+            if r is None:
+                print(f"{graph:<6} {n:>9,}  {problem}")
                 continue
-            if out.returncode:
-                print(f"{graph:<6} {n:>9,}  failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-                continue
-            r = json.loads(out.stdout)
             growth = f"{r['check'] / last:5.1f}x" if last else "      "
             last = r["check"]
             verdict = "ok" if r["ok"] and not r["findings"] else f"{r['findings']} findings (a correct graph should have none)"
@@ -158,18 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'nodes':>9}  {'break':<9}  {'build':>7}  {'backward':>8}  {'check':>8}  culprits")
     for n in sizes:
         for how in breaks:
-            try:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", str(n), how],
-                    capture_output=True, text=True, timeout=args.timeout, check=False,
-                )
-            except subprocess.TimeoutExpired:
-                print(f"{n:>9,}  {how:<9}  stopped after {args.timeout:.0f} s")
+            r, problem = _in_subprocess(["--worker", str(n), how], args.timeout)
+            if r is None:
+                print(f"{n:>9,}  {how:<9}  {problem}")
                 continue
-            if out.returncode:
-                print(f"{n:>9,}  {how:<9}  failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-                continue
-            r = json.loads(out.stdout)
             print(
                 f"{n:>9,}  {how:<9}  {r['build']:>6.2f}s  {r['backward']:>7.2f}s  {r['check']:>7.2f}s  "
                 f"{'; '.join(r['culprits'])} (+{r['downstream']} downstream)"
