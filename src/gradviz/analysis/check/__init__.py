@@ -18,10 +18,10 @@ How it works (DESIGN.md, "The checker, in short"):
    *recorded* grad (summed exactly, as ``math.fsum`` does, with
    :func:`~gradviz.analysis.replay.safe_fsum`, which gives ``inf`` where the
    exact sum of finite terms leaves the float64 range; a quick plain sum with
-   a rounding-error bound settles the nodes clearly within tolerance, in one
-   reverse pass). A node where that fails is where something went wrong;
-   a node that passes but differs from the reference is only *downstream*
-   (in the backward direction) of a culprit.
+   a rounding-error bound settles the nodes clearly within tolerance, in
+   whole-array passes over the graph's columns). A node where that fails is
+   where something went wrong; a node that passes but differs from the
+   reference is only *downstream* (in the backward direction) of a culprit.
 4. **Explain** each inconsistent node, first match wins: a consumer whose
    forward value is inconsistent; a consumer whose probed ``_backward`` is
    wrong; an op node whose operands got what the sum of its contributions

@@ -819,10 +819,11 @@ class Context:
     def unsettled(self) -> list[int]:
         """Positions of the nodes whose recorded grad a quick sum cannot call locally consistent.
 
-        One reverse pass adds, for every use, the consumer's local derivative
-        times its recorded grad into plain float sums (``total``) and sums of
-        magnitudes (``mag``), consumers before their operands, as the chain
-        rule does. A plain sum of ``k`` finite terms is within about
+        Whole-array passes over the replay's operand slots: every use's term
+        (the consumer's local derivative times its recorded grad) is added
+        per operand into plain float sums (``total``) and sums of magnitudes
+        (``mag``) with ``numpy.bincount``, in slot order. A plain sum of ``k``
+        finite terms, added in any order, is within about
         ``(k - 1) * eps/2 * mag`` of the exact sum (Higham, *Accuracy and
         Stability of Numerical Algorithms*, 2nd ed., section 4.2), and
         ``math.fsum`` is within ``eps/2 * |sum|`` of it; so a node whose
