@@ -194,7 +194,8 @@ class _ByPosition(Sequence):
 
     def _list(self) -> list[Any]:
         if self._all is None:
-            self._all = self._every()
+            with paused_gc():  # a tuple per node, none in a cycle (see gradviz._gc)
+                self._all = self._every()
         return self._all
 
     def __len__(self) -> int:
@@ -249,12 +250,15 @@ class _ById(Mapping):
 
     def _full(self) -> dict[str, Any]:
         if self._dict is None:
-            ids = self._rp.ids
-            if self._present is None:
-                self._dict = dict(zip(ids, self._values()))
-            else:
-                self._dict = dict(zip(map(ids.__getitem__, np.flatnonzero(self._present()).tolist()), self._values()))
+            with paused_gc():  # a value per node, none in a cycle
+                self._dict = self._make()
         return self._dict
+
+    def _make(self) -> dict[str, Any]:
+        ids = self._rp.ids
+        if self._present is None:
+            return dict(zip(ids, self._values()))
+        return dict(zip(map(ids.__getitem__, np.flatnonzero(self._present()).tolist()), self._values()))
 
     def __getitem__(self, nid: Any) -> Any:
         if self._counted():
