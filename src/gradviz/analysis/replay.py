@@ -684,7 +684,8 @@ def replay(
         >>> r.grad['n0']   # d(a*a + a)/da = 2a + 1
         7.0
     """
-    return _replay(graph, local_override or {}, float(seed))
+    with paused_gc():  # (a live graph's objects are many; a collection would walk them all, for nothing)
+        return _replay(graph, local_override or {}, float(seed))
 
 
 def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float) -> Replay:
