@@ -32,6 +32,7 @@ left for the checker to compare with them.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator
@@ -203,8 +204,9 @@ class _ByPosition(Sequence):
 
     def __getitem__(self, i: Any) -> Any:
         self._left -= 1
-        if self._all is not None or not isinstance(i, int) or self._left < 0:
+        if self._all is not None or isinstance(i, slice) or self._left < 0:
             return self._list()[i]
+        i = operator.index(i)  # (a numpy integer too)
         if not -self._n <= i < self._n:
             raise IndexError(i)
         return self._value_at(i % self._n)
