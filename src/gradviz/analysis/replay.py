@@ -727,7 +727,6 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
         offsets, operand_pos = _refitted(offsets, operand_pos, arity, refit)
     m = len(operand_pos)
     slot_local = np.full(m, math.nan)
-    has_local = np.zeros(n, dtype=bool)
     forward = np.full(n, math.nan)
     is_replayed = np.zeros(n, dtype=bool)
     for code, op in enumerate(table):
@@ -738,13 +737,14 @@ def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float
             at = np.union1d(at, np.array(extra[code], dtype=np.int64))
         if len(at):
             first = offsets[at]
-            xs = tuple(data[operand_pos[first + k]] for k in range(op.arity))
+            slots = [first + k for k in range(op.arity)]
+            xs = tuple(data[operand_pos[slot]] for slot in slots)
             values, grads = _evaluate(op, data[at], xs, [graph.params[i] for i in at.tolist()] if op.params else None)
             forward[at] = values
-            for k, d in enumerate(grads):
-                slot_local[first + k] = d
+            for slot, d in zip(slots, grads):
+                slot_local[slot] = d
             is_replayed[at] = True
-            has_local[at] = True
+    has_local = is_replayed.copy()
     ids = graph.ids if cannot or refit else None
     stored: dict[int, tuple[float, ...]] = {}
     unknown: dict[str, str] = {}
