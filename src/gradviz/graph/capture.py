@@ -265,7 +265,9 @@ def label_text(label: object) -> str:
 def _labels(objects: Sequence[Any]) -> list[str]:
     """The labels of ``objects`` as text (:func:`label_text`); one C loop when all are strings already."""
     labels = list(map(_LABEL, objects))
-    if set(map(type, labels)) - {str}:
+    try:
+        "".join(labels)  # a C loop that raises at the first label that is not text
+    except TypeError:
         labels = list(map(label_text, labels))
     return labels
 
@@ -275,13 +277,18 @@ def _number(obj: object, attr: str) -> float:
         value = getattr(obj, attr)
     except AttributeError:
         raise CaptureError(f"{type(obj).__name__} object in the graph has no {attr!r} attribute") from None
-    if isinstance(value, numbers.Real):
-        return float(value)
-    # one-element arrays and tensors (numpy, torch) hold a scalar too
     try:
+        if isinstance(value, numbers.Real):
+            return float(value)
+        # one-element arrays and tensors (numpy, torch) hold a scalar too
         if hasattr(value, "item"):
             value = value.item()
         return float(value)
+    except OverflowError:  # 10**400: a number, but none a float holds
+        size = f"an int of about {int(value.bit_length() * 0.30103) + 1} digits" if isinstance(value, int) else type(value).__name__
+        raise CaptureError(
+            f"{type(obj).__name__}.{attr} must be a real number a float can hold (at most about 1.8e308 in size), got {size}"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise CaptureError(
             f"{type(obj).__name__}.{attr} must be a real number, got {type(value).__name__}: {value!r:.60}"
@@ -550,8 +557,9 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     read instead of a lookup in a dict of a million Values, whose random
     access is what made an older capture grow faster than linearly. The
     fields are read column by column in C loops (``map`` with ``attrgetter``)
-    straight into numpy arrays (DESIGN.md decision 12): no Node is made. Anything unusual (a cycle, an operand that is not a
-    Value, a Value subclass that compares by value) goes to
+    straight into numpy arrays (DESIGN.md decision 12): no Node is made.
+    Anything unusual (a cycle, an operand that is not a Value, a Value
+    subclass that compares by value, a data that is no number) goes to
     :func:`_capture_own_careful`, which raises the error or captures it as
     before. The marked walk holds ``gradviz.engine.value._MARK_LOCK``, as
     ``backward()``'s does, so walks in two threads never see each other's marks.
@@ -575,7 +583,9 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     try:
         data = np.fromiter(map(_DATA, objects), np.float64, n)
         grad = np.fromiter(map(_GRAD, objects), np.float64, n)
-    except (TypeError, ValueError):  # a data or grad set to something that is not a number: say which
+    except (TypeError, ValueError, OverflowError):  # a data or grad set to something that is not a number: say which
+        return _capture_own_careful(root, moment, keep_objects)
+    if _none_as_nan(objects, data, _DATA) or _none_as_nan(objects, grad, _GRAD):
         return _capture_own_careful(root, moment, keep_objects)
     codes = _OpCodes()
     op_codes = np.fromiter(map(codes.__getitem__, map(_OP, objects)), np.int32, n)
@@ -594,6 +604,11 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     if keep_objects:
         graph.objects = dict(zip(graph.ids, objects))
     return graph
+
+
+def _none_as_nan(objects: list[Value], column: Any, read: Callable[[Value], Any]) -> bool:
+    """True if a nan in ``column`` came from a None, which ``np.fromiter`` reads as nan instead of refusing it."""
+    return any(read(objects[i]) is None for i in np.flatnonzero(np.isnan(column)).tolist())
 
 
 def _marked_postorder(root: Value) -> list[Value] | None:
@@ -623,10 +638,10 @@ def _marked_postorder(root: Value) -> list[Value] | None:
                     continue
                 if mark is seen:  # an operand of itself, directly or not
                     return None
-                child._mark = seen
                 grandchildren = child._prev
                 # A leaf is emitted at once instead of being pushed and popped.
                 if grandchildren:
+                    child._mark = seen
                     push((child, iter(grandchildren)))
                     break
                 child._mark = done
@@ -714,23 +729,47 @@ def _capture_foreign(
 
     children, states, attr_of = _order_sets(root, children, attrs)
     objects = postorder(root, children)
-    ids = [f"n{i}" for i in range(len(objects))]
-    index = dict(zip(map(id, objects), ids))
-    nodes: dict[str, Node] = {}
-    for nid, v in zip(ids, objects):
-        op_raw, label, data, grad = attr_of[id(v)]
-        operands = tuple(index[id(k)] for k in children(v))
-        for operand in operands:
-            if operand not in nodes:  # postorder emits operands first, unless they depend on v
-                raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        op, params, _doubt = read_op(op_raw, [nodes[o].data for o in operands], data)  # the replay says the doubt
-        local = _local_grads(v, local_attr, operands, children(v))
-        nodes[nid] = Node(
-            nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""), local_grads=local
-        )
-    graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
+    n = len(objects)
+    index = dict(zip(map(id, objects), range(n)))
+    data: list[float] = []
+    grad: list[float] = []
+    ops: list[str] = []
+    labels: list[str] = []
+    arity: list[int] = []
+    operand_pos: list[int] = []
+    params: dict[int, dict[str, float]] = {}
+    local_grads: dict[int, tuple[float, ...]] = {}
+    for i, v in enumerate(objects):
+        op_raw, label, value, g = attr_of[id(v)]
+        kids = children(v)
+        slots = [index[id(k)] for k in kids]
+        for j in slots:
+            if j >= i:  # postorder emits operands first, unless they depend on v
+                raise _cycle_error(f"{label or type(v).__name__} (n{i})", f" through its operand n{j}")
+        op, p, _doubt = read_op(op_raw, [data[j] for j in slots], value)  # the replay says the doubt
+        if p:
+            params[i] = p
+        local = _local_grads(v, local_attr, tuple(f"n{j}" for j in slots), kids)
+        if local is not None:
+            local_grads[i] = local
+        data.append(value)
+        grad.append(g)
+        ops.append(op)
+        labels.append(label)
+        arity.append(len(slots))
+        operand_pos.extend(slots)
+    codes = _OpCodes()
+    op_codes = np.fromiter(map(codes.__getitem__, ops), np.int32, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(arity, out=offsets[1:])
+    graph = Graph.from_columns(
+        data=data, grad=grad, op_names=tuple(codes), op_codes=op_codes, offsets=offsets,
+        operand_pos=np.array(operand_pos, dtype=np.int32), labels=labels, params=params,
+        orders=dict(sorted((index[k], state) for k, state in states.items() if state and k in index)),
+        local_grads=local_grads, moment=moment, engine=f"{type(root).__module__}.{type(root).__qualname__}",
+    )
     if keep_objects:
-        graph.objects = dict(zip(ids, objects))
+        graph.objects = dict(zip(graph.ids, objects))
     return graph
 
 
