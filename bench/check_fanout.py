@@ -20,12 +20,25 @@ Usage::
 Each (size, break) runs in a fresh Python process, stopped after
 ``--timeout`` seconds (the row then says so). The table gives the seconds
 for build, backward and check, and the culprit findings (node, kind).
+
+With ``--clean``, the graphs are ``bench/run.py``'s MLP and chain, left
+correct, captured with ``keep_objects=False`` (nothing to probe), as
+``bench/run.py`` checks them: the table gives gradviz's backward, the check,
+their ratio (issue 12's target: at most 3), the same with the report's
+reference gradients read as well (their reverse accumulation runs on first
+use, and a correct graph's verdict does not need them), the growth per 10x
+nodes, and the memory per node of one check as tracemalloc counts it
+(numpy's arrays included): the peak, and what the report holds::
+
+    python bench/check_fanout.py --clean                 # MLP and chain, 1e4, 1e5, 1e6 nodes
+    python bench/check_fanout.py --clean --graphs chain --sizes 1e5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -66,18 +79,83 @@ def worker(nodes: int, how: str) -> dict:
     }
 
 
+def clean_worker(graph: str, nodes: int) -> dict:
+    """Build ``bench/run.py``'s graph, backward, capture; time the check (and its reference) against backward; trace its memory."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import run  # bench/run.py: the same graphs, timer and memory trace as the whole benchmark
+
+    import gradviz
+
+    root = run.BUILDERS[graph]("gradviz", nodes)
+    backward, _, _ = run._timed(root.backward)
+    after = gradviz.capture(root, moment="after-backward", keep_objects=False)
+    del root
+    count = len(after)
+    check, report, _ = run._timed(lambda: gradviz.check(after))
+    with_reference, _, _ = run._timed(lambda: gradviz.check(after).reference[after.root])
+    held, peak = run._traced(lambda: gradviz.check(after), count)
+    return {
+        "nodes": count, "backward": backward, "check": check, "with_reference": with_reference,
+        "held": held, "peak": peak, "ok": report.ok, "findings": len(report.findings),
+    }
+
+
+def _in_subprocess(options: list[str], timeout: float) -> tuple[dict | None, str]:
+    """Run this script with ``options`` in a fresh Python: ``(its JSON result, '')``, or ``(None, what went wrong)``."""
+    try:
+        out = subprocess.run([sys.executable, __file__, *options], capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"stopped after {timeout:.0f} s"
+    if out.returncode:
+        return None, f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
+    return json.loads(out.stdout), ""
+
+
+def clean_main(args: argparse.Namespace) -> int:
+    """The ``--clean`` table: check / backward on correct graphs, with memory per node."""
+    sizes = [int(float(s)) for s in (args.sizes or "1e4,1e5,1e6").split(",")]
+    print(f"{'graph':<6} {'nodes':>9}  {'backward':>8}  {'check':>7}  {'ratio':>6}  {'+reference':>10}  {'growth':>6}  {'peak B/node':>11}  {'held B/node':>11}  verdict")
+    for graph in args.graphs.split(","):
+        last = None
+        for n in sizes:
+            r, problem = _in_subprocess(["--clean-worker", graph, str(n)], args.timeout)
+            if r is None:
+                print(f"{graph:<6} {n:>9,}  {problem}")
+                continue
+            growth = f"{r['check'] / last:5.1f}x" if last else "      "
+            last = r["check"]
+            verdict = "ok" if r["ok"] and not r["findings"] else f"{r['findings']} findings (a correct graph should have none)"
+            print(
+                f"{graph:<6} {r['nodes']:>9,}  {r['backward']:>7.3f}s  {r['check']:>6.3f}s  {r['check'] / r['backward']:>5.2f}x  "
+                f"{r['with_reference'] / r['backward']:>9.2f}x  {growth}  {r['peak']:>11.0f}  {r['held']:>11.0f}  {verdict}"
+            )
+            sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run every (size, break) in a subprocess, print a table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="3e4,1e5,1e6", help="comma-separated node counts (default: 3e4,1e5,1e6)")
+    p.add_argument("--sizes", default=None, help="comma-separated node counts (default: 3e4,1e5,1e6; with --clean 1e4,1e5,1e6)")
     p.add_argument("--breaks", default=",".join(BREAKS), help=f"comma-separated, from {', '.join(BREAKS)} (default: all)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per (size, break) before it is stopped (default: 300)")
+    p.add_argument("--clean", action="store_true", help="time the check of correct graphs (bench/run.py's MLP and chain) against backward")
+    p.add_argument("--graphs", default="mlp,chain", help="with --clean: comma-separated, from mlp, chain (default: both)")
     p.add_argument("--worker", nargs=2, metavar=("NODES", "BREAK"), help=argparse.SUPPRESS)
+    p.add_argument("--clean-worker", nargs=2, metavar=("GRAPH", "NODES"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1])))
         return 0
-    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    if args.clean_worker:
+        print(json.dumps(clean_worker(args.clean_worker[0], int(args.clean_worker[1]))))
+        return 0
+    if args.clean:
+        bad = [g for g in args.graphs.split(",") if g not in ("mlp", "chain")]
+        if bad:
+            p.error(f"unknown graph {bad[0]!r}; choose from mlp, chain")
+        return clean_main(args)
+    sizes = [int(float(s)) for s in (args.sizes or "3e4,1e5,1e6").split(",")]
     breaks = args.breaks.split(",")
     bad = [b for b in breaks if b not in BREAKS]
     if bad:
@@ -85,18 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'nodes':>9}  {'break':<9}  {'build':>7}  {'backward':>8}  {'check':>8}  culprits")
     for n in sizes:
         for how in breaks:
-            try:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", str(n), how],
-                    capture_output=True, text=True, timeout=args.timeout, check=False,
-                )
-            except subprocess.TimeoutExpired:
-                print(f"{n:>9,}  {how:<9}  stopped after {args.timeout:.0f} s")
+            r, problem = _in_subprocess(["--worker", str(n), how], args.timeout)
+            if r is None:
+                print(f"{n:>9,}  {how:<9}  {problem}")
                 continue
-            if out.returncode:
-                print(f"{n:>9,}  {how:<9}  failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-                continue
-            r = json.loads(out.stdout)
             print(
                 f"{n:>9,}  {how:<9}  {r['build']:>6.2f}s  {r['backward']:>7.2f}s  {r['check']:>7.2f}s  "
                 f"{'; '.join(r['culprits'])} (+{r['downstream']} downstream)"

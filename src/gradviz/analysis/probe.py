@@ -102,7 +102,7 @@ def probe(graph: Graph, node_id: str) -> Probe:
         Probe: the observations; every grad and data is restored afterwards,
         also when the node's ``_backward`` raises.
     """
-    node = graph.nodes[node_id]
+    node = graph.node(node_id)
     obj = graph.objects[node_id]
     operand_ids = list(dict.fromkeys(node.operands))
     operands = [graph.objects[o] for o in operand_ids]
@@ -166,9 +166,12 @@ def probe_graph(graph: Graph) -> dict[str, Probe]:
     """
     if not graph.objects:
         return {}
-    return {
-        nid: probe(graph, nid)
-        for nid, node in graph.nodes.items()
-        if node.operands and nid in graph.objects and needs_probe(graph.objects[nid])
-        and not (node.local_grads is not None and not callable(getattr(graph.objects[nid], "_backward", None)))
-    }
+    arity, stored = graph.arity, graph.local_grads
+    wanted = []  # (position, id) of the op nodes to probe; read from the columns, no Node made
+    for nid, obj in graph.objects.items():
+        if not needs_probe(obj) or nid not in graph:
+            continue
+        i = graph.position(nid)
+        if arity[i] and not (stored.get(i) is not None and not callable(getattr(obj, "_backward", None))):
+            wanted.append((i, nid))
+    return {nid: probe(graph, nid) for _, nid in sorted(wanted)}

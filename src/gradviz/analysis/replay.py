@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from itertools import compress, repeat
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
 
 from ..engine.ops import OPS, Op
 from .._gc import paused_gc
-from ..errors import UsageError
+from ..errors import GradvizError, UsageError
 from ..graph.capture import read_op
-from ..graph.model import Graph, Node
+from ..graph.model import NO_PARAMS, Graph, Node
 from ..graph.order import MERGED, UNKNOWN
 
 __all__ = ["Replay", "replay", "close", "data_scale", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
@@ -176,32 +177,192 @@ def safe_fsum(values: Iterable[float]) -> float:
             return math.nan
 
 
-@dataclass
+def _enough(n: int) -> int:
+    """How many lookups one at a time a view serves before it makes all its values at once.
+
+    One value costs a few microseconds, all of them about one each: past a
+    sixteenth of the nodes, making them all is cheaper than going on.
+    """
+    return 32 + n // 16
+
+
+class _ByPosition(Sequence):
+    """A read-only list of per-position values, each made on access (all of them on iteration, or after many lookups)."""
+
+    def __init__(self, n: int, value_at: Callable[[int], Any], every: Callable[[], list[Any]]) -> None:
+        self._n, self._value_at, self._every, self._all = n, value_at, every, None
+        self._left = _enough(n)
+
+    def _list(self) -> list[Any]:
+        if self._all is None:
+            with paused_gc():  # a tuple per node, none in a cycle (see gradviz._gc)
+                self._all = self._every()
+        return self._all
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        self._left -= 1
+        if self._all is not None or isinstance(i, slice) or self._left < 0:
+            return self._list()[i]
+        i = operator.index(i)  # (a numpy integer too)
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return self._value_at(i % self._n)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._list())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return self._list() == (list(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+
+class _ById(Mapping):
+    """A read-only dict node id -> value, for the positions ``present`` selects, each value made on access.
+
+    Iterating it (or comparing it) makes the whole dict once, as the eager
+    dict it stands for would have been, and so do many lookups (see
+    :func:`_enough`); a lookup costs one position.
+    """
+
+    def __init__(self, rp: "Replay", value_at: Callable[[int], Any], present: Callable[[], Any] | None, values: Callable[[], list[Any]]) -> None:
+        self._rp, self._value_at, self._present, self._values, self._dict = rp, value_at, present, values, None
+        self._left = _enough(rp.n)
+        self._made: dict[Any, Any] = {}
+
+    def _counted(self) -> bool:
+        """Count one lookup; True once the whole dict is made (or should be)."""
+        self._left -= 1
+        if self._dict is None and self._left < 0:
+            self._full()
+        return self._dict is not None
+
+    def _position(self, nid: Any) -> int:
+        i = self._rp._position(nid)
+        if self._present is not None and not self._present()[i]:
+            raise KeyError(nid)
+        return i
+
+    def _full(self) -> dict[str, Any]:
+        if self._dict is None:
+            with paused_gc():  # a value per node, none in a cycle
+                self._dict = self._make()
+        return self._dict
+
+    def _make(self) -> dict[str, Any]:
+        ids = self._rp.ids
+        if self._present is None:
+            return dict(zip(ids, self._values()))
+        return dict(zip(map(ids.__getitem__, np.flatnonzero(self._present()).tolist()), self._values()))
+
+    def __getitem__(self, nid: Any) -> Any:
+        if self._counted():
+            return self._dict[nid]  # type: ignore[index]
+        if nid not in self._made:  # (a value asked for again, e.g. a big fan-out's uses, is made once)
+            self._made[nid] = self._value_at(self._position(nid))
+        return self._made[nid]
+
+    def __contains__(self, nid: object) -> bool:
+        if self._counted():
+            return nid in self._dict  # type: ignore[operator]
+        try:
+            self._position(nid)
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._full())
+
+    def __len__(self) -> int:
+        return len(self._full())
+
+    def items(self) -> Any:
+        return self._full().items()
+
+    def values(self) -> Any:
+        return self._full().values()
+
+    def __eq__(self, other: object) -> bool:
+        return self._full() == (dict(other.items()) if isinstance(other, Mapping) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._full())
+
+
+class _Index(Mapping):
+    """Node id -> topological position, over :meth:`Graph.position` (no dict of a million ids)."""
+
+    def __init__(self, rp: "Replay") -> None:
+        self._rp = rp
+
+    def __getitem__(self, nid: Any) -> int:
+        return self._rp._position(nid)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rp.ids)
+
+    def __len__(self) -> int:
+        return self._rp.n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and len(other) == self._rp.n and all(self.get(k) == v for k, v in other.items())
+
+
 class Replay:
     """What every node of a graph should hold, according to the op table.
 
-    The replay is computed over lists indexed by topological position (the
-    cache-friendly form the checker's passes read); the dicts keyed by node
-    id that other analyses read are built from those lists on first use.
+    The replay is held as arrays over the graph's topological positions and
+    its operand slots (the columns of :class:`~gradviz.graph.model.Graph`,
+    with the slots that a set dropped put back): whole-array passes read
+    them. Everything else is a view made from them on first use, and the
+    id-keyed views make a value only for the ids asked for, so a check of a
+    correct graph of any size makes no Python object per node.
+
+    Arrays (read-only numpy; ``n`` nodes, ``m`` operand slots as replayed):
+        offsets: int64 (n+1,): the slots of node ``i`` are ``offsets[i]:offsets[i+1]``.
+        slot_operand: int32 (m,): the operand position in each slot.
+        slot_consumer: int32 (m,): the node each slot belongs to.
+        slot_local: float64 (m,): the local derivative per slot (meaningless
+            where the node has none, see ``has_local``).
+        has_local: bool (n,): the node has local derivatives (an op node the
+            table replays, or whose engine stored them, or that ``local_override`` covers).
+        forward: float64 (n,): the recomputed forward value where
+            ``is_replayed``, nan elsewhere.
+        is_replayed: bool (n,): op nodes the table replayed.
 
     Attributes:
         graph: the graph replayed.
-        ids: the node ids in topological order (position -> id).
-        index: node id -> topological position.
-        operand_pos: per position, the operand positions per slot, as
-            replayed (``()`` for a leaf).
-        local_at: per position, the local derivative per operand slot
-            (None for a leaf, or an op without local derivatives).
-        grad_at: per position, the reference gradient (or None).
-        scale_at: per position, the tolerance scale of the reference gradient.
-        replayed: positions of the op nodes the table replayed, in
-            topological order, and ``data_at`` their recomputed forward values.
+        n: its number of nodes; ``root``: the root's position; ``seed``: its grad.
         rebuilt: ids of op nodes whose operand list was rebuilt because a set
             had dropped a repeated operand (``a + a`` recorded as ``(a,)``).
         unknown: op node id -> why the table cannot replay it (unknown op,
             operands that do not fit its arity, missing parameter).
 
-    The id-keyed views (built once, on first access):
+    Views by position (lists, made on first use):
+
+    * ``ids``: the node ids in topological order (position -> id);
+      ``index``: node id -> position.
+    * ``operand_pos``: per position, the operand positions per slot, as
+      replayed (``()`` for a leaf).
+    * ``local_at``: per position, the local derivative per operand slot
+      (None for a leaf, or an op without local derivatives).
+    * ``grad_at``: per position, the reference gradient (or None);
+      ``scale_at``: its tolerance scale. Both come from one reverse
+      accumulation, run on first use (a check of a correct graph needs
+      neither: its verdict is local consistency, see
+      :meth:`gradviz.analysis.check.core.Context.unsettled`).
+    * ``replayed``: positions of the op nodes the table replayed, in
+      topological order, and ``data_at`` their recomputed forward values.
+
+    The id-keyed views:
 
     * ``operands``: node id -> operand ids per slot, as replayed (equal to the
       node's ``operands`` except for rebuilt nodes).
@@ -218,57 +379,145 @@ class Replay:
       used as the tolerance scale (see :func:`close`).
     """
 
-    graph: Graph
-    ids: list[str]
-    index: dict[str, int]
-    operand_pos: list[tuple[int, ...]]
-    local_at: list[tuple[float, ...] | None]
-    grad_at: list[float | None]
-    scale_at: list[float]
-    replayed: list[int]
-    data_at: list[float]
-    rebuilt: set[str] = field(default_factory=set)
-    unknown: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        offsets: np.ndarray,
+        slot_operand: np.ndarray,
+        slot_local: np.ndarray,
+        has_local: np.ndarray,
+        forward: np.ndarray,
+        is_replayed: np.ndarray,
+        stored: dict[int, tuple[float, ...]],
+        rebuilt: set[str],
+        unknown: dict[str, str],
+        seed: float,
+    ) -> None:
+        self.graph = graph
+        self.n = len(has_local)
+        self.root = graph.root_pos
+        self.seed = seed
+        self.offsets = _readonly(offsets)
+        self.slot_operand = _readonly(slot_operand)
+        width = graph.arity if offsets is graph.offsets else np.diff(offsets)
+        self.slot_consumer = _readonly(np.repeat(np.arange(self.n, dtype=np.int32), width))
+        self.slot_local = _readonly(slot_local)
+        self.has_local = _readonly(has_local)
+        self.forward = _readonly(forward)
+        self.is_replayed = _readonly(is_replayed)
+        self._stored = stored  # position -> the local derivatives as the engine or the override gave them
+        self.rebuilt = rebuilt
+        self.unknown = unknown
+        self.index: Mapping[str, int] = _Index(self)
+        self.operand_pos: Sequence[tuple[int, ...]] = _ByPosition(self.n, self._operands_at, self._every_operands)
+        self.local_at: Sequence[tuple[float, ...] | None] = _ByPosition(self.n, self._local_of, self._every_local)
+        self.operands: Mapping[str, tuple[str, ...]] = _ById(self, self._operand_ids_at, None, self._every_operand_ids)
+        self.uses: Mapping[str, list[tuple[str, int]]] = _ById(self, self._uses_at, None, self._every_uses)
+        self.data: Mapping[str, float] = _ById(self, self._forward_at, lambda: self.is_replayed, lambda: self.data_at)
+        self.local: Mapping[str, tuple[float, ...]] = _ById(
+            self, self._local_of, lambda: self.has_local, lambda: [local for local in self.local_at if local is not None]
+        )
+        self.grad: Mapping[str, float | None] = _ById(self, lambda i: self.grad_at[i], None, lambda: self.grad_at)
+        self.scale: Mapping[str, float] = _ById(self, lambda i: self.scale_at[i], None, lambda: self.scale_at)
 
-    @cached_property
-    def operands(self) -> dict[str, tuple[str, ...]]:
-        """Node id -> operand ids per slot, as replayed."""
-        ops = [node.operands for node in self.graph.nodes.values()]
-        for nid in self.rebuilt:
-            i = self.index[nid]
-            ops[i] = tuple(map(self.ids.__getitem__, self.operand_pos[i]))
-        return dict(zip(self.ids, ops))
+    # -- positions -------------------------------------------------------------------
+    def _position(self, nid: Any) -> int:
+        try:
+            return self.graph.position(nid)
+        except GradvizError:
+            raise KeyError(nid) from None
 
-    @cached_property
-    def uses(self) -> dict[str, list[tuple[str, int]]]:
-        """Node id -> ``(consumer id, slot)`` per use, consumers in topological order."""
+    @property
+    def ids(self) -> list[str]:
+        """The node ids in topological order (the graph's, made once)."""
+        return self.graph.ids
+
+    def _operands_at(self, i: int) -> tuple[int, ...]:
+        return tuple(self.slot_operand[self.offsets[i] : self.offsets[i + 1]].tolist())
+
+    def _every_operands(self) -> list[tuple[int, ...]]:
+        flat, bounds = self.slot_operand.tolist(), self.offsets.tolist()
+        return list(map(tuple, map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
+
+    def _operand_ids_at(self, i: int) -> tuple[str, ...]:
         ids = self.ids
+        return tuple(map(ids.__getitem__, self._operands_at(i)))
+
+    def _every_operand_ids(self) -> list[tuple[str, ...]]:
+        ids = self.ids
+        flat = list(map(ids.__getitem__, self.slot_operand.tolist()))
+        bounds = self.offsets.tolist()
+        return list(map(tuple, map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
+
+    def _local_of(self, i: int) -> tuple[float, ...] | None:
+        if i in self._stored:
+            return self._stored[i]
+        if not self.has_local[i]:
+            return None
+        return tuple(self.slot_local[self.offsets[i] : self.offsets[i + 1]].tolist())
+
+    def _every_local(self) -> list[tuple[float, ...] | None]:
+        flat, bounds = self.slot_local.tolist(), self.offsets.tolist()
+        out: list[tuple[float, ...] | None] = list(map(tuple, map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
+        for i in np.flatnonzero(~self.has_local).tolist():
+            out[i] = None
+        for i, local in self._stored.items():
+            out[i] = local
+        return out
+
+    def _forward_at(self, i: int) -> float:
+        return float(self.forward[i])
+
+    @cached_property
+    def replayed(self) -> list[int]:
+        """Positions of the op nodes the table replayed, in topological order."""
+        return np.flatnonzero(self.is_replayed).tolist()
+
+    @cached_property
+    def data_at(self) -> list[float]:
+        """The recomputed forward values of :attr:`replayed`, in the same order."""
+        return self.forward[self.is_replayed].tolist()
+
+    def data_differs(self) -> list[tuple[int, float, float]]:
+        """``(position, recorded data, recomputed data)`` of the replayed nodes where the two are not equal floats.
+
+        One whole-array pass; as ``!=`` does, a nan is never equal (a node
+        whose data and replay are both nan is listed, for :func:`close` to
+        call them equal).
+        """
+        data = self.graph.data
+        where = np.flatnonzero(self.is_replayed & (data != self.forward))
+        return list(zip(where.tolist(), data[where].tolist(), self.forward[where].tolist()))
+
+    # -- uses: the slots that hold each node -----------------------------------------------
+    @cached_property
+    def _use_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per node, the slots holding it, by consumer then slot: ``(offsets (n+1,), slot index (k,))``."""
+        order = np.argsort(self.slot_operand, kind="stable")  # stable: the slots of one operand stay in (consumer, slot) order
+        bounds = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.slot_operand, minlength=self.n), out=bounds[1:])
+        return bounds, order
+
+    def use_slots(self, i: int) -> np.ndarray:
+        """The indices (into the slot arrays) of the slots that hold node ``i``: its uses, consumers in topological order."""
+        bounds, order = self._use_slots
+        return order[bounds[i] : bounds[i + 1]]
+
+    def _uses_at(self, i: int) -> list[tuple[str, int]]:
+        slots = self.use_slots(i)
+        consumers = self.slot_consumer[slots]
+        ids = self.ids
+        return list(zip(map(ids.__getitem__, consumers.tolist()), (slots - self.offsets[consumers]).tolist()))
+
+    def _every_uses(self) -> list[list[tuple[str, int]]]:
         with paused_gc():  # a list per node and a tuple per use, none in a cycle
-            uses: list[list[tuple[str, int]]] = [[] for _ in ids]
+            ids = self.ids
+            uses: list[list[tuple[str, int]]] = [[] for _ in range(self.n)]
             for consumer, pos in zip(ids, self.operand_pos):
                 for slot, o in enumerate(pos):
                     uses[o].append((consumer, slot))
-            return dict(zip(ids, uses))
-
-    @cached_property
-    def data(self) -> dict[str, float]:
-        """Op node id -> forward value recomputed over the op table."""
-        return dict(zip(map(self.ids.__getitem__, self.replayed), self.data_at))
-
-    @cached_property
-    def local(self) -> dict[str, tuple[float, ...]]:
-        """Op node id -> local derivative per operand slot (the table's, else the engine's own, else the override)."""
-        return dict(compress(zip(self.ids, self.local_at), map(operator.is_not, self.local_at, repeat(None))))
-
-    @cached_property
-    def grad(self) -> dict[str, float | None]:
-        """Node id -> reference gradient (None where it cannot be replayed)."""
-        return dict(zip(self.ids, self.grad_at))
-
-    @cached_property
-    def scale(self) -> dict[str, float]:
-        """Node id -> tolerance scale of the reference gradient."""
-        return dict(zip(self.ids, self.scale_at))
+            return uses
 
     def slots(self, consumer: str, operand: str) -> list[int]:
         """The operand slots of ``consumer`` that ``operand`` fills (two for ``a + a``)."""
@@ -280,6 +529,67 @@ class Replay:
         if len(uses) == 1:
             return [uses[0][0]]
         return list(dict.fromkeys(c for c, _ in uses))
+
+    # -- the reference gradients ----------------------------------------------------------
+    @cached_property
+    def grad_at(self) -> list[float | None]:
+        """Per position, the reference gradient, or None where it cannot be replayed."""
+        return self._accumulated[0]
+
+    @cached_property
+    def scale_at(self) -> list[float]:
+        """Per position, the tolerance scale of the reference gradient."""
+        return self._accumulated[1]
+
+    @cached_property
+    def _accumulated(self) -> tuple[list[float | None], list[float]]:
+        """Reverse accumulation: the root gets the seed; each consumer, last first, adds ``local * grad`` per slot.
+
+        Over the slots in the chain rule's order (consumers from the last to
+        the first, each one's slots in order), so every sum is formed in the
+        same order as node by node. A consumer without local derivatives, or
+        whose own reference is None, makes its operands' references None.
+        """
+        n, offsets = self.n, self.offsets
+        width = np.diff(offsets)
+        m = int(offsets[-1])
+        # the slot blocks of the consumers in reverse order, each block in slot order
+        start = offsets[:-1][::-1]
+        length = width[::-1]
+        order = np.arange(m, dtype=np.int64) + np.repeat(start - (np.cumsum(length) - length), length)
+        consumer = self.slot_consumer[order]
+        local: list[float | None] = self.slot_local[order].tolist()
+        blocked = np.flatnonzero(~self.has_local[consumer]).tolist()
+        grad: list[float | None] = [0.0] * n
+        scale = [0.0] * n
+        grad[self.root] = self.seed
+        scale[self.root] = abs(self.seed)
+        if not blocked:  # every consumer has local derivatives: no reference can be None
+            magnitude = np.abs(self.slot_local[order]).tolist()
+            fgrad: list[float] = grad  # type: ignore[assignment]
+            for c, o, d, a in zip(consumer.tolist(), self.slot_operand[order].tolist(), local, magnitude):
+                fgrad[o] += d * fgrad[c]
+                scale[o] += a * scale[c]
+            return grad, scale
+        for k in blocked:
+            local[k] = None
+        with paused_gc():
+            for c, o, d in zip(consumer.tolist(), self.slot_operand[order].tolist(), local):
+                g = grad[c]
+                if g is None or d is None:
+                    grad[o] = None
+                    continue
+                current = grad[o]
+                if current is not None:
+                    grad[o] = current + d * g
+                    scale[o] += abs(d) * scale[c]
+        return grad, scale
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a.flags.writeable = False
+    return a
 
 
 #: Why a node whose operands came from a set cannot be replayed (see gradviz.graph.order).
@@ -298,29 +608,32 @@ def effective_op(node: Node) -> tuple[Op | None, tuple[str, ...], str | None]:
         tuple: ``(op or None, operand ids per slot, reason or None)``; a
         leaf gives ``(None, (), None)``.
     """
-    ops = node.operands
+    return _fit(node.op, node.operands, node.order, node.params)
+
+
+def _fit(name: str, ops: tuple[Any, ...], order: str, params: Mapping[str, float]) -> tuple[Op | None, tuple[Any, ...], str | None]:
+    """:func:`effective_op` of a node given by its op name, operands (ids or positions), order and params."""
     if not ops:
         return None, ops, None
-    op = OPS.get(node.op)
+    op = OPS.get(name)
     if op is None:
-        return None, ops, (f"op {node.op!r} is not in gradviz's op table" if node.op else "an op node without an op name")
-    if node.order in _ORDER_UNKNOWN:
-        return op, ops, _ORDER_UNKNOWN[node.order]
+        return None, ops, (f"op {name!r} is not in gradviz's op table" if name else "an op node without an op name")
+    if order in _ORDER_UNKNOWN:
+        return op, ops, _ORDER_UNKNOWN[order]
     if len(ops) < op.arity and len(set(ops)) == 1:
         ops = ops[:1] * op.arity  # a set kept one copy of a repeated operand
     if len(ops) != op.arity:
-        return op, ops, f"op {node.op!r} takes {op.arity} operand(s), the node lists {len(ops)}"
-    missing = [p for p in op.params if p not in node.params]
+        return op, ops, f"op {name!r} takes {op.arity} operand(s), the node lists {len(ops)}"
+    missing = [p for p in op.params if p not in params]
     if missing:
-        return op, ops, f"op {node.op!r} needs the parameter {missing[0]!r}, which the node lacks"
+        return op, ops, f"op {name!r} needs the parameter {missing[0]!r}, which the node lacks"
     return op, ops, None
 
 
 def _forward(op: Op, xs: tuple[float, ...], params: Mapping[str, float]) -> float:
     """``op``'s forward value at operand data ``xs``; nan where the arithmetic raises (IEEE semantics).
 
-    The same as :meth:`Op.apply`, without an empty ``**params`` per node: the
-    replay runs it once per op node of a big graph.
+    The same as :meth:`Op.apply`, without an empty ``**params`` per node.
     """
     try:
         return float(op.forward(*xs, **params) if params else op.forward(*xs))
@@ -328,19 +641,18 @@ def _forward(op: Op, xs: tuple[float, ...], params: Mapping[str, float]) -> floa
         return math.nan
 
 
-def _evaluate(op: Op, node: Node, xs: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
-    """The forward value and the local derivatives of ``node``'s op at operand data ``xs``.
+def _grads(op: Op, out: float, xs: tuple[float, ...], params: Mapping[str, float]) -> tuple[float, ...]:
+    """``op``'s local derivatives at node data ``out`` and operand data ``xs``.
 
     Arithmetic errors give nan (IEEE semantics, as :func:`_forward`), and so
     does a derivative function that does not return a tuple. The same as
-    :meth:`Op.apply` and :meth:`Op.grads`, without an empty ``**params`` per node.
+    :meth:`Op.grads`, without an empty ``**params`` per node.
     """
-    params = node.params
     try:
-        grads = op.local_grads(node.data, *xs, **params) if params else op.local_grads(node.data, *xs)
+        grads = op.local_grads(out, *xs, **params) if params else op.local_grads(out, *xs)
     except (ArithmeticError, ValueError):
         grads = None
-    return _forward(op, xs, params), (tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs))
+    return tuple(map(float, grads)) if isinstance(grads, tuple) else (math.nan,) * len(xs)
 
 
 def replay(
@@ -351,16 +663,18 @@ def replay(
 ) -> Replay:
     """Recompute forward values, local derivatives and reference gradients.
 
-    Two linear passes over lists indexed by topological position: forward
-    (values and local derivatives, in topological order), then reverse
-    accumulation (reference gradients and their scales, consumers before
-    their operands).
+    Over the graph's columns: the op nodes are taken op by op, each op's
+    forward values and local derivatives computed for all its nodes at once
+    (with its vector form, :meth:`Op.apply_many` / :meth:`Op.grads_many`,
+    which gives exactly the floats of the scalar form; else the scalar form
+    over each node); the reference gradients come from reverse accumulation
+    on first use (see :class:`Replay`).
 
     Args:
         graph: a captured or loaded graph.
         local_override: op node id -> local derivative per operand slot, for
             nodes the table cannot replay and whose engine stored none in
-            ``Node.local_grads`` (e.g. measured on live objects).
+            ``Node.local_grads`` (e.g. measured on live objects); one per slot.
         seed: the root's gradient (1 for ``backward()``).
 
     Returns:
@@ -372,65 +686,130 @@ def replay(
         >>> r.grad['n0']   # d(a*a + a)/da = 2a + 1
         7.0
     """
-    with paused_gc():  # millions of tuples, none in a cycle (see gradviz._gc)
+    with paused_gc():  # (a live graph's objects are many; a collection would walk them all, for nothing)
         return _replay(graph, local_override or {}, float(seed))
 
 
 def _replay(graph: Graph, override: Mapping[str, tuple[float, ...]], seed: float) -> Replay:
-    ids = list(graph.nodes)
-    n = len(ids)
-    index = dict(zip(ids, range(n)))
-    datas = list(map(operator.attrgetter("data"), graph.nodes.values()))
-    operand_pos: list[tuple[int, ...]] = [()] * n
-    local_at: list[tuple[float, ...] | None] = [None] * n
-    replayed: list[int] = []
-    data_at: list[float] = []
-    rebuilt: set[str] = set()
-    unknown: dict[str, str] = {}
-    for i, node in enumerate(graph.nodes.values()):
-        ops = node.operands
-        if not ops:
-            continue
-        op = OPS.get(node.op)
-        if op is not None and len(ops) == op.arity and not op.params and not node.order:
-            why = None  # the common case, where effective_op(node) gives (op, ops, None): skip the call
+    n = graph.n
+    data, codes, names = graph.data, graph.op_codes, graph.op_names
+    offsets, operand_pos, arity = graph.offsets, graph.operand_pos, graph.arity
+    table = [OPS.get(name) for name in names]
+    # the common case, where _fit gives (op, operands, None) unchanged: a known op without
+    # parameters, its arity, operands given in order; every other op node is fitted one by one
+    want = np.array([-1 if op is None else op.arity for op in table], dtype=np.int64)
+    with_params = np.array([op is not None and bool(op.params) for op in table], dtype=bool)
+    fits = (arity > 0) & (arity == want[codes])
+    orders = {i: o for i, o in graph.orders.items() if o}
+    if orders:
+        fits[np.fromiter(orders, dtype=np.int64, count=len(orders))] = False
+    regular = fits & ~with_params[codes]
+    extra: dict[int, list[int]] = {}  # op code -> the other op nodes the table replays
+    odd = np.flatnonzero((arity > 0) & ~fits).tolist()
+    for i in np.flatnonzero(fits & with_params[codes]).tolist():
+        code = int(codes[i])
+        if all(map(graph.params.get(i, NO_PARAMS).__contains__, table[code].params)):  # type: ignore[union-attr]
+            extra.setdefault(code, []).append(i)
         else:
-            op, ops, why = effective_op(node)
-            if ops != node.operands:
-                rebuilt.add(node.id)
-        pos = operand_pos[i] = tuple(map(index.__getitem__, ops))
+            odd.append(i)
+    refit: dict[int, tuple[int, ...]] = {}  # position -> its operands as replayed, where they differ
+    cannot: list[tuple[int, Op | None, str | None]] = []
+    for i in sorted(odd):  # fitted one by one: _fit says what is wrong, or how it replays
+        given = tuple(operand_pos[offsets[i] : offsets[i + 1]].tolist())
+        op, pos, why = _fit(names[codes[i]], given, orders.get(i, ""), graph.params.get(i, NO_PARAMS))
+        if pos != given:
+            refit[i] = pos
         if why or op is None:
-            doubt = read_op(node.op, list(map(datas.__getitem__, pos)), node.data)[2] if op is None else None
-            unknown[node.id] = f"{why}: {doubt}" if doubt else why or "unknown op"
-            if node.local_grads is not None and len(node.local_grads) == len(pos):
-                local_at[i] = node.local_grads
-            elif node.id in override:
-                local_at[i] = tuple(float(x) for x in override[node.id])
+            cannot.append((i, op, why))
+        else:
+            extra.setdefault(int(codes[i]), []).append(i)
+    if refit:
+        offsets, operand_pos = _refitted(offsets, operand_pos, arity, refit)
+    m = len(operand_pos)
+    slot_local = np.full(m, math.nan)
+    forward = np.full(n, math.nan)
+    is_replayed = np.zeros(n, dtype=bool)
+    for code, op in enumerate(table):
+        if op is None:
             continue
-        value, local_at[i] = _evaluate(op, node, tuple(map(datas.__getitem__, pos)))
-        replayed.append(i)
-        data_at.append(value)
+        at = np.flatnonzero(regular & (codes == code)) if not with_params[code] else np.zeros(0, dtype=np.int64)
+        if code in extra:
+            at = np.union1d(at, np.array(extra[code], dtype=np.int64))
+        if len(at):
+            first = offsets[at]
+            slots = [first + k for k in range(op.arity)]
+            xs = tuple(data[operand_pos[slot]] for slot in slots)
+            values, grads = _evaluate(op, data[at], xs, [graph.params[i] for i in at.tolist()] if op.params else None)
+            forward[at] = values
+            for slot, d in zip(slots, grads):
+                slot_local[slot] = d
+            is_replayed[at] = True
+    has_local = is_replayed.copy()
+    ids = graph.ids if cannot or refit else None
+    stored: dict[int, tuple[float, ...]] = {}
+    unknown: dict[str, str] = {}
+    for i, op, why in cannot:
+        nid = ids[i]  # type: ignore[index]
+        pos = operand_pos[offsets[i] : offsets[i + 1]].tolist()
+        doubt = read_op(names[codes[i]], [float(data[p]) for p in pos], float(data[i]))[2] if op is None else None
+        unknown[nid] = f"{why}: {doubt}" if doubt else why or "unknown op"
+        own = graph.local_grads.get(i)
+        if own is not None and len(own) == len(pos):
+            stored[i] = own
+        elif nid in override and len(override[nid]) == len(pos):
+            stored[i] = tuple(float(x) for x in override[nid])
+        if i in stored:
+            slot_local[offsets[i] : offsets[i + 1]] = [float(x) for x in stored[i]]
+            has_local[i] = True
+    rebuilt = {ids[i] for i in refit}  # type: ignore[index]
+    return Replay(
+        graph, offsets=offsets, slot_operand=operand_pos, slot_local=slot_local, has_local=has_local, forward=forward,
+        is_replayed=is_replayed, stored=stored, rebuilt=rebuilt, unknown=unknown, seed=seed,
+    )
 
-    grad: list[float | None] = [0.0] * n
-    scale = [0.0] * n
-    root = index[graph.root]
-    grad[root] = seed
-    scale[root] = abs(seed)
-    # consumers before their operands
-    for c, pos, local in zip(range(n - 1, -1, -1), reversed(operand_pos), reversed(local_at)):
-        if not pos:
-            continue
-        g, s = grad[c], scale[c]
-        if g is None or local is None:
-            for o in pos:
-                grad[o] = None
-            continue
-        for o, d in zip(pos, local):
-            current = grad[o]
-            if current is not None:
-                grad[o] = current + d * g
-                scale[o] += abs(d) * s
-    return Replay(graph, ids, index, operand_pos, local_at, grad, scale, replayed, data_at, rebuilt, unknown)
+
+def _refitted(offsets: np.ndarray, operand_pos: np.ndarray, arity: np.ndarray, refit: Mapping[int, tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """The slot arrays with the operands of the ``refit`` nodes as replayed (a set's one copy of ``a`` in ``a + a`` put back twice)."""
+    width = arity.copy()
+    for i, pos in refit.items():
+        width[i] = len(pos)
+    new_offsets = np.zeros(len(arity) + 1, dtype=np.int64)
+    np.cumsum(width, out=new_offsets[1:])
+    node = np.repeat(np.arange(len(arity), dtype=np.int64), width)
+    new_operands = operand_pos[offsets[node] + np.minimum(np.arange(len(node)) - new_offsets[node], arity[node] - 1)].astype(np.int32)
+    for i, pos in refit.items():  # (every refit so far repeats one operand, which the line above already gives)
+        new_operands[new_offsets[i] : new_offsets[i + 1]] = pos
+    return new_offsets, new_operands
+
+
+def _evaluate(op: Op, out: np.ndarray, xs: tuple[np.ndarray, ...], params: list[Mapping[str, float]] | None) -> tuple[Any, tuple[Any, ...]]:
+    """The forward values and the local derivatives per slot of many nodes of one op.
+
+    Args:
+        op: the op.
+        out: the nodes' recorded data (the ``out`` of the derivatives).
+        xs: per operand slot, the operands' recorded data.
+        params: per node, its params (for an op that has any), else None.
+
+    Returns:
+        tuple: ``(values, per-slot derivatives)``, float64 arrays (or lists);
+        the op's vector forms where it has them, else its scalar forms node
+        by node, with nan where the arithmetic raises (as :func:`_forward`
+        and :func:`_grads`).
+    """
+    columns = {p: np.array([float(q[p]) for q in params], dtype=np.float64) for p in op.params} if params else None
+    values = op.apply_many(xs, columns)
+    grads = op.grads_many(out, xs, columns)
+    if values is not None and grads is not None:
+        return values, grads
+    cols = [x.tolist() for x in xs]
+    per_node = params or [NO_PARAMS] * len(out)
+    if values is None:
+        values = [_forward(op, x, p) for x, p in zip(zip(*cols), per_node)]
+    if grads is None:
+        rows = [_grads(op, o, x, p) for o, x, p in zip(out.tolist(), zip(*cols), per_node)]
+        grads = tuple(np.array(col, dtype=np.float64) for col in zip(*rows)) if rows else tuple(np.zeros(0) for _ in xs)
+    return values, grads
 
 
 def forward_values(graph: Graph, leaves: Mapping[str, float]) -> dict[str, float]:

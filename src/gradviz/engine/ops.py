@@ -13,6 +13,15 @@ Arithmetic follows IEEE 754 as PyTorch does, instead of raising: ``1/0`` is
 ``exp(1000)`` is ``inf``. That lets a non-finite value be born in a graph and
 be found by the checker, instead of stopping the program that builds it.
 
+An op may also carry a vector form (``vector_formula``, ``vector_derivatives``):
+the same formula over numpy arrays, for the replay of a big graph, given only
+where numpy's float64 arithmetic gives exactly the float the scalar formula
+gives (the IEEE basic operations, ``sqrt``, comparisons), so that a replay
+is the same with or without it (tests/test_ops_vector.py compares the two
+elementwise). numpy's ``tanh``, ``exp`` or ``power`` may differ from
+:mod:`math`'s in the last bit, so those ops' forward values have none: the
+replay maps the scalar form over them.
+
 Local derivatives are the textbook ones (e.g. d tanh(x)/dx = 1 - tanh(x)^2);
 at kinks gradviz follows PyTorch: relu'(0) = 0, abs'(0) = 0, the derivative of ``a**0``
 with respect to ``a`` is 0 everywhere (also at ``a == 0``), and the
@@ -26,6 +35,8 @@ import linecache
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 __all__ = ["Op", "OPS", "OPERAND_NAMES", "get_op", "format_exponent", "compile_function", "expression_names"]
 
@@ -184,6 +195,11 @@ class Op:
             (params or None, why)``: the parameters that make the op give
             ``out``, for engines whose op name does not say them (``'^'``,
             kaitorch's ``'LeakyReLU'``); see :meth:`read_params`.
+        vector_formula: ``formula`` over numpy float64 arrays (``np`` is
+            numpy), or None where numpy cannot give exactly the scalar
+            formula's value; see :meth:`apply_many`.
+        vector_derivatives: ``derivatives`` over numpy arrays, under the
+            same condition, or None; see :meth:`grads_many`.
         forward: ``forward(*operand_data, **params) -> float``, compiled
             from ``formula``.
         local_grads: ``local_grads(out, *operand_data, **params) -> tuple``,
@@ -200,8 +216,12 @@ class Op:
     doc: str = ""
     kinks: Callable[..., tuple[tuple[float, float] | None, ...]] | None = None
     reads: Callable[[tuple[float, ...], float], tuple[dict[str, float] | None, str]] | None = None
+    vector_formula: str | None = None
+    vector_derivatives: tuple[str, ...] | None = None
     forward: Callable[..., float] = field(init=False, repr=False, compare=False)
     local_grads: Callable[..., tuple[float, ...]] = field(init=False, repr=False, compare=False)
+    _forward_many: Callable[..., Any] | None = field(init=False, repr=False, compare=False, default=None)
+    _local_grads_many: Callable[..., Any] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if len(self.derivatives) != self.arity:
@@ -212,6 +232,14 @@ class Op:
         local = compile_function("local_grads", f"out, {data}", f"return ({', '.join(self.derivatives)},)", where=f"{where} local_grads")
         object.__setattr__(self, "forward", forward)  # frozen: set once, here
         object.__setattr__(self, "local_grads", local)
+        if self.vector_derivatives is not None and len(self.vector_derivatives) != self.arity:
+            raise ValueError(f"op {self.name!r}: {self.arity} operand(s) but {len(self.vector_derivatives)} vector derivative(s)")
+        if self.vector_formula is not None:
+            object.__setattr__(self, "_forward_many", compile_function(
+                "forward_many", data, f"return {self.vector_formula}", where=f"{where} forward_many"))
+        if self.vector_derivatives is not None:
+            object.__setattr__(self, "_local_grads_many", compile_function(
+                "local_grads_many", f"out, {data}", f"return ({', '.join(self.vector_derivatives)},)", where=f"{where} local_grads_many"))
 
     def display(self, params: Mapping[str, float] | None = None) -> str:
         """Return the op's display text, e.g. ``'+'`` or ``'**2'``.
@@ -236,6 +264,43 @@ class Op:
     ) -> tuple[float, ...]:
         """Local derivatives d out / d operand_i, one float per operand slot."""
         return self.local_grads(out, *operand_data, **(params or _NO_PARAMS))
+
+    def apply_many(self, operand_data: tuple[Any, ...], params: Mapping[str, Any] | None = None) -> Any:
+        """The forward value of many nodes at once, or None if the op has no vector form.
+
+        Args:
+            operand_data: per operand slot, a float64 array of the operands'
+                data (one entry per node).
+            params: the op's parameters, each a float64 array (one entry per node).
+
+        Returns:
+            numpy.ndarray | None: float64, one value per node, each equal to
+            :meth:`apply` of that node's operands (IEEE results, no warnings).
+        """
+        if self._forward_many is None:
+            return None
+        with np.errstate(all="ignore"):
+            out = self._forward_many(*operand_data, **(params or _NO_PARAMS))
+        return np.broadcast_to(np.asarray(out, dtype=np.float64), np.shape(operand_data[0]))
+
+    def grads_many(self, out: Any, operand_data: tuple[Any, ...], params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The local derivatives of many nodes at once, or None if the op has no vector form.
+
+        Args:
+            out: float64 array of the nodes' own data (the ``out`` of :meth:`grads`).
+            operand_data: per operand slot, a float64 array of the operands' data.
+            params: the op's parameters, each a float64 array.
+
+        Returns:
+            tuple | None: per operand slot, a float64 array equal elementwise
+            to what :meth:`grads` gives node by node.
+        """
+        if self._local_grads_many is None:
+            return None
+        with np.errstate(all="ignore"):
+            grads = self._local_grads_many(out, *operand_data, **(params or _NO_PARAMS))
+        shape = np.shape(out)
+        return tuple(np.broadcast_to(np.asarray(d, dtype=np.float64), shape) for d in grads)
 
     def read_params(self, operand_data: tuple[float, ...], out: float) -> tuple[dict[str, float] | None, str]:
         """The parameters for which this op gives ``out`` from ``operand_data``, read from the data.
@@ -331,11 +396,15 @@ def format_exponent(k: float) -> str:
 OPS: dict[str, Op] = {
     op.name: op
     for op in (
-        Op("+", 2, "a + b", ("1.0", "1.0"), "+", doc="a + b"),
-        Op("-", 2, "a - b", ("1.0", "-1.0"), "-", doc="a - b"),
-        Op("*", 2, "a * b", ("b", "a"), "*", doc="a * b"),
-        Op("/", 2, "_div(a, b)", ("_div(1.0, b)", "-_div(a, b * b)"), "/", doc="a / b"),
-        Op("neg", 1, "-a", ("-1.0",), "-x", doc="-a"),
+        Op("+", 2, "a + b", ("1.0", "1.0"), "+", doc="a + b", vector_formula="a + b", vector_derivatives=("1.0", "1.0")),
+        Op("-", 2, "a - b", ("1.0", "-1.0"), "-", doc="a - b", vector_formula="a - b", vector_derivatives=("1.0", "-1.0")),
+        Op("*", 2, "a * b", ("b", "a"), "*", doc="a * b", vector_formula="a * b", vector_derivatives=("b", "a")),
+        Op(
+            "/", 2, "_div(a, b)", ("_div(1.0, b)", "-_div(a, b * b)"), "/", doc="a / b",
+            # IEEE division is what _div computes where Python raises (x/0 is +-inf, 0/0 nan)
+            vector_formula="a / b", vector_derivatives=("1.0 / b", "-(a / (b * b))"),
+        ),
+        Op("neg", 1, "-a", ("-1.0",), "-x", doc="-a", vector_formula="-a", vector_derivatives=("-1.0",)),
         Op(
             "**",
             1,
@@ -347,9 +416,9 @@ OPS: dict[str, Op] = {
             reads=_read_exponent,
         ),
         Op("pow", 2, "_pow(a, b)", ("_pow_base_grad(a, b)", "_pow_exponent_grad(out, a, b)"), "**", doc="a ** b for a Value b"),
-        Op("exp", 1, "_exp(a)", ("out",), "exp", doc="e ** a"),
-        Op("log", 1, "_log(a)", ("_div(1.0, a)",), "log", doc="natural logarithm"),
-        Op("tanh", 1, "math.tanh(a)", ("1.0 - out * out",), "tanh", doc="hyperbolic tangent"),
+        Op("exp", 1, "_exp(a)", ("out",), "exp", doc="e ** a", vector_derivatives=("out",)),
+        Op("log", 1, "_log(a)", ("_div(1.0, a)",), "log", doc="natural logarithm", vector_derivatives=("1.0 / a",)),
+        Op("tanh", 1, "math.tanh(a)", ("1.0 - out * out",), "tanh", doc="hyperbolic tangent", vector_derivatives=("1.0 - out * out",)),
         Op(
             "relu",
             1,
@@ -358,12 +427,17 @@ OPS: dict[str, Op] = {
             "relu",
             doc="max(0, a)",
             kinks=lambda out, a: ((0.0, 1.0) if a == 0 else None,),
+            vector_formula="np.where(a > 0, a, 0.0)",
+            vector_derivatives=("np.where(a > 0, 1.0, 0.0)",),
         ),
-        Op("sigmoid", 1, "_sigmoid(a)", ("out * (1.0 - out)",), "sigmoid", doc="1 / (1 + e ** -a)"),
+        Op("sigmoid", 1, "_sigmoid(a)", ("out * (1.0 - out)",), "sigmoid", doc="1 / (1 + e ** -a)", vector_derivatives=("out * (1.0 - out)",)),
         Op("sin", 1, "_sin(a)", ("_cos(a)",), "sin", doc="sine (radians)"),
         Op("cos", 1, "_cos(a)", ("-_sin(a)",), "cos", doc="cosine (radians)"),
-        Op("tan", 1, "_tan(a)", ("1.0 + out * out",), "tan", doc="tangent (radians)"),
-        Op("sqrt", 1, "_sqrt(a)", ("_div(0.5, out)",), "sqrt", doc="square root; nan below 0"),
+        Op("tan", 1, "_tan(a)", ("1.0 + out * out",), "tan", doc="tangent (radians)", vector_derivatives=("1.0 + out * out",)),
+        Op(
+            "sqrt", 1, "_sqrt(a)", ("_div(0.5, out)",), "sqrt", doc="square root; nan below 0",
+            vector_formula="np.sqrt(a)", vector_derivatives=("0.5 / out",),  # IEEE sqrt is correctly rounded
+        ),
         Op(
             "leaky_relu",
             1,
@@ -374,6 +448,8 @@ OPS: dict[str, Op] = {
             doc="a if a > 0 else slope * a",
             kinks=lambda out, a, slope: ((min(slope, 1.0), max(slope, 1.0)) if a == 0 else None,),
             reads=_read_negative_branch("slope", lambda a: a),
+            vector_formula="np.where(a > 0, a, slope * a)",
+            vector_derivatives=("np.where(a > 0, 1.0, slope)",),
         ),
         Op(
             "elu",
@@ -396,7 +472,10 @@ OPS: dict[str, Op] = {
             doc="a * sigmoid(beta * a) (SiLU at beta = 1)",
             reads=_read_beta,
         ),
-        Op("softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(_div(1.0, 1.0 + abs(a)), 1.0 + abs(a))",), "softsign", doc="a / (1 + |a|)"),
+        Op(
+            "softsign", 1, "_div(a, 1.0 + abs(a))", ("_div(_div(1.0, 1.0 + abs(a)), 1.0 + abs(a))",), "softsign", doc="a / (1 + |a|)",
+            vector_formula="a / (1.0 + np.abs(a))", vector_derivatives=("1.0 / (1.0 + np.abs(a)) / (1.0 + np.abs(a))",),
+        ),
         Op(
             "abs",
             1,
@@ -405,6 +484,8 @@ OPS: dict[str, Op] = {
             "abs",
             doc="|a|",
             kinks=lambda out, a: ((-1.0, 1.0) if a == 0 else None,),
+            vector_formula="np.abs(a)",
+            vector_derivatives=("np.where(a > 0, 1.0, np.where(a < 0, -1.0, 0.0))",),  # _sign: 0 at 0 and nan
         ),
     )
 }

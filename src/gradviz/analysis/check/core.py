@@ -21,18 +21,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import operator
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from ...graph.model import Graph
 from .._report import fmt, json_number, table, text
 from ..probe import Probe, needs_probe, probe_graph
 from ..sets import resolve_orders
-from ..replay import ATOL, RTOL, Replay, close, replay, safe_fsum
+from ..replay import ATOL, RTOL, Replay, _ByPosition, close, replay, safe_fsum
 
 __all__ = [
     "Finding", "CheckReport", "Context", "Rule", "Explanation", "FORMAT", "VERSION", "RTOL", "ATOL", "schema",
@@ -268,8 +269,7 @@ class CheckReport:
     def _short(self, node_id: str | None) -> str:
         if node_id is None:
             return "?"
-        node = self.graph.nodes[node_id]
-        return node.label or node.id
+        return self.graph.labels[self.graph.position(node_id)] or node_id
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data: format ``gradviz-check``, version 1.
@@ -412,10 +412,21 @@ class CheckReport:
         return lines
 
     def _name(self, node_id: str) -> str:
-        return self.graph.nodes[node_id].name()
+        return _node_name(self.graph, node_id)
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _floats(column: np.ndarray) -> Sequence[float]:
+    """A column as a read-only list of Python floats, each made when read (the whole list when iterated)."""
+    return _ByPosition(len(column), lambda i: float(column[i]), column.tolist)
+
+
+def _node_name(graph: Graph, nid: str) -> str:
+    """How a report names node ``nid`` (as :meth:`Node.name`), from the graph's labels: no Node is made."""
+    label = graph.labels[graph.position(nid)]
+    return f"{label} ({nid})" if label else nid
 
 
 @lru_cache(maxsize=1)
@@ -715,9 +726,10 @@ class Context:
                 override[nid] = tuple(per_slot)
         self.rp: Replay = replay(graph, local_override=override)
         self.index = self.rp.index
-        # recorded data and grads by topological position
-        self.data: list[float] = list(map(operator.attrgetter("data"), graph.nodes.values()))
-        self.rec: list[float] = list(map(operator.attrgetter("grad"), graph.nodes.values()))
+        # recorded data and grads by topological position, as Python floats (as messages show them),
+        # each made when read: a check of a correct graph reads few of them
+        self.data: Sequence[float] = _floats(graph.data)
+        self.rec: Sequence[float] = _floats(graph.grad)
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.unverified: list[str] = []
@@ -747,7 +759,7 @@ class Context:
         return close(got, expected, scale, rtol=self.rtol, atol=self.atol)
 
     def name(self, nid: str) -> str:
-        return self.g.nodes[nid].name()
+        return _node_name(self.g, nid)
 
     def names(self, ids: Sequence[str], sep: str = ", ") -> str:
         """The nodes' names joined by ``sep`` (the first few, past :data:`_LIST_CAP`)."""
@@ -755,7 +767,7 @@ class Context:
 
     def add(self, nid: str, kind: str, culprit: bool, quantity: str, got: float | None, expected: float | None, message: str, **extra: Any) -> None:
         """Record a finding at node ``nid`` (see :class:`Finding`); its severity is its kind's unless ``severity=`` says."""
-        node = self.g.nodes[nid]
+        node = self.g.node(nid)
         extra.setdefault("severity", NOTE if kind in self.note_kinds else FAULT)
         self.findings.append(Finding(nid, node.label, node.op_display(), kind, culprit, quantity, got, expected, message=message, **extra))
         if culprit:
@@ -792,22 +804,26 @@ class Context:
             derivatives (``nid`` is unverified).
         """
         rp = self.rp
-        terms = []
-        for c, slot in rp.uses[nid]:
-            i = rp.index[c]
-            local = rp.local_at[i]
-            if local is None:
-                return None
-            terms.append(local[slot] * (self.rec[i] if grads is None else grads.get(c, self.rec[i])))
-        return terms
+        slots = rp.use_slots(rp.index[nid])
+        consumers = rp.slot_consumer[slots]
+        if not rp.has_local[consumers].all():
+            return None
+        # a product of two floats, as node by node (numpy multiplies float64 as Python does)
+        terms = rp.slot_local[slots] * self.g.grad[consumers]
+        if grads:
+            ids, rec = rp.ids, self.rec
+            got = [grads.get(ids[c], rec[c]) for c in consumers.tolist()]
+            terms = rp.slot_local[slots] * np.array(got, dtype=np.float64)
+        return terms.tolist()
 
     def unsettled(self) -> list[int]:
         """Positions of the nodes whose recorded grad a quick sum cannot call locally consistent.
 
-        One reverse pass adds, for every use, the consumer's local derivative
-        times its recorded grad into plain float sums (``total``) and sums of
-        magnitudes (``mag``), consumers before their operands, as the chain
-        rule does. A plain sum of ``k`` finite terms is within about
+        Whole-array passes over the replay's operand slots: every use's term
+        (the consumer's local derivative times its recorded grad) is added
+        per operand into plain float sums (``total``) and sums of magnitudes
+        (``mag``) with ``numpy.bincount``, in slot order. A plain sum of ``k``
+        finite terms, added in any order, is within about
         ``(k - 1) * eps/2 * mag`` of the exact sum (Higham, *Accuracy and
         Stability of Numerical Algorithms*, 2nd ed., section 4.2), and
         ``math.fsum`` is within ``eps/2 * |sum|`` of it; so a node whose
@@ -824,43 +840,42 @@ class Context:
         Returns:
             list: positions in topological order, the root left out.
         """
-        rp, rec = self.rp, self.rec
-        n = len(rec)
-        total, mag, count = [0.0] * n, [0.0] * n, [0] * n
-        blocked = [-1] * n  # operand position -> the position of a consumer without local derivatives
-        for c, pos, local, consumer_grad in zip(range(n - 1, -1, -1), reversed(rp.operand_pos), reversed(rp.local_at), reversed(rec)):
-            if not pos:
-                continue
-            if local is None:
-                for o in pos:
-                    blocked[o] = c
-                continue
-            for o, d in zip(pos, local):
-                t = d * consumer_grad
-                total[o] += t
-                mag[o] += abs(t)
-                count[o] += 1
-        root = rp.index[self.g.root]
-        rtol, atol = self.rtol, self.atol
-        quick = rtol >= 0 and atol >= 0
-        half_eps = sys.float_info.epsilon / 2
-        out: list[int] = []
-        for i, got, s, a, k, b in zip(range(n), rec, total, mag, count, blocked):
-            if i == root:
-                continue
-            if b >= 0:
-                c = rp.ids[b]
-                why = rp.unknown.get(c, "no local derivatives")
-                self.unverify(rp.ids[i], f"the grad comes through {self.name(c)}, whose local derivatives gradviz does not know ({why}, and no probe measured them)")
-                continue
-            if got == s and k <= 1:
-                continue  # one term (or none): its plain sum is its exact sum, and equal is close
-            if quick and a <= _QUICK_MAX:
-                err = 4 * k * half_eps * a
-                if abs(got - s) + err <= (atol + rtol * max(abs(got), a - err)) * (1 - 1e-9):
-                    continue
-            out.append(i)
-        return out
+        rp, g = self.rp, self.g
+        n = rp.n
+        rec = g.grad
+        consumer, operand = rp.slot_consumer, rp.slot_operand
+        live = rp.has_local[consumer]  # the slots whose consumer has local derivatives
+        blocked = None  # operand -> the first consumer without local derivatives (n: none)
+        local = rp.slot_local
+        if not live.all():
+            blocked = np.full(n, n, dtype=np.int64)
+            np.minimum.at(blocked, operand[~live], consumer[~live])
+            consumer, operand, local = consumer[live], operand[live], local[live]
+        with np.errstate(all="ignore"):
+            t = rec[consumer]
+            t *= local  # each use's term, in place: at 10^6 nodes a fresh array costs more than the arithmetic
+            # plain sums (in another order than the chain rule's: the bound below holds for any order)
+            total = np.bincount(operand, weights=t, minlength=n)
+            mag = np.bincount(operand, weights=np.abs(t, out=t), minlength=n)
+            del t
+            count = np.bincount(operand, minlength=n)
+            settled = (rec == total) & (count <= 1)  # one term (or none): its plain sum is its exact sum
+            rtol, atol = self.rtol, self.atol
+            if rtol >= 0 and atol >= 0:
+                rest = np.flatnonzero(~settled & (mag <= _QUICK_MAX))
+                got, s, a = rec[rest], total[rest], mag[rest]
+                err = 4 * count[rest] * (sys.float_info.epsilon / 2) * a
+                settled[rest] = np.abs(got - s) + err <= (atol + rtol * np.maximum(np.abs(got), a - err)) * (1 - 1e-9)
+        settled[rp.root] = True
+        if blocked is None:
+            return np.flatnonzero(~settled).tolist()
+        unverified = blocked < n
+        unverified[rp.root] = False
+        for i in np.flatnonzero(unverified).tolist():
+            c = rp.ids[int(blocked[i])]
+            why = rp.unknown.get(c, "no local derivatives")
+            self.unverify(rp.ids[i], f"the grad comes through {self.name(c)}, whose local derivatives gradviz does not know ({why}, and no probe measured them)")
+        return np.flatnonzero(~(settled | unverified)).tolist()
 
     def probe_disagrees(self, nid: str, o: str) -> float | None:
         """The local derivative the replay expects of node ``nid`` for operand ``o`` (all its slots summed), if its probe measured another.
@@ -896,7 +911,7 @@ class Context:
         p = self.probes.get(c)
         if p is not None and p.error is None:
             return "measured by probing its _backward"
-        if self.g.nodes[c].local_grads is not None:
+        if self.g.local_grads.get(self.index[c]) is not None:
             return "the engine's own (_local_grads)"
         obj = self.g.objects.get(c)
         if obj is not None and c in self.rp.local and not needs_probe(obj):

@@ -8,9 +8,6 @@ is reported so, without an expected value (that depends on the order).
 
 from __future__ import annotations
 
-import itertools
-import operator
-
 from ....engine.ops import OPS
 from ....graph.order import UNKNOWN, values
 from ...replay import data_scale
@@ -32,27 +29,25 @@ class Forward(Rule):
     meaning = "the data is not what the op gives from its operands' data"
 
     def check_data(self, ctx: Context) -> None:
-        rp, nodes = ctx.rp, ctx.g.nodes
-        got_at = list(map(ctx.data.__getitem__, rp.replayed))
-        # only values that differ can be out of tolerance: select them at C speed
-        differ = itertools.compress(zip(rp.replayed, got_at, rp.data_at), map(operator.ne, got_at, rp.data_at))
-        for i, got, expected in differ:
+        rp, g = ctx.rp, ctx.g
+        # only values that differ can be out of tolerance: select them in one whole-array pass
+        for i, got, expected in rp.data_differs():
             nid = rp.ids[i]
-            node = nodes[nid]
+            node = g.node(nid)
             if not ctx.close(got, expected, data_scale(node.op, map(ctx.data.__getitem__, rp.operand_pos[i]))):
                 ctx.data_fault[nid] = FORWARD
                 ctx.add(
                     nid, FORWARD, True, "data", got, expected,
                     f"data is {fmt(got)} but {node.op_display()} of its operands' data "
-                    f"({', '.join(fmt(ctx.g.nodes[o].data) for o in ctx.rp.operands[nid])}) is {fmt(expected)}: "
+                    f"({', '.join(fmt(g.node(o).data) for o in ctx.rp.operands[nid])}) is {fmt(expected)}: "
                     "a bug in the op's forward, or an operand's data changed after the graph was built (an optimizer step?)",
                 )
         for nid in rp.unknown:
-            node = nodes[nid]
+            node = g.node(nid)
             op = OPS.get(node.op)
             if node.order != UNKNOWN or op is None or len(node.operands) != op.arity:
                 continue
-            xs = [nodes[o].data for o in node.operands]
+            xs = [g.node(o).data for o in node.operands]
             options = values(op, node.params, xs)
             if options and not any(ctx.close(node.data, v, data_scale(node.op, xs)) for v in options):
                 ctx.data_fault[nid] = FORWARD

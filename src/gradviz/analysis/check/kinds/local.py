@@ -64,7 +64,9 @@ class Local(Rule):
         consumer found so explains its operand's grad, as a probed one does.
         """
         rp = ctx.rp
-        for nid, node in ctx.g.nodes.items():
+        for i in sorted(ctx.g.local_grads):  # (only the nodes that stored them)
+            nid = rp.ids[i]
+            node = ctx.g.node(nid)
             stored = node.local_grads
             if stored is None or nid in rp.unknown or nid not in rp.local or (nid in ctx.probes and ctx.probes[nid].error is None):
                 continue

@@ -32,9 +32,10 @@ class Merged(Rule):
     meaning = "a value-based __eq__/__hash__ merged two nodes: one _backward never ran, or a set of operands lost one"
 
     def check_data(self, ctx: Context) -> None:
-        for nid, node in ctx.g.nodes.items():
-            if node.order == MERGED_SET:
-                ctx.add(nid, MERGED, True, "data", None, None, merged_message(ctx.g, nid))
+        ids = ctx.g.ids if ctx.g.orders else ()
+        for i in sorted(ctx.g.orders):  # (the few nodes whose operands came from a set)
+            if ctx.g.orders[i] == MERGED_SET:
+                ctx.add(ids[i], MERGED, True, "data", None, None, merged_message(ctx.g, ids[i]))
 
 
 def merged_with(ctx: Context, c: str) -> str | None:
