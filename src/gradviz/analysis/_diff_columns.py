@@ -1,0 +1,140 @@
+"""Whole-array passes of :mod:`gradviz.analysis.diff` over a graph's columns.
+
+A diff of two graphs of one structure (the snapshot before ``backward()``
+and the capture after it, the same program run twice) is decided here with
+numpy, without a Python object per node: the structure is compared column
+by column, and data and grads are compared as arrays, with the semantics of
+:func:`gradviz.analysis.replay.close` and of the diff's relative difference
+(``|a - b| / max(|a|, |b|)``). The diff's other rules, which pair nodes one
+by one, stay in :mod:`gradviz.analysis.diff`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph.model import Graph
+
+__all__ = ["close_mask", "abs_rel", "structure_perm", "label_conflicts", "node_ids"]
+
+
+def close_mask(x: np.ndarray, y: np.ndarray, *, rtol: float, atol: float) -> np.ndarray:
+    """Elementwise :func:`gradviz.analysis.replay.close` with ``scale`` 0: a bool array.
+
+    Equal values (equal infinities too) and two nans are close; a nan or an
+    infinity against anything else is not; finite values are close when
+    ``|x - y| <= atol + rtol * max(|x|, |y|)``.
+
+    Args:
+        x, y: float64 arrays of one shape.
+        rtol: relative tolerance.
+        atol: absolute tolerance, in the units of the values.
+
+    Returns:
+        np.ndarray: bool, True where close.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = x == y
+        if out.all():
+            return out
+        out |= np.isnan(x) & np.isnan(y)
+        finite = np.isfinite(x) & np.isfinite(y)
+        out |= finite & (np.abs(x - y) <= atol + rtol * np.maximum(np.abs(x), np.abs(y)))
+    return out
+
+
+def abs_rel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The absolute and relative differences of two float64 arrays, elementwise.
+
+    0 and 0 where both are nan or they are equal (equal infinities too);
+    infinity and infinity where the difference is not a finite number; else
+    ``|x - y|`` and ``|x - y| / max(|x|, |y|)``.
+
+    Returns:
+        tuple: ``(absolute, relative)``, float64 arrays.
+    """
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = np.abs(x - y)
+        rel = d / np.maximum(np.abs(x), np.abs(y))
+    far = ~np.isfinite(d)
+    d[far] = np.inf
+    rel[far] = np.inf
+    zero = (x == y) | (np.isnan(x) & np.isnan(y))
+    d[zero] = 0.0
+    rel[zero] = 0.0
+    return d, rel
+
+
+def node_ids(graph: Graph, positions: np.ndarray | list[int]) -> list[str]:
+    """The ids of the nodes at ``positions`` (without making every id of a capture)."""
+    if graph.canonical_ids:
+        return [f"n{p}" for p in np.asarray(positions).tolist()]
+    ids = graph.ids
+    return [ids[p] for p in np.asarray(positions).tolist()]
+
+
+def _id_perm(a: Graph, b: Graph) -> np.ndarray | None:
+    """For each position of ``a``, the position of its id in ``b``; None if the ids differ.
+
+    ``np.arange`` when both list the same ids in the same order (always so
+    for two captures of one size: their ids are ``'n0'``, ``'n1'`` ...).
+    """
+    if a.n != b.n:
+        return None
+    if (a.canonical_ids and b.canonical_ids) or a.ids == b.ids:
+        return np.arange(a.n, dtype=np.int64)
+    ids_b = b.ids
+    if set(a.ids) != set(ids_b):
+        return None
+    where = {nid: i for i, nid in enumerate(ids_b)}
+    return np.array([where[nid] for nid in a.ids], dtype=np.int64)
+
+
+def _params_equal(a: Graph, b: Graph, perm: np.ndarray) -> bool:
+    mine = {int(perm[i]): dict(p) for i, p in a.params.items() if p}
+    theirs = {i: dict(p) for i, p in b.params.items() if p}
+    return mine == theirs
+
+
+def structure_perm(a: Graph, b: Graph) -> np.ndarray | None:
+    """Where each node of ``a`` is in ``b``, if the two graphs have one structure; else None.
+
+    One structure: the same ids and root, and each id with the same op, the
+    same parameters and the same operand ids (in slot order) on both sides.
+
+    Returns:
+        np.ndarray | None: int64, ``perm[i]`` the position in ``b`` of the
+        id at position ``i`` of ``a``.
+    """
+    perm = _id_perm(a, b)
+    if perm is None or perm[a.root_pos] != b.root_pos:
+        return None
+    identity = bool(np.array_equal(perm, np.arange(a.n)))
+    if identity:
+        if not (np.array_equal(a.offsets, b.offsets) and np.array_equal(a.operand_pos, b.operand_pos)):
+            return None
+        codes_b = b.op_codes
+    else:
+        arity = a.arity
+        if not np.array_equal(arity, b.arity[perm]):
+            return None
+        # b's operand lists gathered in a's node order
+        starts = np.repeat(b.offsets[:-1][perm], arity)
+        slots = np.arange(len(a.operand_pos)) - np.repeat(a.offsets[:-1], arity)
+        if not np.array_equal(perm[a.operand_pos], b.operand_pos[starts + slots]):
+            return None
+        codes_b = b.op_codes[perm]
+    where_b = {name: i for i, name in enumerate(b.op_names)}
+    to_b = np.array([where_b.get(name, -1) for name in a.op_names], dtype=np.int64)
+    if not np.array_equal(to_b[a.op_codes], codes_b):
+        return None
+    return perm if _params_equal(a, b, perm) else None
+
+
+def label_conflicts(a: Graph, b: Graph, perm: np.ndarray) -> bool:
+    """Whether some node is labelled on both sides, differently (then never one node)."""
+    la, lb = a.labels, b.labels
+    identity = bool(np.array_equal(perm, np.arange(len(perm))))
+    if identity and la == lb:
+        return False
+    return any(x and y and x != y for x, y in zip(la, (lb[p] for p in perm.tolist())))
