@@ -15,7 +15,7 @@ import numpy as np
 
 from ..graph.model import Graph
 
-__all__ = ["close_mask", "abs_rel", "structure_perm", "label_conflicts", "node_ids"]
+__all__ = ["close_mask", "abs_rel", "structure_perm", "label_conflicts", "node_ids", "SAME_ORDER"]
 
 
 def close_mask(x: np.ndarray, y: np.ndarray, *, rtol: float, atol: float) -> np.ndarray:
@@ -73,16 +73,21 @@ def node_ids(graph: Graph, positions: np.ndarray | list[int]) -> list[str]:
     return [ids[p] for p in np.asarray(positions).tolist()]
 
 
-def _id_perm(a: Graph, b: Graph) -> np.ndarray | None:
+#: What :func:`structure_perm` returns for two graphs that list their ids in one order:
+#: as an index it is the identity (a view, no copy).
+SAME_ORDER = slice(None)
+
+
+def _id_perm(a: Graph, b: Graph) -> np.ndarray | slice | None:
     """For each position of ``a``, the position of its id in ``b``; None if the ids differ.
 
-    ``np.arange`` when both list the same ids in the same order (always so
-    for two captures of one size: their ids are ``'n0'``, ``'n1'`` ...).
+    :data:`SAME_ORDER` when both list the same ids in the same order (always
+    so for two captures of one size: their ids are ``'n0'``, ``'n1'`` ...).
     """
     if a.n != b.n:
         return None
     if (a.canonical_ids and b.canonical_ids) or a.ids == b.ids:
-        return np.arange(a.n, dtype=np.int64)
+        return SAME_ORDER
     ids_b = b.ids
     if set(a.ids) != set(ids_b):
         return None
@@ -90,31 +95,35 @@ def _id_perm(a: Graph, b: Graph) -> np.ndarray | None:
     return np.array([where[nid] for nid in a.ids], dtype=np.int64)
 
 
-def _params_equal(a: Graph, b: Graph, perm: np.ndarray) -> bool:
-    mine = {int(perm[i]): dict(p) for i, p in a.params.items() if p}
+def _params_equal(a: Graph, b: Graph, perm: np.ndarray | slice) -> bool:
+    moved = (lambda i: i) if isinstance(perm, slice) else (lambda i: int(perm[i]))
+    mine = {moved(i): dict(p) for i, p in a.params.items() if p}
     theirs = {i: dict(p) for i, p in b.params.items() if p}
     return mine == theirs
 
 
-def structure_perm(a: Graph, b: Graph) -> np.ndarray | None:
+def structure_perm(a: Graph, b: Graph) -> np.ndarray | slice | None:
     """Where each node of ``a`` is in ``b``, if the two graphs have one structure; else None.
 
     One structure: the same ids and root, and each id with the same op, the
     same parameters and the same operand ids (in slot order) on both sides.
 
     Returns:
-        np.ndarray | None: int64, ``perm[i]`` the position in ``b`` of the
-        id at position ``i`` of ``a``.
+        np.ndarray | slice | None: an index into ``b``'s columns: int64
+        ``perm[i]`` the position in ``b`` of the id at position ``i`` of
+        ``a``, or :data:`SAME_ORDER` when that is ``i`` itself.
     """
     perm = _id_perm(a, b)
-    if perm is None or perm[a.root_pos] != b.root_pos:
+    if perm is None:
         return None
-    identity = bool(np.array_equal(perm, np.arange(a.n)))
-    if identity:
+    if isinstance(perm, slice):
+        if a.root_pos != b.root_pos:
+            return None
         if not (np.array_equal(a.offsets, b.offsets) and np.array_equal(a.operand_pos, b.operand_pos)):
             return None
-        codes_b = b.op_codes
     else:
+        if perm[a.root_pos] != b.root_pos:
+            return None
         arity = a.arity
         if not np.array_equal(arity, b.arity[perm]):
             return None
@@ -123,18 +132,18 @@ def structure_perm(a: Graph, b: Graph) -> np.ndarray | None:
         slots = np.arange(len(a.operand_pos)) - np.repeat(a.offsets[:-1], arity)
         if not np.array_equal(perm[a.operand_pos], b.operand_pos[starts + slots]):
             return None
-        codes_b = b.op_codes[perm]
-    where_b = {name: i for i, name in enumerate(b.op_names)}
-    to_b = np.array([where_b.get(name, -1) for name in a.op_names], dtype=np.int64)
-    if not np.array_equal(to_b[a.op_codes], codes_b):
-        return None
-    return perm if _params_equal(a, b, perm) else None
+    if a.op_names == b.op_names:  # one op table (two captures of one computation): compare the codes as they are
+        same_ops = np.array_equal(a.op_codes, b.op_codes[perm])
+    else:
+        where_b = {name: i for i, name in enumerate(b.op_names)}
+        to_b = np.array([where_b.get(name, -1) for name in a.op_names], dtype=np.int64)
+        same_ops = np.array_equal(to_b[a.op_codes], b.op_codes[perm])
+    return perm if same_ops and _params_equal(a, b, perm) else None
 
 
-def label_conflicts(a: Graph, b: Graph, perm: np.ndarray) -> bool:
+def label_conflicts(a: Graph, b: Graph, perm: np.ndarray | slice) -> bool:
     """Whether some node is labelled on both sides, differently (then never one node)."""
     la, lb = a.labels, b.labels
-    identity = bool(np.array_equal(perm, np.arange(len(perm))))
-    if identity and la == lb:
-        return False
+    if isinstance(perm, slice):
+        return la != lb and any(x and y and x != y for x, y in zip(la, lb))
     return any(x and y and x != y for x, y in zip(la, (lb[p] for p in perm.tolist())))

@@ -75,7 +75,6 @@ are 0).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from bisect import bisect_left, bisect_right
@@ -212,11 +211,10 @@ class _Pairs:
 
 def _compared(
     a: Graph, b: Graph, pa: np.ndarray, pb: np.ndarray, method: np.ndarray, decomposed: np.ndarray,
-    op_changed: np.ndarray, rtol: float, atol: float, data_changed: np.ndarray | None = None,
+    op_changed: np.ndarray, rtol: float, atol: float,
 ) -> _Pairs:
     """The pairs with their data and grads compared (whole-array passes)."""
-    if data_changed is None:
-        data_changed = ~close_mask(a.data[pa], b.data[pb], rtol=rtol, atol=atol)
+    data_changed = ~close_mask(a.data[pa], b.data[pb], rtol=rtol, atol=atol)
     grad_changed = ~close_mask(a.grad[pa], b.grad[pb], rtol=rtol, atol=atol)
     return _Pairs(pa, pb, method, decomposed, data_changed, grad_changed, op_changed)
 
@@ -509,29 +507,43 @@ def _unique_labels(graph: Graph) -> dict[str, str]:
     return {label: nid for label, nid in seen.items() if nid is not None}
 
 
-def _digests(graph: Graph, anchored: dict[str, str]) -> dict[str, bytes]:
-    """Structural digest per node; ``anchored`` maps a label-paired node's id to its label.
+def _digests(graph: Graph, anchored: dict[str, str], classes: dict[tuple, int]) -> dict[str, int]:
+    """Structural digest per node id; ``anchored`` maps a label-paired node's id to its label.
+
+    A digest is a number naming a structure: nodes get the same number
+    exactly when they have the same op, parameters and operands' digests
+    (bottom-up), or are label-paired with the same label. ``classes`` holds
+    the structures numbered so far; pass the same dict for both graphs of a
+    diff, so that their numbers compare. Worked out over the graph's
+    columns in one pass in topological order (each node's structure is a
+    tuple looked up in ``classes``: linear, and without a hash per node).
 
     Operands count once each and as a multiset: an engine that keeps them in
     a ``set`` has kept ``a + a`` as one ``a``, in no order.
     """
-    out: dict[str, bytes] = {}
-    for node in graph:  # topological order: operands first
-        h = hashlib.blake2b(digest_size=12)
-        if node.id in anchored:
-            h.update(b"L\0" + anchored[node.id].encode("utf-8", "surrogatepass"))
+    names = [graph.op_names[c] for c in graph.op_codes.tolist()]
+    for i, p in graph.params.items():
+        if p:
+            names[i] = (names[i], tuple((k, repr(float(v))) for k, v in sorted(p.items())))
+    ops, offsets = graph.operand_pos.tolist(), graph.offsets.tolist()
+    labels = {graph.position(nid): label for nid, label in anchored.items()}
+    out = [0] * graph.n
+    number = classes.setdefault
+    for i, op in enumerate(names):  # topological order: operands first
+        label = labels.get(i) if labels else None
+        if label is not None:
+            key: tuple = ("L", label)
         else:
-            operands = dict.fromkeys(node.operands)
-            h.update(b"S\0" + _node_key(node, len(operands)))
-            for d in sorted(out[o] for o in operands):
-                h.update(d)
-        out[node.id] = h.digest()
-    return out
-
-
-def _node_key(node: Node, arity: int) -> bytes:
-    params = ",".join(f"{k}={float(v)!r}" for k, v in sorted(node.params.items()))
-    return f"{node.op}\0{params}\0{arity}".encode("utf-8", "surrogatepass")
+            lo, hi = offsets[i], offsets[i + 1]
+            if hi - lo == 1:
+                key = ("S", op, out[ops[lo]])
+            elif hi - lo == 2 and ops[lo] != ops[lo + 1]:  # most ops: two distinct operands
+                u, v = out[ops[lo]], out[ops[lo + 1]]
+                key = ("S", op, u, v) if u <= v else ("S", op, v, u)
+            else:
+                key = ("S", op, *sorted([out[o] for o in set(ops[lo:hi])]))
+        out[i] = number(key, len(classes))
+    return dict(zip(graph.ids, out))
 
 
 def _same_op(x: Node, y: Node) -> bool:
@@ -568,8 +580,8 @@ class _Pairing:
         self.b2a: dict[str, tuple[str, str]] = {}
         self.b_pos = {nid: i for i, nid in enumerate(b.nodes)}
         self.b_consumers = b.consumers()
-        self.da: dict[str, bytes] = {}
-        self.db: dict[str, bytes] = {}
+        self.da: dict[str, int] = {}
+        self.db: dict[str, int] = {}
         # leaf pairs with different data that only the shape suggests: made last, if still free
         self.deferred: list[tuple[str, str]] = []
         # id(graph) -> its consumers, for leaves told apart by where they are used; made when needed
@@ -599,8 +611,9 @@ class _Pairing:
         for label, y in _unique_labels(b).items():
             if label in labels_a:
                 self.add(labels_a[label], y, "label")
-        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b})
-        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a})
+        classes: dict[tuple, int] = {}
+        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b}, classes)
+        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a}, classes)
         self._unique_digests()
         if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
             self.add(a.root, b.root, "structure")
@@ -1084,12 +1097,16 @@ class _OpText(dict):
         return text
 
 
-def _by_id(a: Graph, b: Graph, perm: np.ndarray, data_changed: np.ndarray, rtol: float, atol: float) -> DiffResult:
-    """Every node paired with the node of its id in ``b`` (``perm``: their positions there)."""
-    none = np.zeros(a.n, dtype=bool)
-    pairs = _compared(
-        a, b, np.arange(a.n, dtype=np.int64), perm, np.zeros(a.n, dtype=np.int8), none, none, rtol, atol, data_changed
-    )
+def _by_id(
+    a: Graph, b: Graph, perm: np.ndarray | slice, data_changed: np.ndarray, rtol: float, atol: float
+) -> DiffResult:
+    """Every node paired with the node of its id in ``b`` (``perm``: their positions there, see ``structure_perm``)."""
+    n = a.n
+    grad_changed = ~close_mask(a.grad, b.grad[perm], rtol=rtol, atol=atol)
+    pa = np.arange(n, dtype=np.int64)
+    pb = pa if isinstance(perm, slice) else perm
+    none = np.zeros(n, dtype=bool)
+    pairs = _Pairs(pa, pb, np.zeros(n, dtype=np.int8), none, data_changed, grad_changed, none)
     return DiffResult(a, b, pairs, [], [], "id", rtol, atol)
 
 
