@@ -159,6 +159,23 @@ def _memory_per_node(graph: str, engine: str, size: int) -> tuple[float, float, 
     return current / nodes, peak / nodes, nodes
 
 
+def _traced(step: Callable[[], Any], nodes: int) -> tuple[float, float]:
+    """(held, peak) bytes per node of one run of ``step``, as tracemalloc counts them (numpy's arrays included).
+
+    Held is what the step's result keeps alive; peak is the most the step
+    had allocated at once, file contents and temporaries included.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = step()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return held / nodes, peak / nodes
+
+
 def _count_nodes(root: Any) -> int:
     seen, stack = {id(root)}, [root]
     while stack:
@@ -202,11 +219,16 @@ def worker(graph: str, size: int, engine: str) -> dict[str, Any]:
             times["JSON save"], _, _ = _timed(lambda: snap.save(after, path))
             out["json_bytes_per_node"] = os.path.getsize(path) / nodes
             times["JSON load"], loaded, _ = _timed(lambda: snap.load(path))
-        assert loaded == after, "the snapshot did not load back equal"
+            assert loaded == after, "the snapshot did not load back equal"
+            del loaded
+            out["memory"] = {"capture": _traced(lambda: gradviz.capture(root, moment="after-backward", keep_objects=False), nodes)}
+            out["memory"]["JSON load"] = _traced(lambda: snap.load(path), nodes)
         times["DOT source"], _, _ = _timed(lambda: dot_source(after))
         check, diff = _analysis("check"), _analysis("diff")
         times["check"] = _timed(lambda: check(after))[0] if check else "n/a (not built)"
         times["diff"] = _timed(lambda: diff(before, after))[0] if diff else "n/a (not built)"
+        if check:
+            out["memory"]["check"] = _traced(lambda: check(after), nodes)
     out["max_rss_per_node"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / nodes
     return out
 
@@ -300,6 +322,8 @@ def print_table(graph: str, sizes: list[int], gv: dict[int, dict], mg: dict[int,
     row("gradviz peak memory/node (build)", [err(gv[s]) or f"{gv[s]['peak_per_node']:.0f} B" for s in sizes])
     row("gradviz max RSS/node (process)", [err(gv[s]) or f"{gv[s]['max_rss_per_node']:.0f} B" for s in sizes])
     row("gradviz JSON size/node", [err(gv[s]) or f"{gv[s]['json_bytes_per_node']:.0f} B" for s in sizes])
+    for step in ("capture", "JSON load", "check"):
+        row(f"gradviz {step} held/peak per node"[:33], [err(gv[s]) or _fmt_memory(gv[s], step) for s in sizes])
     for step in MG_STEPS:
         label = "micrograd capture (adapter)" if step == "capture" else f"micrograd {step}"
         row(label[:33], [err(mg[s]) or _fmt_time(mg[s]["times"].get(step, "-")) for s in sizes])
@@ -330,6 +354,11 @@ def print_table(graph: str, sizes: list[int], gv: dict[int, dict], mg: dict[int,
             row(f"  micrograd {step}", [""] + [_fmt_ratio(x) for x in g])
 
 
+def _fmt_memory(r: dict[str, Any], step: str) -> str:
+    held_peak = r.get("memory", {}).get(step)
+    return "-" if held_peak is None else f"{held_peak[0]:.0f} / {held_peak[1]:.0f} B"
+
+
 def _collector_share(r: dict[str, Any]) -> str:
     build, collector = _num(r.get("times", {}).get("build")), r.get("build_collector")
     if build is None or collector is None:
@@ -352,19 +381,42 @@ def _size_name(n: int) -> str:
 
 
 def targets(results: dict[tuple[str, int, str], dict[str, Any]], sizes: list[int]) -> list[tuple[bool | None, str]]:
-    """Evaluate the targets of issue 4 on one run's results."""
+    """Evaluate the targets of issues 4 and 12 on one run's results."""
     checks: list[tuple[bool | None, str]] = []
 
     def t(graph: str, size: int, engine: str, step: str) -> float | None:
         return _num(results[(graph, size, engine)].get("times", {}).get(step))
 
-    if "mlp" in {g for g, _, _ in results}:
-        ratios = [_div(t("mlp", s, "gradviz", "backward"), t("mlp", s, "micrograd", "backward")) for s in sizes]
+    graphs = sorted({g for g, _, _ in results}, key=GRAPHS.index)
+    for graph in graphs:
+        ratios = [_div(t(graph, s, "gradviz", "backward"), t(graph, s, "micrograd", "backward")) for s in sizes]
         ok = all(r is not None and r <= 1.0 for r in ratios)
-        checks.append((ok, "MLP backward, gradviz/micrograd <= 1: " + ", ".join(f"{_size_name(s)} {_fmt_ratio(r)}" for s, r in zip(sizes, ratios))))
-        cs = [_div(_sum(t("mlp", s, "gradviz", "capture"), t("mlp", s, "gradviz", "JSON save")), t("mlp", s, "gradviz", "backward")) for s in sizes]
-        ok = all(r is not None and r <= 2.0 for r in cs)
-        checks.append((ok, "MLP (capture + JSON save) / gradviz backward <= 2: " + ", ".join(f"{_size_name(s)} {_fmt_ratio(r)}" for s, r in zip(sizes, cs))))
+        checks.append((ok, f"{graph} backward, gradviz/micrograd <= 1: " + ", ".join(f"{_size_name(s)} {_fmt_ratio(r)}" for s, r in zip(sizes, ratios))))
+    # issue 12's targets, as ratios to gradviz's own backward on the same graph
+    for what, steps, limit in (
+        ("(capture + JSON save)", ("capture", "JSON save"), 2.0),
+        ("JSON load", ("JSON load",), 2.0),
+        ("check", ("check",), 3.0),
+        ("diff", ("diff",), 3.0),
+    ):
+        cells, ok = [], True
+        for graph in graphs:
+            for s in sizes:
+                total: float | None = 0.0
+                for step in steps:
+                    total = _sum(total, t(graph, s, "gradviz", step))
+                r = _div(total, t(graph, s, "gradviz", "backward"))
+                ok = ok and r is not None and r <= limit
+                cells.append(f"{graph} {_size_name(s)} {_fmt_ratio(r)}")
+        checks.append((ok, f"{what} / gradviz backward <= {limit:g}: " + ", ".join(cells)))
+    for step, which, limit in (("JSON load", 0, 64), ("JSON load", 1, 200)):
+        cells, ok = [], True
+        for graph in graphs:
+            for s in sizes:
+                m = results[(graph, s, "gradviz")].get("memory", {}).get(step)
+                ok = ok and m is not None and m[which] <= limit
+                cells.append(f"{graph} {_size_name(s)} " + ("-" if m is None else f"{m[which]:.0f} B"))
+        checks.append((ok, f"{'memory of a loaded graph' if which == 0 else 'peak memory during load'} <= {limit} B/node: " + ", ".join(cells)))
     worst: list[str] = []
     linear = True
     for graph in {g for g, _, _ in results}:
@@ -438,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"== {graph}: " + (BUILDERS[graph].__doc__ or "").strip())
         print_table(graph, sizes, {s: results[(graph, s, "gradviz")] for s in sizes}, {s: results[(graph, s, "micrograd")] for s in sizes}, say)
     say("")
-    say("targets (issue 4):")
+    say("targets (issues 4 and 12):")
     for ok, text in targets(results, sizes):
         say(f"  [{'PASS' if ok else 'n/a ' if ok is None else 'FAIL'}] {text}")
     say(f"\nwhole run: {time.perf_counter() - started:.0f} s")

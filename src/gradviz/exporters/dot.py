@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 import graphviz
 
+from .._gc import paused_gc
 from ..graph.capture import capture
 from ..graph.model import Node
 from ._format import format_number, printable
@@ -140,6 +141,20 @@ def to_dot(
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     graph = capture(graph, keep_objects=False)
+    with paused_gc():  # millions of strings for a big graph, no cycles: the collector's scans only add time
+        return _to_dot(graph, rankdir, roles, notes, title, placeholders, copy_above, layout)
+
+
+def _to_dot(
+    graph: Any,
+    rankdir: str,
+    roles: Mapping[str, str] | None,
+    notes: Mapping[str, str] | None,
+    title: str | None,
+    placeholders: Mapping[str, str] | None,
+    copy_above: int | None,
+    layout: Mapping[str, str] | None,
+) -> graphviz.Digraph:
     roles = roles or {}
     notes = notes or {}
     for nid, role in roles.items():

@@ -30,16 +30,18 @@ import numbers
 import re
 import struct
 from functools import lru_cache
-from itertools import compress, repeat
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
 
 from .._gc import paused_gc
 from .._traversal import postorder
 from ..engine.ops import OPS
 from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
-from .model import NO_PARAMS, Graph, Node
+from .model import NO_PARAMS, Graph, Node, _OpCodes
 from .order import MERGED, compares_by_value, decide, lost_operands
 
 __all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES", "LOCAL_GRADS_ATTRIBUTE"]
@@ -263,7 +265,9 @@ def label_text(label: object) -> str:
 def _labels(objects: Sequence[Any]) -> list[str]:
     """The labels of ``objects`` as text (:func:`label_text`); one C loop when all are strings already."""
     labels = list(map(_LABEL, objects))
-    if set(map(type, labels)) - {str}:
+    try:
+        "".join(labels)  # a C loop that raises at the first label that is not text
+    except TypeError:
         labels = list(map(label_text, labels))
     return labels
 
@@ -542,14 +546,15 @@ _OP, _LABEL, _DATA, _GRAD, _PARAMS = map(attrgetter, ("_op", "label", "data", "g
 def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     """Capture a graph of gradviz's own Values: the hot path of a capture.
 
-    Each Value's id is kept in its ``_mark`` slot while the operand lists
-    are built, and cleared after (backward() uses that slot only for a
-    stamp new to each walk), so an operand's id is an attribute read instead of a
-    lookup in a dict of a million Values, whose random access is what made
-    the old capture grow faster than linearly. The fields are read column by
-    column in C loops (``map`` with ``attrgetter``) and the Nodes made by
-    ``map(Node, ...)``. Anything unusual (a cycle, an operand that is not a
-    Value, a Value subclass that compares by value) goes to
+    Each Value's position is kept in its ``_mark`` slot while the operand
+    positions are gathered, and cleared after (backward() uses that slot only
+    for a stamp new to each walk), so an operand's position is an attribute
+    read instead of a lookup in a dict of a million Values, whose random
+    access is what made an older capture grow faster than linearly. The
+    fields are read column by column in C loops (``map`` with ``attrgetter``)
+    straight into numpy arrays (DESIGN.md decision 12): no Node is made.
+    Anything unusual (a cycle, an operand that is not a Value, a Value
+    subclass that compares by value, a data that is no number) goes to
     :func:`_capture_own_careful`, which raises the error or captures it as
     before. The marked walk holds ``gradviz.engine.value._MARK_LOCK``, as
     ``backward()``'s does, so walks in two threads never see each other's marks.
@@ -558,36 +563,39 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
         objects = _marked_postorder(root)
         if objects is None:
             return _capture_own_careful(root, moment, keep_objects)
-        ids = [f"n{i}" for i in range(len(objects))]
+        n = len(objects)
+        prevs = list(map(_PREV, objects))
+        arity = np.fromiter(map(len, prevs), np.int64, n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(arity, out=offsets[1:])
         try:
-            for v, nid in zip(objects, ids):
-                v._mark = nid
-            operands = list(map(tuple, map(map, repeat(_MARK), map(_PREV, objects))))
+            for i, v in enumerate(objects):
+                v._mark = i
+            operand_pos = np.fromiter(map(_MARK, chain.from_iterable(prevs)), np.int32, int(offsets[-1]))
         finally:
-            for v in objects:  # leave no ids behind: the Values must not keep them alive
+            for v in objects:  # leave no positions behind: the next walk's marks must be new objects
                 v._mark = None
-    params: list[Any] = [NO_PARAMS] * len(objects)
-    raw_params = list(map(_PARAMS, objects))
-    for i in compress(range(len(objects)), raw_params):  # the few nodes with parameters
-        params[i] = dict(raw_params[i])
-    nodes = dict(
-        zip(
-            ids,
-            map(
-                Node,
-                ids,
-                map(_OP, objects),
-                _labels(objects),
-                map(_DATA, objects),
-                map(_GRAD, objects),
-                operands,
-                params,
-            ),
-        )
+    try:
+        data = np.fromiter(map(_DATA, objects), np.float64, n)
+        grad = np.fromiter(map(_GRAD, objects), np.float64, n)
+    except (TypeError, ValueError):  # a data or grad set to something that is not a number: say which
+        return _capture_own_careful(root, moment, keep_objects)
+    codes = _OpCodes()
+    op_codes = np.fromiter(map(codes.__getitem__, map(_OP, objects)), np.int32, n)
+    # parameters only where the op has any (or is not gradviz's): the few '**' nodes, not a million empty reads
+    names = tuple(codes)
+    with_params = [c for c, name in enumerate(names) if name not in OPS or OPS[name].params]
+    params = {}
+    if with_params:
+        for i in np.flatnonzero(np.isin(op_codes, with_params)).tolist():
+            if objects[i]._params:
+                params[i] = dict(objects[i]._params)
+    graph = Graph.from_columns(
+        data=data, grad=grad, op_names=names, op_codes=op_codes, offsets=offsets, operand_pos=operand_pos,
+        labels=_labels(objects), params=params, moment=moment, engine="gradviz",
     )
-    graph = Graph(nodes, ids[-1], moment, "gradviz")
     if keep_objects:
-        graph.objects = dict(zip(ids, objects))
+        graph.objects = dict(zip(graph.ids, objects))
     return graph
 
 
@@ -618,10 +626,10 @@ def _marked_postorder(root: Value) -> list[Value] | None:
                     continue
                 if mark is seen:  # an operand of itself, directly or not
                     return None
-                child._mark = seen
                 grandchildren = child._prev
                 # A leaf is emitted at once instead of being pushed and popped.
                 if grandchildren:
+                    child._mark = seen
                     push((child, iter(grandchildren)))
                     break
                 child._mark = done
@@ -658,8 +666,8 @@ def _capture_own_careful(root: Value, moment: str | None, keep_objects: bool) ->
             nid,
             v._op,
             label_text(v.label),
-            v.data,
-            v.grad,
+            _number(v, "data"),
+            _number(v, "grad"),
             tuple(map(operand_id, v._prev)),
             dict(v._params) if v._params else NO_PARAMS,
         )

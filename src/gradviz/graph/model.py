@@ -7,10 +7,13 @@ take the same road.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from ..engine.ops import OPS
 from ..errors import GradvizError
@@ -87,13 +90,36 @@ class Node:
         return f"{self.label} ({self.id})" if self.label else self.id
 
 
-@dataclass
 class Graph:
-    """A captured computation graph (a DAG of scalar nodes).
+    """A captured computation graph (a DAG of scalar nodes), held as columns.
+
+    A graph is arrays, not objects (DESIGN.md decision 12): one entry per
+    node, in topological order (operands before consumers, root last for a
+    capture or a snapshot), with operands as integer positions in CSR form.
+    :class:`Node` objects are made on demand: :attr:`nodes` builds them all
+    on first use and keeps them; :meth:`node` builds one. The hot paths
+    (capture, save, load, check, diff, views) read the columns.
+
+    Columns (read-only numpy arrays; ``n`` nodes, ``m`` operand slots):
+
+    * ``data``, ``grad``: float64, shape (n,): forward value, recorded grad.
+    * ``op_names``: tuple of the distinct op names; ``op_names[0] == ''``
+      (a leaf). ``op_codes``: int32, shape (n,), indexes into it.
+    * ``offsets``: int64, shape (n+1,); ``operand_pos``: int32, shape (m,):
+      the operands of node ``i`` are ``operand_pos[offsets[i]:offsets[i+1]]``,
+      in slot order, duplicates kept (``a + a`` has two slots).
+    * ``labels``: list of str, length n ('' if none).
+    * ``params``, ``orders``, ``local_grads``: sparse dicts position -> value
+      for the few nodes that have one (see :class:`Node`).
+
+    Ids are derived from positions (``'n0'``, ``'n1'``, ...; then
+    :attr:`canonical_ids` is True) unless the graph was built with others
+    (a snapshot written by another tool, a view of a bigger graph).
+
+    Construction: ``Graph(nodes, root, moment, engine)`` from a dict id ->
+    :class:`Node` (in topological order), or :meth:`from_columns`.
 
     Attributes:
-        nodes: id -> :class:`Node`, in topological order (operands before
-            consumers, root last).
         root: id of the output node whose gradient ``backward()`` seeds.
         moment: 'before-backward', 'after-backward', or None if unknown.
         engine: where it came from, e.g. 'gradviz', 'micrograd.engine.Value'.
@@ -101,23 +127,228 @@ class Graph:
             probe it; empty for a loaded snapshot. Not saved.
 
     Raises:
-        GradvizError: from :meth:`node` for an unknown id.
+        GradvizError: from :meth:`node` and :meth:`position` for an unknown
+            id; from a column for a graph built from Nodes whose operands are
+            not in the graph (only a partial view can be such a graph).
     """
 
-    nodes: dict[str, Node]
-    root: str
-    moment: str | None = None
-    engine: str = "gradviz"
-    objects: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    def __init__(
+        self,
+        nodes: Mapping[str, Node],
+        root: str,
+        moment: str | None = None,
+        engine: str = "gradviz",
+        objects: dict[str, Any] | None = None,
+    ) -> None:
+        self._nodes: dict[str, Node] | None = dict(nodes)
+        self._columns: _Columns | None = None
+        self._ids: list[str] | None = None
+        self._index: dict[str, int] | None = None
+        self._consumers: tuple[Any, Any, Any] | None = None
+        self.root = root
+        self.moment = moment
+        self.engine = engine
+        self.objects: dict[str, Any] = {} if objects is None else objects
+
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        data: Any,
+        grad: Any,
+        op_names: Sequence[str],
+        op_codes: Any,
+        offsets: Any,
+        operand_pos: Any,
+        labels: list[str],
+        root_pos: int | None = None,
+        moment: str | None = None,
+        engine: str = "gradviz",
+        params: Mapping[int, Mapping[str, float]] | None = None,
+        orders: Mapping[int, str] | None = None,
+        local_grads: Mapping[int, tuple[float, ...]] | None = None,
+        ids: list[str] | None = None,
+        objects: dict[str, Any] | None = None,
+    ) -> "Graph":
+        """Build a graph from its columns (see the class docstring for each one's type and shape).
+
+        Args:
+            root_pos: position of the root; default the last node.
+            ids: one id per node; None for the canonical ``'n0'``, ``'n1'``, ...
+
+        Returns:
+            Graph: the arrays are used as given (made read-only), not copied
+            when they already have the column's dtype.
+
+        Raises:
+            GradvizError: if the columns' lengths disagree, ``op_names[0]`` is
+                not '' or an op code, operand position or the root is out of range.
+        """
+        cols = _Columns(
+            _column(data, np.float64),
+            _column(grad, np.float64),
+            tuple(op_names),
+            _column(op_codes, np.int32),
+            _column(offsets, np.int64),
+            _column(operand_pos, np.int32),
+            labels if isinstance(labels, list) else list(labels),
+            dict(params or {}),
+            dict(orders or {}),
+            dict(local_grads or {}),
+        )
+        n = len(cols.data)
+        if not (len(cols.grad) == len(cols.op_codes) == len(cols.labels) == n and len(cols.offsets) == n + 1):
+            raise GradvizError("the columns of a graph must have one entry per node (offsets: one more)")
+        if not cols.op_names or cols.op_names[0] != "":
+            raise GradvizError("op_names[0] must be '' (the code of a leaf)")
+        if n == 0:
+            raise GradvizError("a graph has at least one node")
+        if cols.offsets[0] != 0 or cols.offsets[-1] != len(cols.operand_pos):
+            raise GradvizError("offsets must start at 0 and end at the number of operand slots")
+        if len(cols.op_codes) and (cols.op_codes.min() < 0 or cols.op_codes.max() >= len(cols.op_names)):
+            raise GradvizError("an op code is not an index into op_names")
+        if len(cols.operand_pos) and (cols.operand_pos.min() < 0 or cols.operand_pos.max() >= n):
+            raise GradvizError("an operand position is not a node of the graph")
+        if ids is not None and len(ids) != n:
+            raise GradvizError("ids must have one entry per node")
+        root_pos = n - 1 if root_pos is None else int(root_pos)
+        if not 0 <= root_pos < n:
+            raise GradvizError(f"root position {root_pos} is not a node of the graph")
+        g = cls.__new__(cls)
+        g._nodes = None
+        g._columns = cols
+        g._ids = None if ids is None else list(ids)
+        g._index = None
+        g._consumers = None
+        g.root = f"n{root_pos}" if ids is None else ids[root_pos]
+        g.moment = moment
+        g.engine = engine
+        g.objects = {} if objects is None else objects
+        return g
+
+    # -- the columns ---------------------------------------------------------------
+    @property
+    def _cols(self) -> "_Columns":
+        if self._columns is None:
+            self._columns = _columns_of(self._nodes or {})
+        return self._columns
+
+    @property
+    def n(self) -> int:
+        """The number of nodes."""
+        return len(self._nodes) if self._nodes is not None else len(self._columns.data)  # type: ignore[union-attr]
+
+    data = property(lambda self: self._cols.data, doc="float64 array (n,): every node's forward value.")
+    grad = property(lambda self: self._cols.grad, doc="float64 array (n,): every node's recorded gradient.")
+    op_names = property(lambda self: self._cols.op_names, doc="tuple of str: the distinct op names, '' (a leaf) first.")
+    op_codes = property(lambda self: self._cols.op_codes, doc="int32 array (n,): each node's index into op_names.")
+    offsets = property(lambda self: self._cols.offsets, doc="int64 array (n+1,): node i's operand slots are offsets[i]:offsets[i+1].")
+    operand_pos = property(lambda self: self._cols.operand_pos, doc="int32 array (m,): the operands' positions, slot by slot.")
+    labels = property(lambda self: self._cols.labels, doc="list of str (n,): the labels ('' if none).")
+    params = property(lambda self: self._cols.params, doc="dict position -> op params, for the nodes that have any.")
+    orders = property(lambda self: self._cols.orders, doc="dict position -> Node.order, for the nodes whose operands came from a set.")
+    local_grads = property(lambda self: self._cols.local_grads, doc="dict position -> the engine's stored local derivatives.")
+
+    @property
+    def arity(self) -> Any:
+        """int64 array (n,): each node's number of operand slots."""
+        cols = self._cols
+        if cols.arity is None:
+            cols.arity = _readonly(np.diff(cols.offsets))
+        return cols.arity
+
+    @property
+    def ids(self) -> list[str]:
+        """Each position's id (``'n0'``, ... for a capture): a list of n str, made once."""
+        if self._ids is None:
+            self._ids = list(self._nodes) if self._nodes is not None else [f"n{i}" for i in range(self.n)]
+        return self._ids
+
+    @property
+    def canonical_ids(self) -> bool:
+        """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots)."""
+        if self._nodes is None and self._ids is None:
+            return True
+        return all(nid == f"n{i}" for i, nid in enumerate(self.ids))
+
+    @property
+    def root_pos(self) -> int:
+        """The root's position."""
+        return self.position(self.root)
+
+    def position(self, node_id: str) -> int:
+        """Return the position of the node with this id.
+
+        Raises:
+            GradvizError: if there is no such node.
+        """
+        if self._nodes is None and self._ids is None:
+            if isinstance(node_id, str) and node_id[:1] == "n" and node_id[1:].isdigit() and node_id[1:2] != "0" or node_id == "n0":
+                i = int(node_id[1:])
+                if i < self.n:
+                    return i
+            raise GradvizError(f"no node with id {node_id!r} in this graph")
+        if self._index is None:
+            self._index = {nid: i for i, nid in enumerate(self.ids)}
+        try:
+            return self._index[node_id]
+        except (KeyError, TypeError):
+            raise GradvizError(f"no node with id {node_id!r} in this graph") from None
+
+    def consumer_csr(self) -> tuple[Any, Any, Any]:
+        """Every node's consumers, one entry per use, in CSR form (made once).
+
+        Returns:
+            (offsets int64 (n+1,), consumer_pos int32 (m,), slot int32 (m,)):
+            the uses of node ``i`` are entries ``offsets[i]:offsets[i+1]``,
+            sorted by consumer position, then slot; ``slot`` is the operand
+            slot of the consumer that holds ``i``.
+        """
+        if self._consumers is None:
+            cols = self._cols
+            n, m = len(cols.data), len(cols.operand_pos)
+            consumer = np.repeat(np.arange(n, dtype=np.int32), self.arity)
+            slot = (np.arange(m, dtype=np.int64) - np.repeat(cols.offsets[:-1], self.arity)).astype(np.int32)
+            order = np.argsort(cols.operand_pos, kind="stable")  # stable: consumer, then slot order
+            counts = np.bincount(cols.operand_pos, minlength=n)
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            self._consumers = (_readonly(offsets), _readonly(consumer[order]), _readonly(slot[order]))
+        return self._consumers
+
+    def set_label(self, node: int | str, text: str) -> None:
+        """Change one node's label (by position or id), in the columns and in :attr:`nodes`."""
+        i = node if isinstance(node, int) else self.position(node)
+        self._cols.labels[i] = text
+        if self._nodes is not None:
+            self._nodes[self.ids[i]].label = text
+
+    # -- nodes, made on demand ----------------------------------------------------------
+    @property
+    def nodes(self) -> dict[str, Node]:
+        """id -> :class:`Node`, in topological order: made from the columns on first use and kept.
+
+        Treat it as read-only (a change is not seen by the columns; use
+        :meth:`set_label`). For one node, :meth:`node` is cheaper.
+        """
+        if self._nodes is None:
+            self._nodes = _nodes_of(self._cols, self.ids)
+        return self._nodes
 
     def __len__(self) -> int:
-        return len(self.nodes)
+        return self.n
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self.nodes
+        if self._nodes is not None:
+            return node_id in self._nodes
+        try:
+            self.position(node_id)  # type: ignore[arg-type]
+        except GradvizError:
+            return False
+        return True
 
     def node(self, node_id: str) -> Node:
         """Return the node with this id.
@@ -125,15 +356,34 @@ class Graph:
         Raises:
             GradvizError: if there is no such node.
         """
-        try:
-            return self.nodes[node_id]
-        except KeyError:
-            raise GradvizError(f"no node with id {node_id!r} in this graph") from None
+        if self._nodes is not None:
+            try:
+                return self._nodes[node_id]
+            except (KeyError, TypeError):
+                raise GradvizError(f"no node with id {node_id!r} in this graph") from None
+        return self.node_at(self.position(node_id))
+
+    def node_at(self, i: int) -> Node:
+        """Return the node at position ``i`` (built from the columns unless :attr:`nodes` is made)."""
+        if self._nodes is not None:
+            return self._nodes[self.ids[i]]
+        cols, ids = self._cols, self.ids
+        return Node(
+            ids[i],
+            cols.op_names[cols.op_codes[i]],
+            cols.labels[i],
+            float(cols.data[i]),
+            float(cols.grad[i]),
+            tuple(ids[p] for p in cols.operand_pos[cols.offsets[i] : cols.offsets[i + 1]].tolist()),
+            cols.params.get(i, NO_PARAMS),
+            cols.orders.get(i, ""),
+            cols.local_grads.get(i),
+        )
 
     @property
     def root_node(self) -> Node:
         """The root :class:`Node`."""
-        return self.nodes[self.root]
+        return self.node(self.root)
 
     def consumers(self) -> dict[str, list[str]]:
         """Map each id to the ids of the nodes that use it, one entry per use.
@@ -141,28 +391,68 @@ class Graph:
         A node used twice by the same consumer (``a + a``) lists it twice:
         the fan-out that gradient accumulation must sum over.
         """
-        out: dict[str, list[str]] = {nid: [] for nid in self.nodes}
-        for node in self.nodes.values():
-            for operand in node.operands:
-                out[operand].append(node.id)
-        return out
+        if self._nodes is not None and self._columns is None:
+            out: dict[str, list[str]] = {nid: [] for nid in self._nodes}
+            for node in self._nodes.values():
+                for operand in node.operands:
+                    out[operand].append(node.id)
+            return out
+        ids = self.ids
+        offsets, consumer, _slot = self.consumer_csr()
+        users = list(map(ids.__getitem__, consumer.tolist()))
+        bounds = offsets.tolist()
+        return dict(zip(ids, map(users.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
 
     def find(self, key: str) -> list[Node]:
         """Return the nodes whose id or label equals ``key`` (ids first)."""
-        if key in self.nodes:
-            return [self.nodes[key]]
-        return [n for n in self.nodes.values() if n.label == key]
+        if key in self:
+            return [self.node(key)]
+        if self._nodes is not None:
+            return [n for n in self._nodes.values() if n.label == key]
+        return [self.node_at(i) for i, text in enumerate(self._cols.labels) if text == key]
 
     def counts(self) -> dict[str, int]:
-        """Number of nodes per op name ('' for leaves)."""
-        out: dict[str, int] = {}
-        for n in self.nodes.values():
-            out[n.op] = out.get(n.op, 0) + 1
-        return out
+        """Number of nodes per op name ('' for leaves), in order of first appearance."""
+        if self._nodes is not None and self._columns is None:
+            out: dict[str, int] = {}
+            for nd in self._nodes.values():
+                out[nd.op] = out.get(nd.op, 0) + 1
+            return out
+        cols = self._cols
+        codes, first = np.unique(cols.op_codes, return_index=True)
+        tally = np.bincount(cols.op_codes, minlength=len(cols.op_names))
+        return {cols.op_names[c]: int(tally[c]) for c in codes[np.argsort(first)].tolist()}
 
     def nonfinite(self) -> list[Node]:
         """Nodes whose data or grad is nan or infinite."""
-        return [n for n in self.nodes.values() if not (math.isfinite(n.data) and math.isfinite(n.grad))]
+        cols = self._cols
+        bad = np.flatnonzero(~(np.isfinite(cols.data) & np.isfinite(cols.grad)))
+        return [self.node_at(i) for i in bad.tolist()]
+
+    def __eq__(self, other: object) -> bool:
+        """Same root, moment, engine, ids and every column (nan equal to nan)."""
+        if not isinstance(other, Graph):
+            return NotImplemented
+        if (self.root, self.moment, self.engine, self.n) != (other.root, other.moment, other.engine, other.n):
+            return False
+        try:
+            a, b = self._cols, other._cols
+        except GradvizError:  # a partial view: compare its nodes
+            return self.nodes == other.nodes
+        return (
+            self.ids == other.ids
+            and np.array_equal(a.data, b.data, equal_nan=True)
+            and np.array_equal(a.grad, b.grad, equal_nan=True)
+            and [a.op_names[c] for c in a.op_codes.tolist()] == [b.op_names[c] for c in b.op_codes.tolist()]
+            and np.array_equal(a.offsets, b.offsets)
+            and np.array_equal(a.operand_pos, b.operand_pos)
+            and a.labels == b.labels
+            and {k: dict(v) for k, v in a.params.items() if v} == {k: dict(v) for k, v in b.params.items() if v}
+            and {k: v for k, v in a.orders.items() if v} == {k: v for k, v in b.orders.items() if v}
+            and _same_local(a.local_grads, b.local_grads)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     # -- conveniences that delegate to the exporters -----------------------------
     def save(self, path: Any) -> None:
@@ -202,3 +492,112 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({len(self)} nodes, root={self.root!r}, moment={self.moment!r}, engine={self.engine!r})"
+
+
+@dataclass(eq=False)
+class _Columns:
+    """The arrays of a :class:`Graph` (see its docstring)."""
+
+    data: Any
+    grad: Any
+    op_names: tuple[str, ...]
+    op_codes: Any
+    offsets: Any
+    operand_pos: Any
+    labels: list[str]
+    params: dict[int, Mapping[str, float]]
+    orders: dict[int, str]
+    local_grads: dict[int, tuple[float, ...]]
+    arity: Any = None
+
+
+def _readonly(a: Any) -> Any:
+    a.flags.writeable = False
+    return a
+
+
+def _column(values: Any, dtype: Any) -> Any:
+    """``values`` as a read-only 1-d array of ``dtype`` (no copy if it already is one)."""
+    a = np.asarray(values, dtype=dtype)
+    if a.ndim != 1:
+        raise GradvizError("a column of a graph is one-dimensional")
+    if a.flags.writeable and a is values:
+        a = a.view()  # the caller's array stays writeable; the graph's view is not
+    return _readonly(a)
+
+
+class _OpCodes(dict):
+    """op name -> code, '' first; a new name gets the next code."""
+
+    def __init__(self) -> None:
+        super().__init__({"": 0})
+
+    def __missing__(self, name: str) -> int:
+        code = self[name] = len(self)
+        return code
+
+
+def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
+    """The columns of a graph given as id -> Node (operands must be ids of the graph).
+
+    Raises:
+        GradvizError: if an operand is not a node of the graph.
+    """
+    ids = list(nodes)
+    values = list(nodes.values())
+    position = dict(zip(ids, range(len(ids))))
+    n = len(values)
+    arity = np.fromiter(map(len, map(_OPERANDS, values)), np.int64, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(arity, out=offsets[1:])
+    try:
+        operand_pos = np.fromiter(
+            chain.from_iterable(map(map, repeat(position.__getitem__), map(_OPERANDS, values))), np.int32, int(offsets[-1])
+        )
+    except KeyError as exc:
+        raise GradvizError(f"operand {exc.args[0]!r} is not a node of this graph (a partial view has no columns)") from None
+    codes = _OpCodes()
+    op_codes = np.fromiter(map(codes.__getitem__, (v.op for v in values)), np.int32, n)
+    return _Columns(
+        _readonly(np.array([v.data for v in values], dtype=np.float64)),
+        _readonly(np.array([v.grad for v in values], dtype=np.float64)),
+        tuple(codes),
+        _readonly(op_codes),
+        _readonly(offsets),
+        _readonly(operand_pos),
+        [v.label for v in values],
+        {i: v.params for i, v in enumerate(values) if v.params},
+        {i: v.order for i, v in enumerate(values) if v.order},
+        {i: v.local_grads for i, v in enumerate(values) if v.local_grads is not None},
+        _readonly(arity),
+    )
+
+
+_OPERANDS = attrgetter("operands")
+
+
+def _nodes_of(cols: _Columns, ids: list[str]) -> dict[str, Node]:
+    """id -> Node for every position, in order (the slow road; see :attr:`Graph.nodes`)."""
+    n = len(ids)
+    operand_ids = list(map(ids.__getitem__, cols.operand_pos.tolist()))
+    bounds = cols.offsets.tolist()
+    operands = list(map(tuple, map(operand_ids.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
+    params: list[Mapping[str, float]] = [NO_PARAMS] * n
+    for i, p in cols.params.items():
+        params[i] = p
+    orders = [""] * n
+    for i, o in cols.orders.items():
+        orders[i] = o
+    local: list[tuple[float, ...] | None] = [None] * n
+    for i, lg in cols.local_grads.items():
+        local[i] = lg
+    ops = list(map(cols.op_names.__getitem__, cols.op_codes.tolist()))
+    return dict(
+        zip(ids, map(Node, ids, ops, cols.labels, cols.data.tolist(), cols.grad.tolist(), operands, params, orders, local))
+    )
+
+
+def _same_local(a: Mapping[int, tuple[float, ...]], b: Mapping[int, tuple[float, ...]]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(np.array_equal(np.asarray(a[k], float), np.asarray(b[k], float), equal_nan=True) for k in a)

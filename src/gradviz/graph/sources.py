@@ -441,5 +441,5 @@ def _name_unlabelled(graph: Graph, namespace: dict[str, Any], root_name: str, ro
     names = [(root_name, root)] + [(k, v) for k, v in namespace.items() if not k.startswith("_")]
     for var, obj in names:
         nid = node_of.get(id(obj))
-        if nid is not None and not graph.nodes[nid].label:
-            graph.nodes[nid].label = var
+        if nid is not None and not graph.node(nid).label:
+            graph.set_label(nid, var)
