@@ -62,6 +62,13 @@ decomposition constant (micrograd's ``-1`` in ``b * -1``: a leaf used only
 by unpaired nodes, whose data no unpaired leaf of the other graph has; see
 :attr:`DiffResult.unpaired_leaves`); else ``'different'``.
 
+The common case, two graphs of one structure (the snapshot before
+``backward()`` and the capture after it), is decided over the graphs'
+columns (:mod:`gradviz.analysis._diff_columns`): the structure is compared
+array by array, data and grads are compared as whole arrays, and the
+pairing is kept as positions; :attr:`DiffResult.rows` are made from them
+when first read. No object per node is made on that road.
+
 A graph isomorphism (networkx's VF2 matcher) is not what pairs the
 nodes: it takes exponential time on graphs with many alike parts (the
 neurons of a layer), and two engines' graphs of one computation are not
