@@ -94,3 +94,39 @@ def test_rows_made_from_columns_hold_python_numbers_and_dump_as_json():
     assert rows["x"]["data_changed"] is False and rows["x"]["grad_changed"] is True
     # the constant's grad goes 0 -> dy/d2 = x = nan: a change of infinite size
     assert (rows["2"]["grad_b"], rows["2"]["grad_abs"], rows["2"]["grad_rel"]) == ("NaN", "Infinity", "Infinity")
+
+
+def _columns(op_names, op_codes, grads):
+    """x = 2, y = 3, p = x * y = 6, s = p + y = 9, from columns with the given op table."""
+    return Graph.from_columns(
+        data=[2.0, 3.0, 6.0, 9.0], grad=grads, op_names=op_names, op_codes=op_codes,
+        offsets=[0, 0, 0, 2, 4], operand_pos=[0, 1, 2, 1], labels=["x", "y", "", "s"],
+    )
+
+
+def test_op_tables_in_another_order_are_one_structure_and_ops_that_differ_are_not():
+    a = _columns(("", "*", "+"), [0, 0, 1, 2], [0.0, 0.0, 0.0, 0.0])
+    b = _columns(("", "+", "*"), [0, 0, 2, 1], [3.0, 3.0, 1.0, 1.0])  # ds/dx = y = 3, ds/dy = x + 1 = 3
+    assert D._same_structure(a, b)
+    result = gradviz.diff(a, b)
+    assert result.method == "id"
+    assert [(r.a, r.op_a, r.op_b, r.grad_b) for r in result.changed] == [
+        ("n0", "", "", 3.0), ("n1", "", "", 3.0), ("n2", "*", "*", 1.0), ("n3", "+", "+", 1.0),
+    ]
+    assert not D._same_structure(a, _columns(("", "+", "*"), [0, 0, 1, 2], [0.0, 0.0, 0.0, 0.0]))  # p = x + y, s = p * y
+
+
+def test_before_and_after_backward_are_compared_without_making_nodes(monkeypatch):
+    from helpers import worked_example
+
+    before, after = gradviz.snapshot_backward(worked_example(gradviz.Value)[0])
+
+    def no_nodes(self):
+        raise AssertionError("the diff of one structure made the Node objects")
+
+    monkeypatch.setattr(Graph, "nodes", property(no_nodes))
+    result = gradviz.diff(before, after)
+    assert result.verdict == "different" and result.method == "id"
+    assert len(result.changed) == 7 and result.summary().endswith("7 changed (grad 7, data 0, op 0), 0 only in A, 0 only in B")
+    assert json.loads(result.dumps())["unpaired_leaves"] == {"a": [], "b": []}
+    assert result.table().endswith("different\n")

@@ -65,12 +65,16 @@ def abs_rel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d, rel
 
 
-def node_ids(graph: Graph, positions: np.ndarray | list[int]) -> list[str]:
-    """The ids of the nodes at ``positions`` (without making every id of a capture)."""
-    if graph.canonical_ids:
-        return [f"n{p}" for p in np.asarray(positions).tolist()]
+def node_ids(graph: Graph, positions: np.ndarray, canonical: bool) -> list[str]:
+    """The ids of the nodes at ``positions``; ``canonical``: ``graph.canonical_ids`` (read once by the caller).
+
+    A capture's ids are worked out from the positions, without making the
+    list of every id.
+    """
+    if canonical:
+        return [f"n{p}" for p in positions.tolist()]
     ids = graph.ids
-    return [ids[p] for p in np.asarray(positions).tolist()]
+    return [ids[p] for p in positions.tolist()]
 
 
 #: What :func:`structure_perm` returns for two graphs that list their ids in one order:
