@@ -323,7 +323,7 @@ def print_table(graph: str, sizes: list[int], gv: dict[int, dict], mg: dict[int,
     row("gradviz max RSS/node (process)", [err(gv[s]) or f"{gv[s]['max_rss_per_node']:.0f} B" for s in sizes])
     row("gradviz JSON size/node", [err(gv[s]) or f"{gv[s]['json_bytes_per_node']:.0f} B" for s in sizes])
     for step in ("capture", "JSON load", "check"):
-        row(f"gradviz {step} held/peak per node"[:33], [err(gv[s]) or _fmt_memory(gv[s], step) for s in sizes])
+        row(f"gradviz {step} held/peak/node", [err(gv[s]) or _fmt_memory(gv[s], step) for s in sizes])
     for step in MG_STEPS:
         label = "micrograd capture (adapter)" if step == "capture" else f"micrograd {step}"
         row(label[:33], [err(mg[s]) or _fmt_time(mg[s]["times"].get(step, "-")) for s in sizes])

@@ -26,8 +26,22 @@ def test_run_prints_every_step_and_target():
     assert re.search(rf"^micrograd backward +{TIME} +{TIME}$", out, flags=re.M)
     assert re.search(r"^    the same without the GC's time +\d+\.\d\dx$", out, flags=re.M)
     targets = re.findall(r"^  \[(PASS|FAIL|n/a )\] (.*)$", out, flags=re.M)
-    assert len(targets) == 3  # linear, the 10**6 chain (n/a at these sizes), memory
-    assert targets[1][0] == "n/a "
+    names = [text.split(":")[0] for _, text in targets]
+    assert names == [
+        "chain backward, gradviz/micrograd <= 1",
+        "(capture + JSON save) / gradviz backward <= 2",
+        "JSON load / gradviz backward <= 2",
+        "check / gradviz backward <= 3",
+        "diff / gradviz backward <= 3",
+        "memory of a loaded graph <= 64 B/node",
+        "peak memory during load <= 200 B/node",
+        "every gradviz step linear (at most 12x per 10x nodes, steps >= 10 ms)",
+        "1,000,000-deep chain",
+        "memory per Value gradviz/micrograd <= 1",
+    ]
+    assert targets[-2][0] == "n/a "  # the 10**6 chain is not at these sizes
+    for step in ("capture", "JSON load", "check"):  # held / peak bytes per node, one cell per size
+        assert re.search(rf"^gradviz {step} held/peak/node +\d+ / \d+ B +\d+ / \d+ B$", out, flags=re.M), step
 
 
 def test_per_node_prints_every_step_and_the_floor():

@@ -717,23 +717,47 @@ def _capture_foreign(
 
     children, states, attr_of = _order_sets(root, children, attrs)
     objects = postorder(root, children)
-    ids = [f"n{i}" for i in range(len(objects))]
-    index = dict(zip(map(id, objects), ids))
-    nodes: dict[str, Node] = {}
-    for nid, v in zip(ids, objects):
-        op_raw, label, data, grad = attr_of[id(v)]
-        operands = tuple(index[id(k)] for k in children(v))
-        for operand in operands:
-            if operand not in nodes:  # postorder emits operands first, unless they depend on v
-                raise _cycle_error(f"{label or type(v).__name__} ({nid})", f" through its operand {operand}")
-        op, params, _doubt = read_op(op_raw, [nodes[o].data for o in operands], data)  # the replay says the doubt
-        local = _local_grads(v, local_attr, operands, children(v))
-        nodes[nid] = Node(
-            nid, op, label, data, grad, operands, params or NO_PARAMS, order=states.get(id(v), ""), local_grads=local
-        )
-    graph = Graph(nodes, ids[-1], moment, f"{type(root).__module__}.{type(root).__qualname__}")
+    n = len(objects)
+    index = dict(zip(map(id, objects), range(n)))
+    data: list[float] = []
+    grad: list[float] = []
+    ops: list[str] = []
+    labels: list[str] = []
+    arity: list[int] = []
+    operand_pos: list[int] = []
+    params: dict[int, dict[str, float]] = {}
+    local_grads: dict[int, tuple[float, ...]] = {}
+    for i, v in enumerate(objects):
+        op_raw, label, value, g = attr_of[id(v)]
+        kids = children(v)
+        slots = [index[id(k)] for k in kids]
+        for j in slots:
+            if j >= i:  # postorder emits operands first, unless they depend on v
+                raise _cycle_error(f"{label or type(v).__name__} (n{i})", f" through its operand n{j}")
+        op, p, _doubt = read_op(op_raw, [data[j] for j in slots], value)  # the replay says the doubt
+        if p:
+            params[i] = p
+        local = _local_grads(v, local_attr, tuple(f"n{j}" for j in slots), kids)
+        if local is not None:
+            local_grads[i] = local
+        data.append(value)
+        grad.append(g)
+        ops.append(op)
+        labels.append(label)
+        arity.append(len(slots))
+        operand_pos.extend(slots)
+    codes = _OpCodes()
+    op_codes = np.fromiter(map(codes.__getitem__, ops), np.int32, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(arity, out=offsets[1:])
+    graph = Graph.from_columns(
+        data=data, grad=grad, op_names=tuple(codes), op_codes=op_codes, offsets=offsets,
+        operand_pos=np.array(operand_pos, dtype=np.int32), labels=labels, params=params,
+        orders=dict(sorted((index[k], state) for k, state in states.items() if state and k in index)),
+        local_grads=local_grads, moment=moment, engine=f"{type(root).__module__}.{type(root).__qualname__}",
+    )
     if keep_objects:
-        graph.objects = dict(zip(ids, objects))
+        graph.objects = dict(zip(graph.ids, objects))
     return graph
 
 
