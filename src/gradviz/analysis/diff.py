@@ -238,6 +238,8 @@ class DiffResult:
         b: the second graph.
         rows: every matched pair, in the second graph's topological order
             (a property, made once when first read).
+        pairs: the same pairs as columns (positions in ``a`` and ``b``,
+            method, what differs), from which the rows are made.
         only_a: ids of nodes of ``a`` matched to nothing.
         only_b: ids of nodes of ``b`` matched to nothing.
         method: 'id' if every node matched by id, else the methods used,
@@ -282,7 +284,8 @@ class DiffResult:
         op_a, op_b = _OpText(a), _OpText(b)
         return list(map(
             DiffRow,
-            node_ids(a, pa, self._canonical("a")), node_ids(b, pb, self._canonical("b")), [METHODS[m] for m in p.method[index].tolist()],
+            node_ids(a, pa, self._canonical("a")), node_ids(b, pb, self._canonical("b")),
+            [METHODS[m] for m in p.method[index].tolist()],
             [labels_b[j] or labels_a[i] for i, j in zip(pa_list, pb_list)],
             map(op_a.at, pa_list), map(op_b.at, pb_list),
             data_a.tolist(), data_b.tolist(), grad_a.tolist(), grad_b.tolist(),
@@ -530,8 +533,10 @@ def _digests(graph: Graph, anchored: dict[str, str], classes: dict[tuple, int]) 
     (bottom-up), or are label-paired with the same label. ``classes`` holds
     the structures numbered so far; pass the same dict for both graphs of a
     diff, so that their numbers compare. Worked out over the graph's
-    columns in one pass in topological order (each node's structure is a
-    tuple looked up in ``classes``: linear, and without a hash per node).
+    columns in one pass in topological order: each node's structure is a
+    small tuple of its op and its operands' numbers, looked up in
+    ``classes`` (no text and no cryptographic hash per node; exact, where a
+    hash could collide).
 
     Operands count once each and as a multiset: an engine that keeps them in
     a ``set`` has kept ``a + a`` as one ``a``, in no order.
@@ -1099,7 +1104,6 @@ class _OpText(dict):
 
     def __init__(self, graph: Graph) -> None:
         super().__init__()
-        self.graph = graph
         self.names, self.codes, self.params = graph.op_names, graph.op_codes, graph.params
 
     def at(self, pos: int) -> str:
