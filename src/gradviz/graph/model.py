@@ -261,15 +261,20 @@ class Graph:
     def ids(self) -> list[str]:
         """Each position's id (``'n0'``, ... for a capture): a list of n str, made once."""
         if self._ids is None:
+            if self._nodes is None:
+                self.__dict__["_canonical"] = True  # made from the positions: known without reading them
             self._ids = list(self._nodes) if self._nodes is not None else [f"n{i}" for i in range(self.n)]
         return self._ids
 
     @property
     def canonical_ids(self) -> bool:
-        """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots)."""
+        """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots); worked out once."""
         if self._nodes is None and self._ids is None:
             return True
-        return all(nid == f"n{i}" for i, nid in enumerate(self.ids))
+        known = self.__dict__.get("_canonical")
+        if known is None:  # ids given (from Nodes, or to from_columns): read them once; they never change
+            known = self.__dict__["_canonical"] = all(nid == f"n{i}" for i, nid in enumerate(self.ids))
+        return known
 
     @property
     def root_pos(self) -> int:
@@ -282,7 +287,7 @@ class Graph:
         Raises:
             GradvizError: if there is no such node.
         """
-        if self._nodes is None and self._ids is None:
+        if self.canonical_ids:  # the id says the position: no index of every id
             if isinstance(node_id, str) and node_id[:1] == "n" and node_id[1:].isdigit() and node_id[1:2] != "0" or node_id == "n0":
                 i = int(node_id[1:])
                 if i < self.n:
