@@ -23,13 +23,17 @@ The shapes (``n`` the node count asked for; each builds about ``n`` nodes):
 * ``deep``: ``v = (v * c_i).tanh()`` with a fresh constant per step.
 
 Each (shape, size) runs in a fresh Python process, which builds the graph
-after ``backward()``, captures it (untimed) and then times
-``gradviz.render(graph, 'x.svg')``, the default picture, ``--runs`` times;
-the row gives the median and the spread of those runs, the median time of
-the layout alone (the child process that the budget bounds; the rest is the
-Python work of choosing the view, linear in the graph's size), the nodes
-and edges the picture drew (value boxes and ops, parsed from the SVG), and
-whether the layout ran past the budget and fell back to a smaller picture. A worker is
+after ``backward()`` and captures it (``build``: both, not part of the
+render; for ``wide``, built as Nodes, capture is making its columns) and
+then times ``gradviz.render(graph, 'x.svg')``, the default picture of a
+captured graph, ``--runs`` times; the row gives the median and the spread
+of those runs, the median time of the layout alone (the child process that
+the budget bounds), the nodes and edges the picture drew (value boxes and
+ops, parsed from the SVG), and whether the layout ran past the budget and
+fell back to a smaller picture. The line under it gives the median time of
+choosing the view (:func:`gradviz.graph.view.picture_view`, over the
+graph's columns; the rest of the render is the DOT text of the view and
+writing the file) and the build and capture times apart. A worker is
 stopped after ``--worker-timeout`` seconds (the row then says so).
 
 With ``--format html`` each run writes the viewer's page (``x.html``, the
@@ -124,10 +128,24 @@ def worker(shape: str, n: int, runs: int, fmt: str = "svg") -> dict:
     import gradviz.exporters.image as image
 
     t0 = time.perf_counter()
-    graph = gradviz.capture(build(shape, n), keep_objects=False)
+    root = build(shape, n)
     built = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    graph = root if isinstance(root, gradviz.Graph) else gradviz.capture(root, keep_objects=False)
+    getattr(graph, "operand_pos", None)  # a Graph built from Nodes (wide) makes its columns here, not in the first render
+    captured = time.perf_counter() - t0
+    del root
     layouts: list[float] = []
+    views: list[float] = []
     lay_out = image.render_dot
+    choose = image.picture_view
+
+    def timed_view(*args, **kwargs):  # choosing the view: the Python work before the layout
+        t = time.perf_counter()
+        try:
+            return choose(*args, **kwargs)
+        finally:
+            views.append(time.perf_counter() - t)
 
     def timed_layout(*args, **kwargs):  # the layout alone: what the budget bounds
         t = time.perf_counter()
@@ -137,6 +155,7 @@ def worker(shape: str, n: int, runs: int, fmt: str = "svg") -> dict:
             layouts.append(time.perf_counter() - t)
 
     image.render_dot = timed_layout
+    image.picture_view = timed_view
     times, fell_back = [], False
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"x.{fmt}"
@@ -156,8 +175,9 @@ def worker(shape: str, n: int, runs: int, fmt: str = "svg") -> dict:
             nodes, edges = drawn(out.read_bytes())
     per_run = len(layouts) // runs  # 2 when the first layout ran out
     layout = [sum(layouts[i * per_run:(i + 1) * per_run]) for i in range(runs)]
+    view = [sum(views[i * per_run:(i + 1) * per_run]) for i in range(runs)]
     return {
-        "nodes": len(graph), "build": built, "times": times, "layout": layout,
+        "nodes": len(graph), "build": built, "capture": captured, "times": times, "layout": layout, "view": view,
         "drawn_nodes": nodes, "drawn_edges": edges, "fell_back": fell_back, "said": said, **page,
     }
 
@@ -204,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             shown = f"{r['drawn_nodes']:,}/{r['drawn_edges']:,}"
             print(
                 f"{shape:<7} {r['nodes']:>10,}  {statistics.median(t):>6.2f} s  {spread:>15}  "
-                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
+                f"{statistics.median(r['layout']):>6.2f} s  {shown:>15}  {r['build'] + r['capture']:>5.1f} s  {'yes' if r['fell_back'] else 'no'}"
                 + (f"{'':<{9 - (3 if r['fell_back'] else 2)}}  {r['bytes'] / 1e6:>6.2f} MB  {r['layouts']:>7}" if page else "")
             )
+            print(f"        view {statistics.median(r['view']):.2f} s (median); build {r['build']:.1f} s + capture {r['capture']:.1f} s")
             for line in r["said"]:
                 print(f"        {line}")
             sys.stdout.flush()

@@ -30,7 +30,7 @@ from .analysis.record import Recording, record
 from .analysis.trace import Trace, trace
 from .engine import OPS, Op, Value
 from .errors import CaptureError, GradvizError, LayoutTimeout, RenderError, RendererNotFound, SnapshotError, UsageError
-from .exporters import from_networkx, load, render, to_dot, to_networkx
+from .exporters import ParquetSeries, from_networkx, load, read_parquet, render, to_dot, to_networkx, write_parquet
 from .graph import Graph, Node, capture, snapshot
 
 try:
@@ -42,6 +42,7 @@ __all__ = [
     "Value", "Op", "OPS",
     "Graph", "Node", "capture", "snapshot", "load",
     "to_networkx", "from_networkx", "to_dot", "render",
+    "write_parquet", "read_parquet", "ParquetSeries",
     "snapshot_backward", "diff", "check", "gradcheck", "trace", "record", "exam",
     "DiffResult", "CheckReport", "Finding", "GradcheckResult", "Trace", "Recording", "ExamReport",
     "GradvizError", "CaptureError", "SnapshotError", "RenderError", "RendererNotFound", "LayoutTimeout", "UsageError",

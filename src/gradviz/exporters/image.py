@@ -428,7 +428,7 @@ def _view_dot(view: View, roles: Mapping[str, str] | None, dot_options: Mapping[
     options = {**dot_options, **more}
     if view.placeholders:
         options["placeholders"] = view.placeholders
-    return to_dot(view.graph, roles={k: v for k, v in roles.items() if k in view.graph.nodes}, **options).source
+    return to_dot(view.graph, roles={k: v for k, v in roles.items() if k in view.graph}, **options).source
 
 
 def _lay_out(source: str, fmt: str, renderer: str | None, timeout: float | None) -> bytes:

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from ..errors import GradvizError
 from ..graph.capture import capture
-from ..graph.model import MOMENTS, Graph, Node
+from ..graph.model import MOMENTS, Graph
 
 __all__ = ["to_networkx", "from_networkx"]
 
@@ -45,16 +46,22 @@ def to_networkx(graph: Any) -> nx.DiGraph:
     """
     graph = capture(graph, keep_objects=False)
     g = nx.DiGraph(root=graph.root, moment=graph.moment, engine=graph.engine)
-    for n in graph:
-        g.add_node(n.id, label=n.label, op=n.op, params=dict(n.params), data=n.data, grad=n.grad)
-        if n.order:
-            g.nodes[n.id]["order"] = n.order
-    for n in graph:
-        for slot, operand in enumerate(n.operands):
-            if g.has_edge(operand, n.id):
-                g.edges[operand, n.id]["slots"].append(slot)
-            else:
-                g.add_edge(operand, n.id, slots=[slot])
+    ids, params = graph.ids, graph.params
+    ops = map(graph.op_names.__getitem__, graph.op_codes.tolist())
+    g.add_nodes_from(
+        (nid, {"label": label, "op": op, "params": dict(params.get(i, ())), "data": data, "grad": grad})
+        for i, (nid, label, op, data, grad) in enumerate(zip(ids, graph.labels, ops, graph.data.tolist(), graph.grad.tolist()))
+    )
+    for i, order in sorted(graph.orders.items()):
+        if order:
+            g.nodes[ids[i]]["order"] = order
+    # One edge per (operand, consumer) pair, in the order consumers and their slots come; slots lists every use.
+    consumer = np.repeat(np.arange(graph.n), graph.arity).tolist()
+    slot = (np.arange(len(graph.operand_pos)) - np.repeat(graph.offsets[:-1], graph.arity)).tolist()
+    slots: dict[tuple[int, int], list[int]] = {}
+    for pair, s in zip(zip(graph.operand_pos.tolist(), consumer), slot):
+        slots.setdefault(pair, []).append(s)
+    g.add_edges_from((ids[o], ids[c], {"slots": s}) for (o, c), s in slots.items())
     return g
 
 
@@ -86,29 +93,50 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
     if root not in g:
         raise GradvizError(f"the root {root!r} is not a node of the networkx graph")
     keep = nx.ancestors(g, root) | {root}
-    nodes: dict[str, Node] = {}
-    for nid in nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)):
+    order = list(nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)))
+    position = {nid: i for i, nid in enumerate(order)}  # the root is last: every other kept node is its ancestor
+    op_codes: dict[str, int] = {"": 0}
+    codes, arity, operand_pos, labels, data, grad = [], [], [], [], [], []
+    params: dict[int, dict[str, float]] = {}
+    orders: dict[int, str] = {}
+    for i, nid in enumerate(order):
         attrs = g.nodes[nid]
-        slots: dict[int, str] = {}
+        slots: dict[int, Any] = {}
         next_slot = 0
         for src, _, edata in g.in_edges(nid, data=True):
             for s in edata.get("slots", [next_slot]):
-                slots[int(s)] = str(src)
+                slots[int(s)] = src
                 next_slot = max(next_slot, int(s) + 1)
         if sorted(slots) != list(range(len(slots))):
             raise GradvizError(f"node {nid!r}: operand slots {sorted(slots)} do not fill 0..{len(slots) - 1}")
-        nodes[str(nid)] = Node(
-            str(nid),
-            str(attrs.get("op", "")),
-            str(attrs.get("label", "")),
-            float(attrs.get("data", 0.0)),
-            float(attrs.get("grad", 0.0)),
-            tuple(slots[i] for i in range(len(slots))),
-            dict(attrs.get("params", {}) or {}),
-            order=str(attrs.get("order", "")),
-        )
+        arity.append(len(slots))
+        operand_pos.extend(position[slots[k]] for k in range(len(slots)))
+        codes.append(op_codes.setdefault(str(attrs.get("op", "")), len(op_codes)))
+        labels.append(str(attrs.get("label", "")))
+        data.append(float(attrs.get("data", 0.0)))
+        grad.append(float(attrs.get("grad", 0.0)))
+        if attrs.get("params"):
+            params[i] = dict(attrs["params"])
+        if attrs.get("order"):
+            orders[i] = str(attrs["order"])
+    ids = [str(nid) for nid in order]
+    offsets = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(arity, out=offsets[1:])
     moment = g.graph.get("moment")
-    return Graph(nodes, str(root), moment if moment in MOMENTS else None, str(g.graph.get("engine", "networkx")))
+    return Graph.from_columns(
+        data=data,
+        grad=grad,
+        op_names=tuple(op_codes),
+        op_codes=codes,
+        offsets=offsets,
+        operand_pos=operand_pos,
+        labels=labels,
+        moment=moment if moment in MOMENTS else None,
+        engine=str(g.graph.get("engine", "networkx")),
+        params=params,
+        orders=orders,
+        ids=None if ids == [f"n{i}" for i in range(len(ids))] else ids,
+    )
 
 
 def _order_key(g: nx.DiGraph) -> Any:

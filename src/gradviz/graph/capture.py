@@ -277,13 +277,18 @@ def _number(obj: object, attr: str) -> float:
         value = getattr(obj, attr)
     except AttributeError:
         raise CaptureError(f"{type(obj).__name__} object in the graph has no {attr!r} attribute") from None
-    if isinstance(value, numbers.Real):
-        return float(value)
-    # one-element arrays and tensors (numpy, torch) hold a scalar too
     try:
+        if isinstance(value, numbers.Real):
+            return float(value)
+        # one-element arrays and tensors (numpy, torch) hold a scalar too
         if hasattr(value, "item"):
             value = value.item()
         return float(value)
+    except OverflowError:  # 10**400: a number, but none a float holds
+        size = f"an int of about {int(value.bit_length() * 0.30103) + 1} digits" if isinstance(value, int) else type(value).__name__
+        raise CaptureError(
+            f"{type(obj).__name__}.{attr} must be a real number a float can hold (at most about 1.8e308 in size), got {size}"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise CaptureError(
             f"{type(obj).__name__}.{attr} must be a real number, got {type(value).__name__}: {value!r:.60}"
@@ -578,7 +583,9 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     try:
         data = np.fromiter(map(_DATA, objects), np.float64, n)
         grad = np.fromiter(map(_GRAD, objects), np.float64, n)
-    except (TypeError, ValueError):  # a data or grad set to something that is not a number: say which
+    except (TypeError, ValueError, OverflowError):  # a data or grad set to something that is not a number: say which
+        return _capture_own_careful(root, moment, keep_objects)
+    if _none_as_nan(objects, data, _DATA) or _none_as_nan(objects, grad, _GRAD):
         return _capture_own_careful(root, moment, keep_objects)
     codes = _OpCodes()
     op_codes = np.fromiter(map(codes.__getitem__, map(_OP, objects)), np.int32, n)
@@ -597,6 +604,11 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     if keep_objects:
         graph.objects = dict(zip(graph.ids, objects))
     return graph
+
+
+def _none_as_nan(objects: list[Value], column: Any, read: Callable[[Value], Any]) -> bool:
+    """True if a nan in ``column`` came from a None, which ``np.fromiter`` reads as nan instead of refusing it."""
+    return any(read(objects[i]) is None for i in np.flatnonzero(np.isnan(column)).tolist())
 
 
 def _marked_postorder(root: Value) -> list[Value] | None:

@@ -7,7 +7,8 @@ take the same road.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+import operator
 from itertools import chain, repeat
 from operator import attrgetter
 from types import MappingProxyType
@@ -89,6 +90,12 @@ class Node:
         """How a report names this node: ``'a (n3)'``, or just the id if unlabelled."""
         return f"{self.label} ({self.id})" if self.label else self.id
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # pickle and copy cannot take the read-only mappingproxy NO_PARAMS: a Node
+        # goes as its fields, with params as a dict (None for NO_PARAMS itself)
+        params = None if self.params is NO_PARAMS else dict(self.params)
+        return _node, (self.id, self.op, self.label, self.data, self.grad, self.operands, params, self.order, self.local_grads)
+
 
 class Graph:
     """A captured computation graph (a DAG of scalar nodes), held as columns.
@@ -143,6 +150,7 @@ class Graph:
         self._nodes: dict[str, Node] | None = dict(nodes)
         self._columns: _Columns | None = None
         self._ids: list[str] | None = None
+        self._made_ids = False  # _ids made here as 'n{i}': positions still need no index
         self._index: dict[str, int] | None = None
         self._consumers: tuple[Any, Any, Any] | None = None
         self.root = root
@@ -177,47 +185,73 @@ class Graph:
             ids: one id per node; None for the canonical ``'n0'``, ``'n1'``, ...
 
         Returns:
-            Graph: the arrays are used as given (made read-only), not copied
-            when they already have the column's dtype.
+            Graph: an array that has the column's dtype and owns its memory
+            is used as given, not copied, and made read-only in place (a
+            later write to it raises instead of changing the graph); a view
+            of another array is copied; ``labels`` is copied.
 
         Raises:
-            GradvizError: if the columns' lengths disagree, ``op_names[0]`` is
-                not '' or an op code, operand position or the root is out of range.
+            GradvizError: if the columns' lengths disagree; ``op_names[0]`` is
+                not '' or the names are not distinct str; a number column is
+                not numbers or an integer column not integers; an op code,
+                operand position or the root is out of range; offsets
+                decrease; an operand is not an earlier node than its
+                consumer; labels or ids are not str, ids repeat; or a
+                ``params``/``orders``/``local_grads`` key is not a position
+                (an order not one of :data:`ORDERS`, local grads not one per
+                operand slot).
         """
+        data_ = _float_column(data, "data")
+        n = len(data_)
+        names = tuple(op_names)
+        if not names or names[0] != "":
+            raise GradvizError("op_names[0] must be '' (the code of a leaf)")
+        if not all(type(name) is str for name in names) or len(set(names)) != len(names):
+            raise GradvizError("op_names must be distinct str")
+        if n == 0:
+            raise GradvizError("a graph has at least one node")
+        # Integer columns are range-checked before the cast, so 2**32 + 1 cannot wrap to a valid 1.
+        operands = _int_column(operand_pos, np.int32, n, "an operand position", "a node of the graph")
+        m = len(operands)
+        codes = _int_column(op_codes, np.int32, len(names), "an op code", "an index into op_names")
+        offsets_ = _int_column(offsets, np.int64, m + 1, "an offset", "an operand slot")
         cols = _Columns(
-            _column(data, np.float64),
-            _column(grad, np.float64),
-            tuple(op_names),
-            _column(op_codes, np.int32),
-            _column(offsets, np.int64),
-            _column(operand_pos, np.int32),
-            labels if isinstance(labels, list) else list(labels),
+            data_,
+            _float_column(grad, "grad"),
+            names,
+            codes,
+            offsets_,
+            operands,
+            list(labels),  # ours: a caller's later change to its list (or set_label to ours) stays apart
             dict(params or {}),
             dict(orders or {}),
             dict(local_grads or {}),
         )
-        n = len(cols.data)
         if not (len(cols.grad) == len(cols.op_codes) == len(cols.labels) == n and len(cols.offsets) == n + 1):
             raise GradvizError("the columns of a graph must have one entry per node (offsets: one more)")
-        if not cols.op_names or cols.op_names[0] != "":
-            raise GradvizError("op_names[0] must be '' (the code of a leaf)")
-        if n == 0:
-            raise GradvizError("a graph has at least one node")
-        if cols.offsets[0] != 0 or cols.offsets[-1] != len(cols.operand_pos):
+        if cols.offsets[0] != 0 or cols.offsets[-1] != m:
             raise GradvizError("offsets must start at 0 and end at the number of operand slots")
-        if len(cols.op_codes) and (cols.op_codes.min() < 0 or cols.op_codes.max() >= len(cols.op_names)):
-            raise GradvizError("an op code is not an index into op_names")
-        if len(cols.operand_pos) and (cols.operand_pos.min() < 0 or cols.operand_pos.max() >= n):
-            raise GradvizError("an operand position is not a node of the graph")
-        if ids is not None and len(ids) != n:
-            raise GradvizError("ids must have one entry per node")
-        root_pos = n - 1 if root_pos is None else int(root_pos)
+        _check_slots(cols.offsets, cols.operand_pos)
+        _check_text(cols.labels, "labels")
+        if ids is not None:
+            if len(ids) != n:
+                raise GradvizError("ids must have one entry per node")
+            ids = list(ids)
+            _check_text(ids, "ids")
+            if len(set(ids)) != n:
+                raise GradvizError("ids must be distinct")
+        _check_sparse(cols, n)
+        try:
+            root_pos = n - 1 if root_pos is None else operator.index(root_pos)
+        except TypeError:
+            raise GradvizError(f"root position {root_pos!r} is not an integer") from None
         if not 0 <= root_pos < n:
             raise GradvizError(f"root position {root_pos} is not a node of the graph")
         g = cls.__new__(cls)
         g._nodes = None
         g._columns = cols
-        g._ids = None if ids is None else list(ids)
+        g._ids = ids
+        g._made_ids = False
         g._index = None
         g._consumers = None
         g.root = f"n{root_pos}" if ids is None else ids[root_pos]
@@ -261,20 +295,16 @@ class Graph:
     def ids(self) -> list[str]:
         """Each position's id (``'n0'``, ... for a capture): a list of n str, made once."""
         if self._ids is None:
-            if self._nodes is None:
-                self.__dict__["_canonical"] = True  # made from the positions: known without reading them
+            self._made_ids = self._nodes is None
             self._ids = list(self._nodes) if self._nodes is not None else [f"n{i}" for i in range(self.n)]
         return self._ids
 
     @property
     def canonical_ids(self) -> bool:
-        """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots); worked out once."""
-        if self._nodes is None and self._ids is None:
+        """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots)."""
+        if (self._nodes is None and self._ids is None) or self._made_ids:
             return True
-        known = self.__dict__.get("_canonical")
-        if known is None:  # ids given (from Nodes, or to from_columns): read them once; they never change
-            known = self.__dict__["_canonical"] = all(nid == f"n{i}" for i, nid in enumerate(self.ids))
-        return known
+        return all(nid == f"n{i}" for i, nid in enumerate(self.ids))
 
     @property
     def root_pos(self) -> int:
@@ -287,8 +317,18 @@ class Graph:
         Raises:
             GradvizError: if there is no such node.
         """
-        if self.canonical_ids:  # the id says the position: no index of every id
-            if isinstance(node_id, str) and node_id[:1] == "n" and node_id[1:].isdigit() and node_id[1:2] != "0" or node_id == "n0":
+        if (self._nodes is None and self._ids is None) or self._made_ids:  # canonical: no index of 10**6 ids
+            # 'n' then ASCII digits without a leading zero: str.isdigit() alone also passes
+            # '\u0661' (int() reads it as 1) and '\u00b2' (int() refuses it), and a number
+            # longer than n's is no position (int() refuses past 4,300 digits)
+            if (
+                isinstance(node_id, str)
+                and node_id[:1] == "n"
+                and node_id[1:].isascii()
+                and node_id[1:].isdigit()
+                and (node_id[1:2] != "0" or node_id == "n0")
+                and len(node_id) <= len(str(self.n)) + 1
+            ):
                 i = int(node_id[1:])
                 if i < self.n:
                     return i
@@ -322,8 +362,22 @@ class Graph:
         return self._consumers
 
     def set_label(self, node: int | str, text: str) -> None:
-        """Change one node's label (by position or id), in the columns and in :attr:`nodes`."""
-        i = node if isinstance(node, int) else self.position(node)
+        """Change one node's label (by position or id), in the columns and in :attr:`nodes`.
+
+        Raises:
+            GradvizError: if there is no such node, or ``text`` is not a str.
+        """
+        if type(text) is not str:
+            raise GradvizError(f"a label is text, not {type(text).__name__}")
+        if isinstance(node, str):
+            i = self.position(node)
+        else:
+            try:
+                i = operator.index(node)
+            except TypeError:
+                raise GradvizError(f"no node with id {node!r} in this graph") from None
+            if isinstance(node, bool) or not 0 <= i < self.n:  # -1 would be the last node
+                raise GradvizError(f"no node at position {node!r} in this graph")
         self._cols.labels[i] = text
         if self._nodes is not None:
             self._nodes[self.ids[i]].label = text
@@ -348,7 +402,10 @@ class Graph:
 
     def __contains__(self, node_id: object) -> bool:
         if self._nodes is not None:
-            return node_id in self._nodes
+            try:
+                return node_id in self._nodes
+            except TypeError:  # unhashable: no id, as position() says for the columns
+                return False
         try:
             self.position(node_id)  # type: ignore[arg-type]
         except GradvizError:
@@ -459,6 +516,23 @@ class Graph:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """For pickle and copy: the columns stay read-only, and a copy's labels are its own.
+
+        pickle and deepcopy give back writeable arrays. copy.copy would share
+        the labels list: a set_label on one graph would reach the other's
+        labels but not the Nodes it had made, so the copy gets its own list
+        and makes its Nodes again from it.
+        """
+        self.__dict__.update(state)
+        if self._columns is not None:
+            self._ids = self.ids  # a graph from Nodes takes its ids from them
+            self._nodes = None
+            self._columns = replace(self._columns, labels=list(self._columns.labels))
+        for value in chain(vars(self._columns).values() if self._columns is not None else (), self._consumers or ()):
+            if isinstance(value, np.ndarray):
+                _readonly(value)
+
     # -- conveniences that delegate to the exporters -----------------------------
     def save(self, path: Any) -> None:
         """Write this graph as a JSON snapshot (see :func:`gradviz.exporters.snapshot.save`)."""
@@ -521,14 +595,83 @@ def _readonly(a: Any) -> Any:
     return a
 
 
-def _column(values: Any, dtype: Any) -> Any:
-    """``values`` as a read-only 1-d array of ``dtype`` (no copy if it already is one)."""
-    a = np.asarray(values, dtype=dtype)
+def _array(values: Any, what: str) -> Any:
+    """``values`` as a 1-d array, owned by the graph: a caller's array is taken over, a view copied."""
+    a = np.asarray(values)
     if a.ndim != 1:
-        raise GradvizError("a column of a graph is one-dimensional")
-    if a.flags.writeable and a is values:
-        a = a.view()  # the caller's array stays writeable; the graph's view is not
-    return _readonly(a)
+        raise GradvizError(f"a column of a graph is one-dimensional ({what}: {a.ndim}-d)")
+    if a.flags.writeable and not a.flags.owndata:
+        a = a.copy()  # a writeable view: its base (the caller's) could still change under the graph
+    return a
+
+
+def _float_column(values: Any, what: str) -> Any:
+    """A read-only float64 column from numbers (no str, None, complex or objects, which numpy would convert)."""
+    a = _array(values, what)
+    if a.size and a.dtype.kind not in "biuf":
+        raise GradvizError(f"the {what} column must hold real numbers, not {a.dtype} values")
+    return _readonly(a if a.dtype == np.float64 else a.astype(np.float64))
+
+
+def _int_column(values: Any, dtype: Any, bound: int, what: str, must: str) -> Any:
+    """A read-only ``dtype`` column of integers in ``0 <= x < bound``, checked before the cast."""
+    a = _array(values, what)
+    if not a.size:
+        return _readonly(a.astype(dtype))
+    if a.dtype.kind not in "iu":
+        raise GradvizError(f"{what} must be an integer, not {a.dtype}")
+    low, high = int(a.min()), int(a.max())
+    if low < 0 or high >= bound:
+        raise GradvizError(f"{what} ({low if low < 0 else high}) is not {must}")
+    return _readonly(a if a.dtype == dtype else a.astype(dtype))
+
+
+#: Nodes per block of :func:`_check_slots`: its scratch arrays stay below a megabyte at any size.
+_CHECK_BLOCK = 1 << 16
+
+
+def _check_slots(offsets: Any, operand_pos: Any) -> None:
+    """Raise unless offsets never decrease and every operand is an earlier node than its consumer.
+
+    That is the order of a capture, which makes the graph a DAG. Block by
+    block, so that a load's peak memory grows by a fixed amount, not by
+    bytes per node.
+    """
+    n = len(offsets) - 1
+    for start in range(0, n, _CHECK_BLOCK):
+        stop = min(start + _CHECK_BLOCK, n)
+        arity = np.diff(offsets[start : stop + 1])
+        if arity.min() < 0:
+            raise GradvizError("offsets must not decrease (node i's slots are offsets[i]:offsets[i+1])")
+        consumer = np.repeat(np.arange(start, stop, dtype=np.int32), arity)
+        operands = operand_pos[offsets[start] : offsets[stop]]
+        late = operands >= consumer
+        if late.any():
+            k = int(late.argmax())
+            raise GradvizError(f"operand position {int(operands[k])} of node {int(consumer[k])} is not an earlier node")
+
+
+def _check_text(values: list[Any], what: str) -> None:
+    try:
+        "".join(values)  # a C loop that raises at the first entry that is not text
+    except TypeError:
+        bad = next(v for v in values if not isinstance(v, str))
+        raise GradvizError(f"{what} must be str, not {type(bad).__name__}: {bad!r:.40}") from None
+
+
+def _check_sparse(cols: "_Columns", n: int) -> None:
+    """Raise unless params, orders and local_grads are keyed by positions and say what their fields say."""
+    for what, sparse in (("params", cols.params), ("orders", cols.orders), ("local_grads", cols.local_grads)):
+        for key in sparse:
+            if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or not 0 <= key < n:  # -1 would be the last node to a list, never to a dict
+                raise GradvizError(f"{what} key {key!r} is not a position of the graph")
+    for key, order in cols.orders.items():
+        if order and order not in ORDERS:
+            raise GradvizError(f"order {order!r} at position {key} is not one of {', '.join(ORDERS)}")
+    for key, local in cols.local_grads.items():
+        slots = int(cols.offsets[key + 1] - cols.offsets[key])
+        if len(local) != slots:
+            raise GradvizError(f"local_grads at position {key} has {len(local)} entries for {slots} operand slots")
 
 
 class _OpCodes(dict):
@@ -546,7 +689,7 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
     """The columns of a graph given as id -> Node (operands must be ids of the graph).
 
     Raises:
-        GradvizError: if an operand is not a node of the graph.
+        GradvizError: if an operand is not a node of the graph, or not before its consumer.
     """
     ids = list(nodes)
     values = list(nodes.values())
@@ -561,6 +704,13 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
         )
     except KeyError as exc:
         raise GradvizError(f"operand {exc.args[0]!r} is not a node of this graph (a partial view has no columns)") from None
+    try:
+        _check_slots(offsets, operand_pos)
+    except GradvizError:  # every reader of the columns walks them in position order: backward steps would run too soon
+        late = next(k for k, v in enumerate(values) if any(position[o] >= k for o in v.operands))
+        raise GradvizError(
+            f"node {ids[late]!r} comes before its operand in the dict: a graph's nodes are in topological order"
+        ) from None
     codes = _OpCodes()
     op_codes = np.fromiter(map(codes.__getitem__, (v.op for v in values)), np.int32, n)
     return _Columns(
@@ -579,6 +729,14 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
 
 
 _OPERANDS = attrgetter("operands")
+
+
+def _node(*fields: Any) -> Node:
+    """A :class:`Node` from its fields, as :meth:`Node.__reduce__` gives them (params None: :data:`NO_PARAMS`)."""
+    node = Node(*fields)
+    if node.params is None:
+        node.params = NO_PARAMS
+    return node
 
 
 def _nodes_of(cols: _Columns, ids: list[str]) -> dict[str, Node]:

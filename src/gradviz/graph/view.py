@@ -23,9 +23,16 @@ draw instead, in three steps:
    part, so 10**5 hidden leaves of one sum are one box); edges from shown
    nodes into a part end in a second box, "used by hidden part k".
 
-The whole view costs time linear in the graph's size (no recursion, no
-quadratic step, no networkx), a few plain passes over the nodes, so a
-picture of 10**6 nodes is chosen in seconds.
+The view is chosen over the graph's columns, by position (``offsets``,
+``operand_pos``, ``op_codes``, ``labels``: see :class:`Graph`), with numpy
+for the passes over every node: the neuron rules in a few whole-array
+rounds, the collapse as array operations, the hidden parts as connected
+components by pointer jumping. Python loops run only over the nodes the
+picture shows and their neighbours, and over the collapsed graph when its
+boxes must be re-sorted. A :class:`Node` is made only for what is drawn,
+so the view of a graph of 10**6 nodes is chosen in well under a second
+(``python bench/render_shapes.py``), no recursion and no quadratic step
+anywhere.
 
 Placeholders and collapsed boxes are nodes of the returned graph (op
 ``'…'``); :attr:`View.placeholders` gives their text, which
@@ -35,15 +42,19 @@ Placeholders and collapsed boxes are nodes of the returned graph (op
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from itertools import filterfalse
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import Iterable, Mapping
+
+import numpy as np
 
 from .._gc import paused_gc
 from ..errors import UsageError
-from .model import Graph, Node
+from .model import NO_PARAMS, Graph, Node
 
 __all__ = ["View", "select", "picture_view", "marked_first", "check_cap", "MAX_NODES", "MAX_EDGES", "COLLAPSE_MODES", "PLACEHOLDER_OP", "ROLE_PRIORITY", "HINT_STYLES"]
 
@@ -65,10 +76,13 @@ PLACEHOLDER_OP = "…"
 #: a cut picture keeps first: the fault before the nodes it only affected.
 ROLE_PRIORITY = ("culprit", "changed", "only-here", "focus", "downstream", "note")
 
-_MANY = 1000  # operands past which a chosen node's are counted as a set, if they allow
+_MANY = 1000  # operands past which a chosen node's uses are counted in a numpy array, not a Counter
 _KEEP_NEIGHBOURS = 3  # operands and consumers of each kept node shown even past the cap
 _PARAM = re.compile(r"^(?P<unit>.+)\.(?:w\d+|b)$")
+_PARAM_END = re.compile(r"\.(?:w\d+|b)$", re.M)  # where a label that _PARAM matches ends, in labels joined by newlines
 _ACTIVATIONS = frozenset({"tanh", "relu", "sigmoid"})
+_DENSE = 1 << 22  # (neuron, operand) pairs past which a box's operands are deduplicated by sorting, not in a table
+_ROUNDS = 64  # rounds of the neuron rules over all nodes before a pass in order finishes them
 
 
 @dataclass
@@ -198,7 +212,7 @@ def select(
 def _select(
     graph: Graph, focus: str | None, depth: int, max_nodes: int | None, max_edges: int | None, collapse: str, keep: Iterable[str],
 ) -> View:
-    """:func:`select`'s work, with the garbage collector paused."""
+    """:func:`select`'s work, with the garbage collector paused: over the graph's columns, by position."""
     if collapse not in COLLAPSE_MODES:
         raise UsageError(f"collapse must be one of {', '.join(COLLAPSE_MODES)}, not {collapse!r}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
@@ -206,34 +220,47 @@ def _select(
     check_cap("max_nodes", max_nodes)
     check_cap("max_edges", max_edges)
     keep = [_resolve(graph, k, "keep") for k in keep]
-    total = len(graph)
-    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and _edges_over(graph, max_edges))
+    total = graph.n
+    too_big = (max_nodes is not None and total > max_nodes) or (max_edges is not None and len(graph.operand_pos) > max_edges)
     focus_id, focus_box = None, None
     if focus is not None:
         focus_id, focus_box = _resolve_focus(graph, focus, collapse, keep)
+    keep_at = [graph.position(k) for k in keep]
+    focus_at = None if focus_id is None else graph.position(focus_id)
 
-    group_of: dict[str, str] = {}
+    unit, names = None, []
     if collapse == "neurons" or focus_box or (collapse == "auto" and too_big and focus_id is None):
-        group_of = _neuron_groups(graph, protect=set(keep) | ({focus_id} if focus_id else set()))
-    work, members = _collapse(graph, group_of) if group_of else (graph, {})
-    if not members:
-        group_of = {}
+        unit, names = _neuron_groups(graph, protect=keep_at + ([] if focus_at is None else [focus_at]))
+    collapsed = _collapse(graph, unit) if names and (unit >= 0).any() else None
+    if collapsed is None:
+        work, box_at, names = _original(graph), None, []
+    else:
+        work, box_at, first = collapsed
+        if keep_at or focus_at is not None:  # never collapsed: protected above; their positions in the collapsed graph
+            where = np.full(total, -1, np.int64)
+            mine = np.flatnonzero(work.orig >= 0)
+            where[work.orig[mine]] = mine
+            keep_at = where[keep_at].tolist()
+            focus_at = None if focus_at is None else int(where[focus_at])
     if focus_box:
-        focus_id = focus_box
+        if box_at is None:
+            raise UsageError(f"focus {focus!r}: its neuron cannot be drawn as one box in this graph; focus on a node inside it")
+        focus_id, focus_at = focus_box, int(box_at[names.index(focus_box[len("group:"):])])
+    boxes = box_at[np.argsort(first)[: int((first < total).sum())]].tolist() if box_at is not None else []  # in the order of each neuron's first member
 
     budget = _Budget(work, max_nodes, max_edges)
     budget.take(work.root)
-    for k in keep:
-        budget.take(k, force=True)  # never collapsed: protected above
-    for k in keep:  # each finding with a few of its neighbours, even past the cap (keep is at most a quarter of it)
+    for k in keep_at:
+        budget.take(k, force=True)
+    for k in keep_at:  # each finding with a few of its neighbours, even past the cap (keep is at most a quarter of it)
         budget.nodes_left = max(budget.nodes_left, 0) + _KEEP_NEIGHBOURS
         budget.around([k], 1)
-    if focus_id is not None:
-        budget.take(focus_id, force=True)
-        budget.around([focus_id], depth)
+    if focus_at is not None:
+        budget.take(focus_at, force=True)
+        budget.around([focus_at], depth)
     else:
-        if len(members) <= (max_nodes or len(members)):  # every neuron box: the network at a glance
-            for box in members:
+        if len(boxes) <= (max_nodes or len(boxes)):  # every neuron box: the network at a glance
+            for box in boxes:
                 budget.take(box)
         budget.from_root()
     # Each shown op brings its operands that are leaves: an op is drawn with
@@ -241,17 +268,31 @@ def _select(
     budget.leaves()
     chosen = budget.chosen
 
-    if len(chosen) == len(work) and not group_of:
+    if len(chosen) == work.n and not boxes:
         return View(graph, {}, total, total, 0, 0, {}, focus_id)
-    size = {box: len(ids) for box, ids in members.items()}
-    reduced, holes, text = _cut(work, chosen, size) if len(chosen) < len(work) else (work, {}, {})
-    placeholders = {box: f"{box[len('group:'):]} (neuron): {size[box]:,} nodes" for box in members if box in reduced.nodes}
+    made = _Made(graph, work, names)
+    members: dict[str, list[str]] = {made.id(b): made.ids(m) for b, m in zip(boxes, _box_members(unit, boxes, work))} if boxes else {}
+    if len(chosen) < work.n:
+        reduced, holes, text = made.cut(chosen)
+    else:
+        reduced, holes, text = Graph({made.id(w): made.node(w) for w in range(work.n)}, made.id(work.root), graph.moment, graph.engine), {}, {}
+    size = work.size.tolist()
+    drawn = [b for b in boxes if made.id(b) in reduced]
+    placeholders = {made.id(b): f"{names[work.box[b]]} (neuron): {size[b]:,} nodes" for b in drawn}
     placeholders.update(text)
-    shown = sum(1 for nid in reduced.nodes if nid in graph.nodes)
-    collapsed = sum(size[box] for box in members if box in reduced.nodes)
+    shown = len(reduced) - len(text) - len(drawn)
+    collapsed_n = sum(size[b] for b in drawn)
     members.update(holes)
-    focus_shown = group_of.get(focus_id, focus_id) if focus_id is not None else None
-    return View(reduced, placeholders, total, shown, total - shown - collapsed, collapsed, members, focus_shown)
+    return View(reduced, placeholders, total, shown, total - shown - collapsed_n, collapsed_n, members, focus_id)
+
+
+def _box_members(unit: np.ndarray, boxes: list[int], work: "_Work") -> list[np.ndarray]:
+    """The original positions in each box of ``boxes``, in order."""
+    gpos = np.flatnonzero(unit >= 0)
+    counts = np.bincount(unit[gpos])
+    by = np.argsort(_small(unit[gpos], len(counts)), kind="stable")
+    groups = np.split(gpos[by], np.cumsum(counts)[:-1])
+    return [groups[work.box[b]] for b in boxes]
 
 
 def marked_first(roles: Mapping[str, str], limit: int) -> list[str]:
@@ -300,7 +341,7 @@ def picture_view(
     check_cap("max_nodes", max_nodes, optional=False)
     keep = marked_first(roles, max(1, max_nodes // 4))
     view = select(graph, max_nodes=max_nodes, max_edges=max_edges, keep=keep, focus=focus, depth=depth, collapse=collapse)
-    view.marked_hidden = sum(1 for nid in roles if nid not in view.graph.nodes)
+    view.marked_hidden = sum(1 for nid in roles if nid not in view.graph)
     return view
 
 
@@ -314,7 +355,8 @@ def _resolve_focus(graph: Graph, focus: str, collapse: str, keep: list[str]) -> 
     """
     if graph.find(focus):
         return _resolve(graph, focus, "focus"), None
-    units = set(_neuron_groups(graph, protect=set(keep)).values())
+    unit, names = _neuron_groups(graph, protect=[graph.position(k) for k in keep])
+    units = {names[u] for u in np.flatnonzero(np.bincount(unit[unit >= 0], minlength=len(names))).tolist()}
     if focus not in units:
         _resolve(graph, focus, "focus")  # raises: no such id or label
     if collapse == "none":
@@ -335,8 +377,8 @@ def _resolve(graph: Graph, key: str, what: str) -> str:
     return found[0].id
 
 
-def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
-    """Map node id -> neuron name for every node that belongs to one neuron.
+def _neuron_groups(graph: Graph, protect: Iterable[int]) -> tuple[np.ndarray, list[str]]:
+    """The neuron of every node that belongs to one: (unit code per position, -1 for none; the unit names).
 
     A neuron's nodes, over all the samples of a batch: its parameters
     (labels ``UNIT.w<i>`` and ``UNIT.b``); a product with one of its
@@ -344,234 +386,410 @@ def _neuron_groups(graph: Graph, protect: set[str]) -> dict[str, str]:
     and the activation (``tanh``, ``relu``, ``sigmoid``) of such a sum,
     after which the neuron is closed: what consumes its output belongs to
     the next layer or to no neuron. A leaf used only by one neuron's nodes
-    (an input constant) belongs to it too.
+    (an input constant) belongs to it too. ``protect`` positions belong to none.
 
-    One pass over the nodes in their (topological) order: a node's operands
-    are decided before it, so its own neuron is known when it is reached,
-    and so is every consumer's before the leaf rule is settled.
+    The rules read each node's operands only, in topological order. They
+    are applied to all nodes at once, over the operand columns, in rounds:
+    a round can only turn an undecided node into its final neuron (a node
+    joins a neuron when all its operands are open members of it, and those
+    are final by then), so the rounds stop at the one answer of a pass in
+    order, after as many rounds as the longest run of a neuron's sum. A
+    graph whose runs are longer than :data:`_ROUNDS` is finished by that
+    pass in order, from where the rounds stopped. Unit codes follow the
+    position of each neuron's first parameter.
     """
-    match = _PARAM.match
-    for node in graph:  # no labelled parameter: not a gradviz.nn network (one cheap pass)
-        label = node.label
-        if label and "." in label and not node.operands and match(label):
+    n = graph.n
+    arity = graph.arity
+    unit = np.full(n, -1, np.int32)
+    names: dict[str, int] = {}
+    for p in _param_leaves(graph.labels, arity):
+        unit[p] = names.setdefault(_PARAM.match(graph.labels[p]).group("unit"), len(names))
+    if not names:  # no labelled parameter: not a gradviz.nn network
+        return unit, []
+    protected = np.zeros(n, bool)
+    protected[list(protect)] = True
+    unit[protected] = -1
+    offsets, operands = graph.offsets, graph.operand_pos
+    param_unit = unit.copy()  # the labelled parameters (leaves: nothing else is set yet)
+    leaf = arity == 0
+    ops = ~leaf & ~protected
+    # A product with the parameters of exactly one neuron: every parameter among its operands of that neuron.
+    names_op = graph.op_names
+    star = np.flatnonzero(ops & (graph.op_codes == (names_op.index("*") if "*" in names_op else -1)))
+    owned = np.zeros(n, bool)
+    if len(star):
+        rows = _Rows(star, offsets, operands, arity)
+        low, high = rows.low_high(param_unit, skip=-1)
+        mine = (high >= 0) & (low == high)
+        owned[star[mine]] = True
+        unit[star[mine]] = high[mine]
+    activation = np.isin(graph.op_codes, [i for i, name in enumerate(names_op) if name in _ACTIVATIONS])
+    open_unit = unit.copy()  # parameters and owned products are open
+    # The rest of the ops: in a neuron when all operands are open members of one. Each round
+    # settles the nodes that joined one and those with a settled operand outside any open
+    # neuron (they never will); the others wait for their operands.
+    settled = leaf | protected | owned
+    rows = _Rows(np.flatnonzero(~settled), offsets, operands, arity)
+    for _ in range(_ROUNDS):
+        if not rows.count:
             break
+        low, high = rows.low_high(open_unit)
+        joined = (high >= 0) & (low == high)
+        done = joined | rows.any(settled & (open_unit < 0))
+        if not done.any():
+            break
+        at = rows.nodes[joined]
+        unit[at] = high[joined]
+        open_unit[at] = np.where(activation[at], -1, high[joined])
+        settled[rows.nodes[done]] = True
+        rows = rows.only(~done)
     else:
-        return {}
-    group: dict[str, str] = {}
-    open_unit: dict[str, str] = {}  # the grouped nodes that are not closed: what a sum may extend
-    param_unit: dict[str, str] = {}  # the labelled parameters
-    free: set[str] = set()  # the leaves in no neuron, not protected: their consumers decide
-    leaf_unit: dict[str, str | None] = {}  # free leaf -> the one neuron of all its consumers so far; None: several or none
-    names: dict[str, str] = {}  # one string per neuron name, shared by its nodes
-    oget, pget = open_unit.get, param_unit.get
-    for node in graph:
-        nid, ops = node.id, node.operands
-        if nid in protect:
-            unit = None
-        elif not ops:
-            label = node.label
-            m = match(label) if label and "." in label else None
-            if m:
-                unit = m.group("unit")
-                unit = names.setdefault(unit, unit)
-                group[nid] = open_unit[nid] = param_unit[nid] = unit
-            else:
-                free.add(nid)
-            continue
+        _groups_in_order(rows.nodes.tolist(), offsets.tolist(), operands.tolist(), unit, open_unit, activation)
+    # A leaf in no neuron belongs to the one neuron of all its consumers.
+    free = leaf & ~protected & (param_unit < 0)
+    uses = free[operands]
+    if uses.any():
+        consumer = np.repeat(np.arange(n, dtype=np.int32), arity)  # of each operand slot
+        used, by = operands[uses], unit[consumer[uses]]
+        low = np.full(n, np.iinfo(np.int32).max, np.int32)
+        high = np.full(n, -2, np.int32)
+        np.minimum.at(low, used, by)
+        np.maximum.at(high, used, by)
+        joins = free & (high >= 0) & (low == high)
+        unit[joins] = high[joins]
+    return unit, list(names)
+
+
+def _param_leaves(labels: list[str], arity: np.ndarray) -> list[int]:
+    """The positions of the leaves labelled as a neuron's parameter (:data:`_PARAM`), in order.
+
+    One regular-expression search over all labels joined by newlines
+    finds the candidates (a C loop, not a match call per label); a label
+    holding a newline itself makes it fall back to one match per label with a dot.
+    """
+    text = "\n".join(labels)
+    if text.count("\n") != len(labels) - 1:
+        return [p for p in compress(range(len(labels)), map(str.__contains__, labels, repeat("."))) if not arity[p] and _PARAM.match(labels[p])]
+    found: list[int] = []
+    line, at = 0, 0
+    for m in _PARAM_END.finditer(text):  # in order: count the newlines between one candidate and the next
+        line += text.count("\n", at, m.end())
+        at = m.end()
+        found.append(line)
+    return [p for p in found if not arity[p] and _PARAM.match(labels[p])]
+
+
+class _Rows:
+    """The operand slots of some nodes (``nodes``, in order), for per-node min, max and any over them.
+
+    Nodes with one or two operands (nearly all, in a scalar graph) are two
+    columns, the first operand and the last: element-wise numpy, no
+    reduction call. The others are a CSR of their slots, reduced with
+    ``ufunc.reduceat``.
+    """
+
+    def __init__(self, nodes: np.ndarray, offsets: np.ndarray, operands: np.ndarray, arity: np.ndarray) -> None:
+        self.nodes = nodes
+        self.count = len(nodes)
+        width = arity[nodes]
+        self.narrow = width <= 2
+        narrow = nodes[self.narrow]
+        self.first = operands[offsets[narrow]]
+        self.last = operands[offsets[narrow] + width[self.narrow] - 1]
+        wide = nodes[~self.narrow]
+        self.lengths = width[~self.narrow]
+        if len(wide):
+            self.slots = operands[np.repeat(offsets[wide] - np.r_[0, np.cumsum(self.lengths)[:-1]], self.lengths) + np.arange(int(self.lengths.sum()))]
         else:
-            unit = None
-            if node.op == "*":  # a product with the parameters of exactly one neuron
-                owner = None
-                for o in ops:
-                    u = pget(o)
-                    if u is not None:
-                        if owner is None:
-                            owner = u
-                        elif u != owner:
-                            owner = None
-                            break
-                else:
-                    unit = owner
-                if unit is not None:
-                    group[nid] = open_unit[nid] = unit
-            if unit is None:
-                unit = oget(ops[0])
-                if unit is not None:
-                    for o in ops:
-                        if oget(o) != unit:
-                            unit = None
-                            break
-                if unit is not None:
-                    group[nid] = unit
-                    if node.op not in _ACTIVATIONS:
-                        open_unit[nid] = unit
-        if not free.isdisjoint(ops):
-            for o in ops:
-                if o in free:
-                    if o not in leaf_unit:
-                        leaf_unit[o] = unit
-                    elif leaf_unit[o] != unit:
-                        leaf_unit[o] = None
-    for leaf, unit in leaf_unit.items():
-        if unit is not None:
-            group[leaf] = unit
-    return group
+            self.slots = operands[:0]
+        self.starts = np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64) if len(wide) else np.zeros(0, np.int64)
 
+    def _join(self, narrow: np.ndarray, wide: np.ndarray) -> np.ndarray:
+        if not len(wide):
+            return narrow
+        out = np.empty(self.count, narrow.dtype)
+        out[self.narrow] = narrow
+        out[~self.narrow] = wide
+        return out
 
-def _collapse(graph: Graph, group_of: dict[str, str]) -> tuple[Graph, dict[str, list[str]]]:
-    """Replace each group's nodes by one box ``group:NAME``; edges between boxes deduplicated."""
-    members: dict[str, list[str]] = {}
-    box_operands: dict[str, dict[str, None]] = {}
-    nodes: dict[str, Node] = {}
-    box_name = {unit: f"group:{unit}" for unit in set(group_of.values())}
-    gget = group_of.get
-    grouped = group_of.keys()
-    nan = float("nan")
-
-    for node in graph:
-        nid, ops = node.id, node.operands
-        unit = gget(nid)
-        if unit is None:
-            if not grouped.isdisjoint(ops):
-                outer = tuple(o if (u := gget(o)) is None else box_name[u] for o in ops)
-                node = Node(nid, node.op, node.label, node.data, node.grad, outer, node.params)
-            nodes[nid] = node
-            continue
-        box = box_name[unit]
-        ids = members.get(box)
-        if ids is None:
-            members[box], box_operands[box] = ids, outside = [], {}
-            nodes[box] = Node(box, PLACEHOLDER_OP, unit, nan, nan)
+    def low_high(self, values: np.ndarray, skip: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per node, the least and the greatest of ``values`` at its operands (``skip``: a value to leave out of the least)."""
+        a, b = values[self.first], values[self.last]
+        high = np.maximum(a, b)
+        if skip is None:
+            low = np.minimum(a, b)
         else:
-            outside = box_operands[box]
-        ids.append(nid)
-        for o in ops:
-            u = gget(o)
-            if u is None:
-                outside[o] = None
-            elif u != unit:
-                outside[box_name[u]] = None
-    for box, ops in box_operands.items():
-        nodes[box].operands = tuple(ops)
-    # Boxes stand where their first member was; sort again so operands come first.
-    # Grouping by labels can close a cycle in an unusual graph: then no collapse.
-    order = _in_order(nodes, box_operands)
-    if order is None:
-        return graph, {}
-    root = graph.root
-    root = root if (u := gget(root)) is None else box_name[u]
-    return Graph(nodes if order is True else {nid: nodes[nid] for nid in order}, root, graph.moment, graph.engine), members
+            top = np.iinfo(values.dtype).max
+            low = np.minimum(np.where(a == skip, top, a), np.where(b == skip, top, b))
+        if not len(self.slots):
+            return low, high
+        got = values[self.slots]
+        wide_high = np.maximum.reduceat(got, self.starts)
+        wide_low = np.minimum.reduceat(got if skip is None else np.where(got == skip, np.iinfo(values.dtype).max, got), self.starts)
+        return self._join(low, wide_low), self._join(high, wide_high)
+
+    def any(self, flags: np.ndarray) -> np.ndarray:
+        """Per node, whether ``flags`` holds at any of its operands."""
+        narrow = flags[self.first] | flags[self.last]
+        if not len(self.slots):
+            return narrow
+        return self._join(narrow, np.logical_or.reduceat(flags[self.slots], self.starts))
+
+    def only(self, keep: np.ndarray) -> "_Rows":
+        """The rows of the ``keep`` nodes."""
+        rows = object.__new__(_Rows)
+        rows.nodes = self.nodes[keep]
+        rows.count = len(rows.nodes)
+        rows.narrow = self.narrow[keep]
+        small = keep[self.narrow]
+        rows.first, rows.last = self.first[small], self.last[small]
+        big = keep[~self.narrow]
+        rows.lengths = self.lengths[big]
+        rows.slots = self.slots[np.repeat(big, self.lengths)] if len(self.slots) else self.slots
+        rows.starts = np.r_[0, np.cumsum(rows.lengths)[:-1]].astype(np.int64) if len(rows.lengths) else np.zeros(0, np.int64)
+        return rows
 
 
-def _in_order(nodes: dict[str, Node], moved: Iterable[str]) -> list[str] | bool | None:
-    """Sort ``nodes`` so that operands come first, ties in their present order.
+def _groups_in_order(todo: list[int], offsets: list[int], operands: list[int], unit: np.ndarray, open_unit: np.ndarray, closes: np.ndarray) -> None:
+    """Finish :func:`_neuron_groups`'s open rule by one pass over ``todo`` in topological order (very long sums)."""
+    units, opens = unit.tolist(), open_unit.tolist()
+    for p, close in zip(todo, closes[todo].tolist()):
+        first = opens[operands[offsets[p]]]
+        if first >= 0 and all(opens[o] == first for o in operands[offsets[p]:offsets[p + 1]]):
+            units[p] = first
+            opens[p] = -1 if close else first
+    unit[:] = units
+    open_unit[:] = opens
 
-    Args:
-        nodes: id -> node, in an order where only the ``moved`` nodes (the
-            boxes, which stand where their first member was) may come
-            before one of their operands.
-        moved: those ids.
+
+@dataclass
+class _Work:
+    """The graph a view chooses from, by position: the original, or its neuron boxes collapsed.
+
+    Attributes:
+        n: node count.
+        offsets, operands: CSR of the operands, as positions in this graph.
+        orig: the original position of each node, -1 for a box.
+        box: the neuron (unit code) of each box, -1 for an original node.
+        rewritten: original nodes whose operands include a box.
+        root: the root's position.
+        size: nodes inside each position (a box's members; 1 otherwise).
+        arity_: each node's number of operand slots, if made (see :meth:`arity`).
+    """
+
+    n: int
+    offsets: np.ndarray
+    operands: np.ndarray
+    orig: np.ndarray
+    box: np.ndarray
+    rewritten: np.ndarray
+    root: int
+    size: np.ndarray
+    arity_: np.ndarray | None = None
+
+    def ops(self, w: int) -> list[int]:
+        return self.operands[self.offsets[w]:self.offsets[w + 1]].tolist()
+
+    def arity(self) -> np.ndarray:
+        """Each node's number of operand slots (made once)."""
+        if self.arity_ is None:
+            self.arity_ = np.diff(self.offsets)
+        return self.arity_
+
+
+def _root_at(graph: Graph) -> int:
+    """The root's position: the last one, as in every capture and snapshot, without an index of all ids when it is."""
+    n = graph.n
+    return n - 1 if n and graph.ids[n - 1] == graph.root else graph.root_pos
+
+
+def _original(graph: Graph) -> _Work:
+    n = graph.n
+    return _Work(n, graph.offsets, graph.operand_pos, np.arange(n), np.full(n, -1), np.zeros(n, bool), _root_at(graph), np.ones(n, np.int64), graph.arity)
+
+
+def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.ndarray] | None:
+    """Replace each neuron's nodes by one box, where its first member was; edges between boxes deduplicated.
 
     Returns:
-        True if the present order is already right (checked on ``moved``
-        alone); else the ids in the lexicographically smallest topological
-        order by position (Kahn's algorithm with a heap); None if the nodes
-        hold a cycle.
+        (the collapsed graph, the position of each unit's box in it, the
+        original position of each unit's first member), or None if grouping
+        by labels closed a cycle (an unusual graph): then no collapse.
     """
-    position = {nid: i for i, nid in enumerate(nodes)}
-    if all(position[o] < position[nid] for nid in moved for o in nodes[nid].operands):
-        return True
-    ids = list(position)
-    uses: list[list[int]] = [[] for _ in ids]
-    waiting = [0] * len(ids)
-    for i, node in enumerate(nodes.values()):
-        for o in node.operands:
-            uses[position[o]].append(i)
-            waiting[i] += 1
+    n = graph.n
+    grouped = unit >= 0
+    gpos = np.flatnonzero(grouped)
+    first = np.full(int(unit.max()) + 1, n, np.int64)  # each neuron's first member
+    np.minimum.at(first, unit[gpos], gpos)
+    rep = ~grouped
+    rep[first[first < n]] = True
+    index = np.cumsum(rep) - 1  # position in the collapsed graph, of each representative
+    where = np.where(grouped, index[np.where(first < n, first, 0)[np.maximum(unit, 0)]], index)
+    offsets, operands = graph.offsets, graph.operand_pos
+    consumer = np.repeat(np.arange(n), graph.arity)
+    inner = grouped[consumer]
+    m = int(rep.sum())
+    # Ungrouped nodes keep every operand slot, boxes in place of grouped operands.
+    outer = np.flatnonzero(~inner)
+    keep_c, keep_o = where[consumer[outer]], where[operands[outer]]
+    keep_slot = outer - offsets[consumer[outer]]
+    # A box's operands: its members' operands outside it, each once, in order.
+    cu, ou = unit[consumer[inner]], unit[operands[inner]]
+    outside = cu != ou
+    box_u, box_o = cu[outside], where[operands[inner]][outside]
+    if len(box_u):
+        key = box_u * m + box_o
+        if len(first) * m <= _DENSE:
+            seen = np.full(len(first) * m, len(key), np.int64)
+            np.minimum.at(seen, key, np.arange(len(key)))
+            once = np.sort(seen[seen < len(key)])
+        else:
+            once = np.sort(np.unique(key, return_index=True)[1])
+        box_u, box_o = box_u[once], box_o[once]
+        by = np.argsort(_small(box_u, len(first)), kind="stable")
+        box_u, box_o = box_u[by], box_o[by]
+    box_c = index[first[box_u]]
+    counts = np.bincount(keep_c, minlength=m) + np.bincount(box_c, minlength=m)
+    w_offsets = np.zeros(m + 1, np.int64)
+    np.cumsum(counts, out=w_offsets[1:])
+    w_operands = np.empty(int(w_offsets[-1]), np.int64)
+    w_operands[w_offsets[keep_c] + keep_slot] = keep_o
+    if len(box_c):
+        group_start = np.flatnonzero(np.r_[True, box_c[1:] != box_c[:-1]])
+        w_operands[w_offsets[box_c] + np.arange(len(box_c)) - np.repeat(group_start, np.diff(np.r_[group_start, len(box_c)]))] = box_o
+    orig = np.flatnonzero(rep)
+    box = np.where(grouped[orig], unit[orig], -1)
+    rewritten = np.zeros(m, bool)
+    rewritten[keep_c[grouped[operands[outer]]]] = True
+    size = np.ones(m, np.int64)
+    members = np.bincount(unit[gpos], minlength=len(first))
+    size[box >= 0] = members[box[box >= 0]]
+    orig = np.where(box >= 0, -1, orig)
+    work = _Work(m, w_offsets, w_operands, orig, box, rewritten, int(where[_root_at(graph)]), size)
+    # Boxes stand where their first member was; sort again so operands come first.
+    if (w_operands >= np.repeat(np.arange(m), np.diff(w_offsets))).any():
+        order = _in_order(work)
+        if order is None:
+            return None
+        work = _renumber(work, order)
+    box_at = np.full(len(first), -1, np.int64)
+    at = np.flatnonzero(work.box >= 0)
+    box_at[work.box[at]] = at
+    return work, box_at, first
+
+
+def _small(codes: np.ndarray, count: int) -> np.ndarray:
+    """``codes`` (0 <= code < ``count``) as 16-bit integers if they fit: numpy sorts those stably by radix, in linear time."""
+    return codes.astype(np.int16) if count < 2 ** 15 else codes
+
+
+def _in_order(work: _Work) -> np.ndarray | None:
+    """The positions of ``work`` in the lexicographically smallest topological order (Kahn's algorithm with a heap); None for a cycle."""
+    n = work.n
+    by = np.argsort(work.operands, kind="stable")  # each node's consumers, one per use, in order
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(work.operands, minlength=n), out=starts[1:])
+    users = np.repeat(np.arange(n), work.arity())[by].tolist()
+    starts_ = starts.tolist()
+    waiting = work.arity().tolist()
     ready = [i for i, w in enumerate(waiting) if not w]
     heapq.heapify(ready)
-    order: list[str] = []
+    order: list[int] = []
+    push, pop = heapq.heappush, heapq.heappop
     while ready:
-        i = heapq.heappop(ready)
-        order.append(ids[i])
-        for c in uses[i]:
+        i = pop(ready)
+        order.append(i)
+        for c in users[starts_[i]:starts_[i + 1]]:
             waiting[c] -= 1
             if not waiting[c]:
-                heapq.heappush(ready, c)
-    return order if len(order) == len(ids) else None
+                push(ready, c)
+    return np.array(order, np.int64) if len(order) == n else None
 
 
-def _edges_over(graph: Graph, limit: int) -> bool:
-    """True if ``graph`` has more than ``limit`` operand edges (stops counting there)."""
-    edges = 0
-    for node in graph:
-        edges += len(node.operands)
-        if edges > limit:
-            return True
-    return False
+def _renumber(work: _Work, order: np.ndarray) -> _Work:
+    """``work`` with its nodes in ``order`` (old positions, new order)."""
+    new = np.empty(work.n, np.int64)
+    new[order] = np.arange(work.n)
+    arity = work.arity()[order]
+    offsets = np.zeros(work.n + 1, np.int64)
+    np.cumsum(arity, out=offsets[1:])
+    slots = np.repeat(work.offsets[:-1][order] - offsets[:-1], arity) + np.arange(offsets[-1])
+    return _Work(work.n, offsets, new[work.operands[slots]], work.orig[order], work.box[order], work.rewritten[order], int(new[work.root]), work.size[order])
 
 
 class _Budget:
     """The nodes chosen for a view, under a cap on nodes and on the edges between them.
 
-    ``uses[nid]`` counts the operand slots of chosen nodes that hold
-    ``nid``, so the edges a node would add (to its chosen consumers and
-    from its chosen operands) cost one pass over its operands. A chosen
-    node with more than :data:`_MANY` operands, each used once, is counted
-    as a set in ``once`` instead: building a set of 10**6 ids costs about a
-    third of counting them.
+    Positions of a :class:`_Work` graph. ``uses[w]`` counts the operand
+    slots of chosen nodes that hold ``w``, so the edges a node would add
+    (to its chosen consumers and from its chosen operands) cost one pass
+    over its operands. The operands of a chosen node with more than
+    :data:`_MANY` are counted in the array ``many`` instead.
     """
 
-    def __init__(self, graph: Graph, max_nodes: int | None, max_edges: int | None) -> None:
-        self.graph = graph
-        self.nodes_left = len(graph) if max_nodes is None else max_nodes
-        self.edges_left = max(len(graph) ** 2, 1) if max_edges is None else max_edges
+    def __init__(self, work: _Work, max_nodes: int | None, max_edges: int | None) -> None:
+        self.work = work
+        n = work.n
+        self.nodes_left = n if max_nodes is None else max_nodes
+        self.edges_left = max(n ** 2, 1) if max_edges is None else max_edges
         # leaves of shown ops may add half the nodes again, never more edges
-        self.extra_leaves = len(graph) if max_nodes is None else max_nodes // 2
-        self.chosen: dict[str, None] = {}  # insertion order: deterministic everywhere
-        self.uses: Counter[str] = Counter()
-        self.once: list[set[str]] = []  # the operands of chosen nodes with many, each used once by it
-        self._consumers: dict[str, list[str]] | None = None
+        self.extra_leaves = n if max_nodes is None else max_nodes // 2
+        self.chosen: dict[int, None] = {}  # insertion order: deterministic everywhere
+        self.uses: Counter[int] = Counter()
+        self.many: np.ndarray | None = None  # the same count, for the operands of chosen nodes with many
+        self._ops: dict[int, list[int]] = {}
+        self._consumers: tuple[list[int], list[int]] | None = None
 
     @property
     def full(self) -> bool:
         return self.nodes_left <= 0 or self.edges_left <= 0
 
-    def take(self, nid: str, *, force: bool = False) -> bool:
-        """Choose ``nid`` if the budget allows (always with ``force``); True if it is chosen."""
-        if nid in self.chosen:
+    def ops(self, w: int) -> list[int]:
+        got = self._ops.get(w)
+        if got is None:
+            got = self._ops[w] = self.work.ops(w)
+        return got
+
+    def take(self, w: int, *, force: bool = False) -> bool:
+        """Choose ``w`` if the budget allows (always with ``force``); True if it is chosen."""
+        if w in self.chosen:
             return True
-        operands = self.graph.nodes[nid].operands
-        gained = self.uses[nid] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
-        for ids in self.once:
-            gained += nid in ids
+        operands = self.ops(w)
+        gained = self.uses[w] + (sum(map(self.chosen.__contains__, operands)) if self.chosen else 0)
+        if self.many is not None:
+            gained += int(self.many[w])
         if not force and (self.nodes_left <= 0 or gained > self.edges_left):
             return False
-        self.chosen[nid] = None
+        self.chosen[w] = None
         self.nodes_left -= 1
         self.edges_left -= gained
-        if len(operands) > _MANY:
-            ids = set(operands)
-            if len(ids) == len(operands):  # each used once: a set counts them, at a third of a Counter's cost
-                self.once.append(ids)
-                return True
-        self.uses.update(operands)
+        if len(operands) > _MANY:  # counted in an array, in C: a Counter of 10**6 operands costs 0.1 s
+            if self.many is None:
+                self.many = np.zeros(self.work.n, np.int64)
+            np.add.at(self.many, self.work.operands[self.work.offsets[w]:self.work.offsets[w + 1]], 1)
+        else:
+            self.uses.update(operands)
         return True
 
-    def consumers(self) -> dict[str, list[str]]:
+    def consumers(self, w: int) -> list[int]:
+        """The consumers of ``w``, one per use, in order."""
         if self._consumers is None:
-            self._consumers = self.graph.consumers()
-        return self._consumers
+            work = self.work
+            by = np.argsort(work.operands, kind="stable")
+            offsets = np.zeros(work.n + 1, np.int64)
+            np.cumsum(np.bincount(work.operands, minlength=work.n), out=offsets[1:])
+            self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), work.arity())[by].tolist()
+        offsets, users = self._consumers
+        return users[offsets[w]:offsets[w + 1]]
 
-    def around(self, start: list[str], depth: int) -> None:
+    def around(self, start: list[int], depth: int) -> None:
         """Choose the nodes within ``depth`` operand-or-consumer steps of ``start``, nearest first."""
-        consumers = self.consumers()
         seen = set(start)
         frontier = list(start)
         for _ in range(depth):
             nxt = []
-            for nid in frontier:
-                for other in (*self.graph.nodes[nid].operands, *consumers[nid]):
+            for w in frontier:
+                for other in (*self.ops(w), *self.consumers(w)):
                     if self.full:
                         return
                     if other not in seen:
@@ -582,11 +800,10 @@ class _Budget:
 
     def from_root(self) -> None:
         """Choose nodes breadth-first from the root over operands, in order, while the budget lasts."""
-        nodes = self.graph.nodes
         seen = set(self.chosen)
         queue = deque(self.chosen)
         while queue and not self.full:
-            for o in nodes[queue.popleft()].operands:
+            for o in self.ops(queue.popleft()):
                 if self.full:
                     return
                 if o not in seen:
@@ -596,17 +813,75 @@ class _Budget:
 
     def leaves(self) -> None:
         """Choose the leaf operands of chosen ops, in order, up to :attr:`extra_leaves` more nodes."""
-        nodes = self.graph.nodes
+        offsets = self.work.offsets
         self.nodes_left = max(self.nodes_left, 0) + self.extra_leaves
-        for nid in list(self.chosen):
-            for o in nodes[nid].operands:
+        for w in list(self.chosen):
+            for o in self.ops(w):
                 if self.full:
                     return
-                if nodes[o].is_leaf:
+                if offsets[o] == offsets[o + 1]:
                     self.take(o)
 
 
-def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest position in the connected part of each of ``n`` positions, under the edges ``a[k] -- b[k]``.
+
+    First, while it pays, each run of consecutive positions joined by an
+    edge ``i -- i+1`` is contracted into one (a chain in topological order,
+    the common hidden part, is one run after a pass or two). What is left is
+    joined by hooking each edge's larger root under its smaller one, then
+    pointer jumping until every position points at its root (Shiloach and
+    Vishkin's scheme, in numpy; the roots that edges join to one larger root
+    all hook under the least of them in one round). Whole-array steps only: no recursion, no
+    loop per node. Runs and roots keep the order of positions, so a part's
+    root is its smallest position.
+    """
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    apart = lo != hi
+    lo, hi = lo[apart], hi[apart]
+    label = None  # position -> contracted vertex
+    start = None  # contracted vertex -> its smallest position
+    count = n
+    while len(lo):
+        step = hi == lo + 1
+        if int(step.sum()) * 8 < count:  # few runs to contract: hook what is left
+            break
+        joined = np.zeros(count, bool)
+        joined[hi[step]] = True
+        run = np.cumsum(~joined) - 1
+        firsts = np.flatnonzero(~joined)
+        start = firsts if start is None else start[firsts]
+        label = run if label is None else run[label]
+        count = len(firsts)
+        lo, hi = run[lo[~step]], run[hi[~step]]
+        apart = lo != hi
+        lo, hi = lo[apart], hi[apart]
+    parent = np.arange(count)
+    up = np.empty_like(parent)
+    while len(lo):
+        ra, rb = parent[lo], parent[hi]
+        apart = ra != rb
+        if not apart.any():
+            break
+        lo, hi, ra, rb = lo[apart], hi[apart], ra[apart], rb[apart]
+        big, small = np.maximum(ra, rb), np.minimum(ra, rb)
+        # Every root that edges join to one larger root goes, with it, under the least of them:
+        # one round for a part that many small ones join through one node, not one round each.
+        least = np.full(count, count, parent.dtype)
+        np.minimum.at(least, big, small)
+        parent[small] = least[big]
+        parent[big] = least[big]
+        while True:  # into two buffers, no new array per step
+            np.take(parent, parent, out=up)
+            if np.array_equal(up, parent):
+                break
+            parent, up = up, parent
+    if label is None:
+        return parent
+    return start[parent[label]]
+
+
+def _cut(work: _Work, chosen: Mapping[int, None]) -> tuple[list[int], list[tuple[int, ...] | None], list[list[int]], list[int], dict[int, list[int]]]:
     """Keep ``chosen``; the connected parts of the rest become placeholders.
 
     A hidden part that feeds shown nodes becomes a source box ``hidden:<k>``
@@ -616,115 +891,134 @@ def _cut(graph: Graph, chosen: Mapping[str, None], size: dict[str, int]) -> tupl
     The hidden operands of one shown node are one part, and so are its
     hidden consumers: 10**5 hidden operands of one sum make one box, not
     10**5, and a shown node has at most one placeholder edge in and one
-    out. Parts are found by union-find (path halving, no recursion), in
-    time linear in the graph's size.
+    out. Parts are the connected components of the hidden nodes
+    (:func:`_components`), numbered by where they end, as the drawing reads them.
+
+    Returns:
+        By position in ``work``: the shown nodes in order; for each, None
+        if it keeps its operands, else its new operands (part k standing as
+        ``-1 - k``); the members of each part k, in order; its size in
+        original nodes; part k -> the shown nodes its sink uses, parts in
+        the order of the first shown node each uses.
     """
-    # Union-find over ids, written out in the loops (no call per edge): a
-    # hidden node points to an earlier member of its part, a part's root to
-    # itself; finds halve their paths. In a chain every node finds its
-    # operand's root in a step or two.
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while (p := parent[x]) != x:
-            parent[x] = x = parent[p]
-        return x
-
-    first_user: dict[str, str] = {}  # shown node -> the first hidden node that uses it
-    shown_ids: list[str] = []  # in the graph's order
-    for node in graph:
-        nid = node.id
-        if nid in chosen:
-            shown_ids.append(nid)
-            continue
-        parent[nid] = nid  # now: a node can be its own first user of a shown operand (o + o)
-        ops = node.operands
-        if not ops:
-            continue
-        root = None
-        for o in ops:
-            if o in chosen:
-                other = first_user.get(o)
-                if other is None:  # the hidden users of one shown node are one part
-                    first_user[o] = nid
-                    continue
-            else:
-                other = o
-            p = parent[other]
-            if parent[p] != p:  # the common case is one step to the root: no write then
-                while (p := parent[other]) != other:
-                    parent[other] = other = parent[p]
-                p = other
-            if root is None:
-                root = p
-            elif p != root:
-                parent[p] = root
-        if root is not None:
-            parent[nid] = root
-    first_hidden: dict[str, str] = {}  # shown node -> its first hidden operand
-    for nid in shown_ids:  # the hidden operands of one shown node are one part
-        ops = graph.nodes[nid].operands
-        hidden = list(filterfalse(chosen.__contains__, ops)) if ops else ()  # C loops: a sum of 10**6 leaves
-        if hidden:
-            first_hidden[nid] = hidden[0]
-            root = find(hidden[0])
-            for p in set(map(parent.__getitem__, hidden)):
-                if parent[p] != p:
-                    p = find(p)
-                if p != root:
-                    parent[p] = root
-    tops = {find(p) for p in set(parent.values())}  # every node's parent is among these: one find each
-    if len(tops) == 1:  # one part (the usual case): no pass over the nodes
-        r = tops.pop()
-        parts_of = {r: list(parent)}
-        last = {r: 0}
+    n = work.n
+    shown_mask = np.zeros(n, bool)
+    shown_mask[list(chosen)] = True
+    consumer = np.repeat(np.arange(n), work.arity())
+    operands = work.operands
+    c_shown, o_shown = shown_mask[consumer], shown_mask[operands]
+    # Hidden node -- hidden operand; hidden users of a shown node joined at the first of them;
+    # hidden operands of a shown node joined at the first of them.
+    both = ~c_shown & ~o_shown
+    up = ~c_shown & o_shown
+    first_user = np.full(n, n, np.int64)
+    np.minimum.at(first_user, operands[up], consumer[up])  # same dtypes: numpy's fast path
+    first_user[first_user == n] = -1
+    down = np.flatnonzero(c_shown & ~o_shown)  # in slot order: by consumer, then slot
+    first_hidden = np.full(n, -1, np.int64)
+    if len(down):
+        starts = down[np.r_[True, consumer[down[1:]] != consumer[down[:-1]]]]
+        first_hidden[consumer[starts]] = operands[starts]
+    a = np.concatenate([consumer[both], consumer[up], operands[down]])
+    b = np.concatenate([operands[both], first_user[operands[up]], first_hidden[consumer[down]]])
+    root = _components(n, a, b)
+    hidden = np.flatnonzero(~shown_mask)
+    roots = hidden[root[hidden] == hidden]  # a part's root is its smallest position
+    index = np.full(n, -1, np.int64)
+    index[roots] = np.arange(len(roots))
+    part_of = index[root[hidden]]
+    last = np.full(len(roots), -1, np.int64)
+    np.maximum.at(last, part_of, hidden)
+    number = np.empty(len(roots), np.int64)
+    number[np.argsort(last)] = np.arange(len(roots))
+    part = np.full(n, -1, np.int64)
+    part[hidden] = number[part_of]
+    if len(roots) == 1:
+        members = [hidden]
     else:
-        parts_of = {}
-        last = {}
-        for i, nid in enumerate(parent):  # parent holds the hidden ids in the graph's order
-            r = nid
-            while (p := parent[r]) != r:
-                parent[r] = r = parent[p]
-            parts_of.setdefault(r, []).append(nid)
-            last[r] = i
-    # Number the parts by where they end, as the drawing reads them.
-    order = sorted(parts_of, key=last.__getitem__)
-    holes = {f"hidden:{n}": parts_of[r] for n, r in enumerate(order)}
-    hole_of_root = {r: f"hidden:{n}" for n, r in enumerate(order)}
-    count = {pid: sum(size.get(n, 1) for n in part) if size else len(part) for pid, part in holes.items()}
-    hole_uses: dict[str, dict[str, None]] = {}
-    for o in shown_ids:
-        if o in first_user:
-            hole_uses.setdefault(hole_of_root[find(first_user[o])], {})[o] = None
+        by = np.argsort(_small(part[hidden], len(roots)), kind="stable")
+        members = np.split(hidden[by], np.cumsum(np.bincount(part[hidden], minlength=len(roots)))[:-1]) if len(roots) else []
+    weights = work.size[hidden] if (work.box >= 0).any() else None
+    sizes = np.bincount(part[hidden], weights=weights, minlength=len(roots)).astype(np.int64).tolist() if len(roots) else []
+    shown = np.flatnonzero(shown_mask)
+    ops_of: list[tuple[int, ...] | None] = []
+    for w in shown.tolist():
+        fh = int(first_hidden[w])
+        if fh < 0:
+            ops_of.append(None)
+            continue
+        # Its hidden operands are one part: one edge from its box, where the first was; the shown ones as they are.
+        ops = work.operands[work.offsets[w]:work.offsets[w + 1]]
+        j = int(np.argmin(shown_mask[ops]))  # the first hidden slot (fh's first)
+        rest = ops[j + 1:]
+        ops_of.append((*ops[:j].tolist(), -1 - int(part[fh]), *rest[shown_mask[rest]].tolist()))
+    sink: dict[int, list[int]] = {}
+    for o in np.flatnonzero(first_user >= 0).tolist():  # shown nodes with hidden users, in order
+        sink.setdefault(int(part[first_user[o]]), []).append(o)
+    return shown.tolist(), ops_of, members, sizes, sink
 
-    shown: dict[str, Node] = {}
-    feeding: set[str] = set()
-    for nid in shown_ids:
-        node = graph.nodes[nid]
-        if nid in first_hidden:  # its hidden operands are one part: one edge from its box, where the first was
-            first = first_hidden[nid]
-            pid = hole_of_root[find(first)]
-            feeding.add(pid)
-            ops = []
-            for o in node.operands:
-                if o in chosen:
-                    ops.append(o)
-                elif o == first and pid not in ops:
-                    ops.append(pid)
-            node = Node(node.id, node.op, node.label, node.data, node.grad, tuple(ops), node.params)
-        shown[nid] = node
-    nan = float("nan")
-    sources = {pid: Node(pid, PLACEHOLDER_OP, "", nan, nan) for pid in holes if pid in feeding}
-    sinks = {
-        f"{pid}:uses": Node(f"{pid}:uses", PLACEHOLDER_OP, "", nan, nan, tuple(ops))
-        for pid, ops in sorted(hole_uses.items(), key=lambda item: int(item[0].split(":")[1]))
-    }
-    label = {pid: f"hidden part {k + 1}" for k, pid in enumerate(holes)}
-    text = {pid: f"… {_nodes(count[pid])} hidden ({label[pid]})" for pid in sources}
-    for pid in hole_uses:
-        text[f"{pid}:uses"] = f"used by {label[pid]} ({_nodes(count[pid])})"
-    nodes = {**sources, **shown, **sinks}
-    return Graph(nodes, graph.root, graph.moment, graph.engine), holes, text
+
+class _Made:
+    """The nodes and ids of a :class:`_Work` graph, made for the few that a view holds."""
+
+    def __init__(self, graph: Graph, work: _Work, names: list[str]) -> None:
+        self.graph, self.work = graph, work
+        self.orig = work.orig.tolist()
+        self.box = work.box.tolist()
+        self.box_ids = [f"group:{name}" for name in names]
+        self.names = names
+        self.all_ids = graph.ids
+
+    def id(self, w: int) -> str:
+        p = self.orig[w]
+        return self.all_ids[p] if p >= 0 else self.box_ids[self.box[w]]
+
+    def ids(self, positions: np.ndarray) -> list[str]:
+        """The ids of original positions, in order."""
+        if len(positions) < 2:  # itemgetter of one index gives the item, not a tuple
+            return [self.all_ids[p] for p in positions.tolist()]
+        return list(itemgetter(*positions.tolist())(self.all_ids))
+
+    def work_ids(self, positions: np.ndarray) -> list[str]:
+        """The ids of positions of the collapsed graph (boxes among them), in order."""
+        orig = self.work.orig[positions]
+        out = self.ids(np.maximum(orig, 0))
+        for k in np.flatnonzero(orig < 0).tolist():
+            out[k] = self.box_ids[self.box[int(positions[k])]]
+        return out
+
+    def node(self, w: int, operands: tuple[int, ...] | None = None) -> Node:
+        """The node at ``w``: an original node as it is, unless its operands are new (boxes, or ``operands``: parts as ``-1 - k``)."""
+        work = self.work
+        p = self.orig[w]
+        if operands is None:
+            if p >= 0 and not work.rewritten[w]:
+                return self.graph.node_at(p)
+            operands = tuple(work.ops(w))
+        ops = tuple(f"hidden:{-1 - o}" if o < 0 else self.id(o) for o in operands)
+        if p < 0:
+            return Node(self.box_ids[self.box[w]], PLACEHOLDER_OP, self.names[self.box[w]], math.nan, math.nan, ops)
+        g = self.graph
+        return Node(self.all_ids[p], g.op_names[g.op_codes[p]], g.labels[p], float(g.data[p]), float(g.grad[p]), ops, g.params.get(p, NO_PARAMS))
+
+    def cut(self, chosen: Mapping[int, None]) -> tuple[Graph, dict[str, list[str]], dict[str, str]]:
+        """The cut graph of :func:`_cut` as nodes: (graph, part id -> member ids, placeholder id -> text)."""
+        shown, ops_of, parts, sizes, sink = _cut(self.work, chosen)
+        holes = {f"hidden:{k}": self.work_ids(part) for k, part in enumerate(parts)}
+        feeding = {-1 - o for ops in ops_of if ops for o in ops if o < 0}
+        nan = math.nan
+        sources = {f"hidden:{k}": Node(f"hidden:{k}", PLACEHOLDER_OP, "", nan, nan) for k in range(len(parts)) if k in feeding}
+        nodes = {**sources}
+        for w, ops in zip(shown, ops_of):
+            node = self.node(w, ops)
+            nodes[node.id] = node
+        for k in sorted(sink):
+            pid = f"hidden:{k}:uses"
+            nodes[pid] = Node(pid, PLACEHOLDER_OP, "", nan, nan, tuple(map(self.id, sink[k])))
+        text = {f"hidden:{k}": f"… {_nodes(sizes[k])} hidden (hidden part {k + 1})" for k in range(len(parts)) if k in feeding}
+        for k in sink:
+            text[f"hidden:{k}:uses"] = f"used by hidden part {k + 1} ({_nodes(sizes[k])})"
+        return Graph(nodes, self.id(self.work.root), self.graph.moment, self.graph.engine), holes, text
 
 
 def _nodes(n: int) -> str:
