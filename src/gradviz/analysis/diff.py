@@ -62,6 +62,13 @@ decomposition constant (micrograd's ``-1`` in ``b * -1``: a leaf used only
 by unpaired nodes, whose data no unpaired leaf of the other graph has; see
 :attr:`DiffResult.unpaired_leaves`); else ``'different'``.
 
+The common case, two graphs of one structure (the snapshot before
+``backward()`` and the capture after it), is decided over the graphs'
+columns (:mod:`gradviz.analysis._diff_columns`): the structure is compared
+array by array, data and grads are compared as whole arrays, and the
+pairing is kept as positions; :attr:`DiffResult.rows` are made from them
+when first read. No object per node is made on that road.
+
 A graph isomorphism (networkx's VF2 matcher) is not what pairs the
 nodes: it takes exponential time on graphs with many alike parts (the
 neurons of a layer), and two engines' graphs of one computation are not
@@ -75,7 +82,6 @@ are 0).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from bisect import bisect_left, bisect_right
@@ -88,10 +94,12 @@ from importlib import resources
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from ..engine.ops import get_op
 from ..graph.capture import capture
-from ..graph.model import Graph, Node
+from ..graph.model import NO_PARAMS, Graph, Node
+from ._diff_columns import abs_rel, close_mask, label_conflicts, node_ids, structure_perm
 from ._report import fmt, json_number, table, text
 from .replay import ATOL, RTOL, close
 
@@ -179,14 +187,59 @@ class DiffRow:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class _Pairs:
+    """The pairing as columns: row ``k`` pairs position ``pa[k]`` of ``a`` with ``pb[k]`` of ``b``.
+
+    ``method`` indexes :data:`METHODS`; the bool columns say what differs
+    (``op_changed`` already False where ``decomposed``).
+    """
+
+    pa: np.ndarray
+    pb: np.ndarray
+    method: np.ndarray
+    decomposed: np.ndarray
+    data_changed: np.ndarray
+    grad_changed: np.ndarray
+    op_changed: np.ndarray
+
+    @property
+    def changed(self) -> np.ndarray:
+        return self.data_changed | self.grad_changed | self.op_changed
+
+    def __len__(self) -> int:
+        return len(self.pa)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Pairs):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in self.__dataclass_fields__)
+
+
+def _compared(
+    a: Graph, b: Graph, pa: np.ndarray, pb: np.ndarray, method: np.ndarray, decomposed: np.ndarray,
+    op_changed: np.ndarray, rtol: float, atol: float,
+) -> _Pairs:
+    """The pairs with their data and grads compared (whole-array passes)."""
+    data_changed = ~close_mask(a.data[pa], b.data[pb], rtol=rtol, atol=atol)
+    grad_changed = ~close_mask(a.grad[pa], b.grad[pb], rtol=rtol, atol=atol)
+    return _Pairs(pa, pb, method, decomposed, data_changed, grad_changed, op_changed)
+
+
 @dataclass
 class DiffResult:
     """The result of :func:`diff`.
 
+    The pairing is held as columns (positions in each graph); the rows are
+    made from them when first read.
+
     Attributes:
         a: the first graph.
         b: the second graph.
-        rows: every matched pair, in the second graph's topological order.
+        rows: every matched pair, in the second graph's topological order
+            (a property, made once when first read).
+        pairs: the same pairs as columns (positions in ``a`` and ``b``,
+            method, what differs), from which the rows are made.
         only_a: ids of nodes of ``a`` matched to nothing.
         only_b: ids of nodes of ``b`` matched to nothing.
         method: 'id' if every node matched by id, else the methods used,
@@ -200,7 +253,7 @@ class DiffResult:
 
     a: Graph
     b: Graph
-    rows: list[DiffRow]
+    pairs: _Pairs = field(repr=False)
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
     method: str = "id"
@@ -209,9 +262,49 @@ class DiffResult:
     apart: frozenset[tuple[str, str]] = frozenset()
 
     @property
+    def rows(self) -> list[DiffRow]:
+        """Every matched pair, in the second graph's topological order (made once, when first read)."""
+        rows = self.__dict__.get("_rows")
+        if rows is None:
+            rows = self.__dict__["_rows"] = self._rows_at(np.arange(len(self.pairs)))
+        return rows
+
+    def _rows_at(self, index: np.ndarray) -> list[DiffRow]:
+        """The rows at ``index`` (row numbers, ascending), made from the columns."""
+        rows = self.__dict__.get("_rows")
+        if rows is not None:
+            return [rows[k] for k in index.tolist()]
+        p, a, b = self.pairs, self.a, self.b
+        pa, pb = p.pa[index], p.pb[index]
+        data_a, data_b, grad_a, grad_b = a.data[pa], b.data[pb], a.grad[pa], b.grad[pb]
+        data_abs, data_rel = abs_rel(data_a, data_b)
+        grad_abs, grad_rel = abs_rel(grad_a, grad_b)
+        labels_a, labels_b = a.labels, b.labels
+        pa_list, pb_list = pa.tolist(), pb.tolist()
+        op_a, op_b = _OpText(a), _OpText(b)
+        return list(map(
+            DiffRow,
+            node_ids(a, pa, self._canonical("a")), node_ids(b, pb, self._canonical("b")),
+            [METHODS[m] for m in p.method[index].tolist()],
+            [labels_b[j] or labels_a[i] for i, j in zip(pa_list, pb_list)],
+            map(op_a.at, pa_list), map(op_b.at, pb_list),
+            data_a.tolist(), data_b.tolist(), grad_a.tolist(), grad_b.tolist(),
+            data_abs.tolist(), data_rel.tolist(), grad_abs.tolist(), grad_rel.tolist(),
+            p.data_changed[index].tolist(), p.grad_changed[index].tolist(), p.decomposed[index].tolist(),
+        ))
+
+    def _canonical(self, side: str) -> bool:
+        """``canonical_ids`` of graph ``a`` or ``b``, read once (for a graph built from Nodes it reads every id)."""
+        key = "_canonical_" + side
+        known = self.__dict__.get(key)
+        if known is None:
+            known = self.__dict__[key] = (self.a if side == "a" else self.b).canonical_ids
+        return known
+
+    @property
     def equal(self) -> bool:
         """True if every node matched and nothing changed beyond the tolerance."""
-        return not self.only_a and not self.only_b and not self.changed
+        return not self.only_a and not self.only_b and not self.pairs.changed.any()
 
     @property
     def verdict(self) -> str:
@@ -225,11 +318,11 @@ class DiffResult:
         ``'incomplete'``: the same, but some leaf has no counterpart, so
         its grad was not compared; ``gradviz diff`` exits 1.
         """
-        if self.changed:
+        if self.pairs.changed.any():
             return "different"
         if not self.only_a and not self.only_b:
             return "equal"
-        roots = any(r.a == self.a.root and r.b == self.b.root for r in self.rows)
+        roots = bool(np.any((self.pairs.pa == self.a.root_pos) & (self.pairs.pb == self.b.root_pos)))
         if not roots:
             return "different"
         return "incomplete" if self.unpaired_leaves["a"] or self.unpaired_leaves["b"] else "equal-where-paired"
@@ -275,18 +368,16 @@ class DiffResult:
     @property
     def decomposed(self) -> list[DiffRow]:
         """The rows whose node the two graphs compute by different ops (see :attr:`DiffRow.decomposed`)."""
-        return [r for r in self.rows if r.decomposed]
+        return self._rows_at(np.flatnonzero(self.pairs.decomposed))
 
     @property
     def changed(self) -> list[DiffRow]:
         """The matched rows whose op, data or grad differ."""
-        return [r for r in self.rows if r.changed]
+        return self._rows_at(np.flatnonzero(self.pairs.changed))
 
     def counts(self) -> dict[str, int]:
         """How many nodes each method matched: 'id', 'label' and 'structure' always, 'value' if used."""
-        out = {m: 0 for m in METHODS}
-        for r in self.rows:
-            out[r.method] += 1
+        out = dict(zip(METHODS, np.bincount(self.pairs.method, minlength=len(METHODS)).tolist()))
         if not out["value"]:
             del out["value"]
         return out
@@ -294,13 +385,11 @@ class DiffResult:
     def summary(self) -> str:
         """One line: what was matched how, and what differs."""
         counts = ", ".join(f"{n} by {m}" for m, n in self.counts().items() if n)
-        changed = self.changed
-        n_data = sum(r.data_changed for r in changed)
-        n_grad = sum(r.grad_changed for r in changed)
-        n_op = sum(r.op_changed for r in changed)
+        p = self.pairs
+        n_data, n_grad, n_op = (int(np.count_nonzero(c)) for c in (p.data_changed, p.grad_changed, p.op_changed))
         return (
             f"{len(self.a)} vs {len(self.b)} node{'' if len(self.b) == 1 else 's'}, matched {counts or 'none'}; "
-            f"{len(changed)} changed (grad {n_grad}, data {n_data}, op {n_op}), "
+            f"{int(np.count_nonzero(p.changed))} changed (grad {n_grad}, data {n_data}, op {n_op}), "
             f"{len(self.only_a)} only in A, {len(self.only_b)} only in B"
         )
 
@@ -424,12 +513,8 @@ def schema() -> dict[str, Any]:
 
 
 def _same_structure(a: Graph, b: Graph) -> bool:
-    if a.root != b.root or a.nodes.keys() != b.nodes.keys():
-        return False
-    return all(
-        x.op == y.op and x.operands == y.operands and dict(x.params) == dict(y.params)
-        for x, y in zip(a.nodes.values(), (b.nodes[k] for k in a.nodes))
-    )
+    """The same ids and root, each id with the same op, parameters and operand ids on both sides."""
+    return structure_perm(a, b) is not None
 
 
 def _unique_labels(graph: Graph) -> dict[str, str]:
@@ -440,29 +525,45 @@ def _unique_labels(graph: Graph) -> dict[str, str]:
     return {label: nid for label, nid in seen.items() if nid is not None}
 
 
-def _digests(graph: Graph, anchored: dict[str, str]) -> dict[str, bytes]:
-    """Structural digest per node; ``anchored`` maps a label-paired node's id to its label.
+def _digests(graph: Graph, anchored: dict[str, str], classes: dict[tuple, int]) -> dict[str, int]:
+    """Structural digest per node id; ``anchored`` maps a label-paired node's id to its label.
+
+    A digest is a number naming a structure: nodes get the same number
+    exactly when they have the same op, parameters and operands' digests
+    (bottom-up), or are label-paired with the same label. ``classes`` holds
+    the structures numbered so far; pass the same dict for both graphs of a
+    diff, so that their numbers compare. Worked out over the graph's
+    columns in one pass in topological order: each node's structure is a
+    small tuple of its op and its operands' numbers, looked up in
+    ``classes`` (no text and no cryptographic hash per node; exact, where a
+    hash could collide).
 
     Operands count once each and as a multiset: an engine that keeps them in
     a ``set`` has kept ``a + a`` as one ``a``, in no order.
     """
-    out: dict[str, bytes] = {}
-    for node in graph:  # topological order: operands first
-        h = hashlib.blake2b(digest_size=12)
-        if node.id in anchored:
-            h.update(b"L\0" + anchored[node.id].encode("utf-8", "surrogatepass"))
+    names = [graph.op_names[c] for c in graph.op_codes.tolist()]
+    for i, p in graph.params.items():
+        if p:
+            names[i] = (names[i], tuple((k, repr(float(v))) for k, v in sorted(p.items())))
+    ops, offsets = graph.operand_pos.tolist(), graph.offsets.tolist()
+    labels = {graph.position(nid): label for nid, label in anchored.items()}
+    out = [0] * graph.n
+    number = classes.setdefault
+    for i, op in enumerate(names):  # topological order: operands first
+        label = labels.get(i) if labels else None
+        if label is not None:
+            key: tuple = ("L", label)
         else:
-            operands = dict.fromkeys(node.operands)
-            h.update(b"S\0" + _node_key(node, len(operands)))
-            for d in sorted(out[o] for o in operands):
-                h.update(d)
-        out[node.id] = h.digest()
-    return out
-
-
-def _node_key(node: Node, arity: int) -> bytes:
-    params = ",".join(f"{k}={float(v)!r}" for k, v in sorted(node.params.items()))
-    return f"{node.op}\0{params}\0{arity}".encode("utf-8", "surrogatepass")
+            lo, hi = offsets[i], offsets[i + 1]
+            if hi - lo == 1:
+                key = ("S", op, out[ops[lo]])
+            elif hi - lo == 2 and ops[lo] != ops[lo + 1]:  # most ops: two distinct operands
+                u, v = out[ops[lo]], out[ops[lo + 1]]
+                key = ("S", op, u, v) if u <= v else ("S", op, v, u)
+            else:
+                key = ("S", op, *sorted([out[o] for o in set(ops[lo:hi])]))
+        out[i] = number(key, len(classes))
+    return dict(zip(graph.ids, out))
 
 
 def _same_op(x: Node, y: Node) -> bool:
@@ -499,8 +600,8 @@ class _Pairing:
         self.b2a: dict[str, tuple[str, str]] = {}
         self.b_pos = {nid: i for i, nid in enumerate(b.nodes)}
         self.b_consumers = b.consumers()
-        self.da: dict[str, bytes] = {}
-        self.db: dict[str, bytes] = {}
+        self.da: dict[str, int] = {}
+        self.db: dict[str, int] = {}
         # leaf pairs with different data that only the shape suggests: made last, if still free
         self.deferred: list[tuple[str, str]] = []
         # id(graph) -> its consumers, for leaves told apart by where they are used; made when needed
@@ -530,8 +631,9 @@ class _Pairing:
         for label, y in _unique_labels(b).items():
             if label in labels_a:
                 self.add(labels_a[label], y, "label")
-        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b})
-        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a})
+        classes: dict[tuple, int] = {}
+        self.da = _digests(a, {x: a.nodes[x].label for x in self.a2b}, classes)
+        self.db = _digests(b, {y: b.nodes[y].label for y in self.b2a}, classes)
         self._unique_digests()
         if a.root not in self.a2b and b.root not in self.b2a and not _labels_conflict(a.root_node, b.root_node):
             self.add(a.root, b.root, "structure")
@@ -998,35 +1100,33 @@ def _match(
 
 
 class _OpText(dict):
-    """Node -> its op's display text, worked out once per op and parameters (a graph has few)."""
+    """Position in ``graph`` -> its op's display text, worked out once per op and parameters (a graph has few)."""
 
-    def of(self, node: Node) -> str:
-        key = (node.op, tuple(node.params.items())) if node.params else node.op
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        self.names, self.codes, self.params = graph.op_names, graph.op_codes, graph.params
+
+    def at(self, pos: int) -> str:
+        code = int(self.codes[pos])
+        params = self.params.get(pos)
+        key = (code, tuple(params.items())) if params else code
         text = self.get(key)
         if text is None:
-            text = self[key] = node.op_display()
+            text = self[key] = Node("", op=self.names[code], params=params or NO_PARAMS).op_display()
         return text
 
 
-def _row(x: Node, y: Node, method: str, decomposed: bool, rtol: float, atol: float, op_text: _OpText) -> DiffRow:
-    data_abs, data_rel = _abs_rel(x.data, y.data)
-    grad_abs, grad_rel = _abs_rel(x.grad, y.grad)
-    return DiffRow(
-        x.id, y.id, method, y.label or x.label, op_text.of(x), op_text.of(y),
-        x.data, y.data, x.grad, y.grad, data_abs, data_rel, grad_abs, grad_rel,
-        not close(x.data, y.data, rtol=rtol, atol=atol), not close(x.grad, y.grad, rtol=rtol, atol=atol),
-        decomposed,
-    )
-
-
-def _id_rows(a: Graph, b: Graph, rtol: float, atol: float) -> tuple[list[DiffRow], bool]:
-    """Rows of the pairing by id, and whether it needs checking: some data or labels differ."""
-    op_text = _OpText()
-    rows = [_row(x, b.nodes[x.id], "id", False, rtol, atol, op_text) for x in a]
-    doubt = any(r.data_changed for r in rows) or any(
-        _labels_conflict(x, y) for x, y in zip(a, (b.nodes[k] for k in a.nodes))
-    )
-    return rows, doubt
+def _by_id(
+    a: Graph, b: Graph, perm: np.ndarray | slice, data_changed: np.ndarray, rtol: float, atol: float
+) -> DiffResult:
+    """Every node paired with the node of its id in ``b`` (``perm``: their positions there, see ``structure_perm``)."""
+    n = a.n
+    grad_changed = ~close_mask(a.grad, b.grad[perm], rtol=rtol, atol=atol)
+    pa = np.arange(n, dtype=np.int64)
+    pb = pa if isinstance(perm, slice) else perm
+    none = np.zeros(n, dtype=bool)
+    pairs = _Pairs(pa, pb, np.zeros(n, dtype=np.int8), none, data_changed, grad_changed, none)
+    return DiffResult(a, b, pairs, [], [], "id", rtol, atol)
 
 
 def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResult:
@@ -1064,31 +1164,45 @@ def diff(a: Any, b: Any, *, rtol: float = RTOL, atol: float = ATOL) -> DiffResul
     """
     ga = a if isinstance(a, Graph) else capture(a, keep_objects=False)
     gb = b if isinstance(b, Graph) else capture(b, keep_objects=False)
-    if _same_structure(ga, gb):
-        rows, doubt = _id_rows(ga, gb, rtol, atol)
-        if not doubt:
-            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+    perm = structure_perm(ga, gb)
+    if perm is not None:
+        data_changed = ~close_mask(ga.data, gb.data[perm], rtol=rtol, atol=atol)
+        if not data_changed.any() and not label_conflicts(ga, gb, perm):
+            return _by_id(ga, gb, perm, data_changed, rtol, atol)
         pairs, a2b, apart = _match(ga, gb, rtol, atol)
         if len(pairs) == len(gb) and all(x == y for x, y, _ in pairs):  # the pairing by id holds up
-            return DiffResult(ga, gb, rows, [], [], "id", rtol, atol)
+            return _by_id(ga, gb, perm, data_changed, rtol, atol)
     else:
         pairs, a2b, apart = _match(ga, gb, rtol, atol)
-    rows = []
-    op_text = _OpText()
-    for aid, bid, method in pairs:
-        x, y = ga.nodes[aid], gb.nodes[bid]
+    return _by_pairs(ga, gb, pairs, a2b, apart, rtol, atol)
+
+
+def _by_pairs(
+    a: Graph, b: Graph, pairs: list[tuple[str, str, str]], a2b: dict[str, str],
+    apart: frozenset[tuple[str, str]], rtol: float, atol: float,
+) -> DiffResult:
+    """The result of the pairing rules: ``pairs`` ``(id in a, id in b, method)`` in ``b``'s order."""
+    n = len(pairs)
+    pa, pb = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    method, decomposed, op_changed = np.empty(n, dtype=np.int8), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    code = {m: k for k, m in enumerate(METHODS)}
+    text_a, text_b = _OpText(a), _OpText(b)
+    for k, (aid, bid, how) in enumerate(pairs):
+        i, j = a.position(aid), b.position(bid)
+        x, y = a.nodes[aid], b.nodes[bid]
         # ops that differ over operands that are not each other's: one op, decomposed differently
-        decomposed = (
+        split = (
             not _same_op(x, y) and bool(x.operands) and bool(y.operands)
             and {a2b.get(o) for o in x.operands} != set(y.operands)
         )
-        rows.append(_row(x, y, method, decomposed, rtol, atol, op_text))
+        pa[k], pb[k], method[k], decomposed[k] = i, j, code[how], split
+        op_changed[k] = not split and text_a.at(i) != text_b.at(j)
     used_a = set(a2b)
     used_b = {bid for _, bid, _ in pairs}
-    methods = [m for m in METHODS if any(r.method == m for r in rows)]
+    methods = [m for k, m in enumerate(METHODS) if np.any(method == k)]
     return DiffResult(
-        ga, gb, rows,
-        [nid for nid in ga.nodes if nid not in used_a],
-        [nid for nid in gb.nodes if nid not in used_b],
+        a, b, _compared(a, b, pa, pb, method, decomposed, op_changed, rtol, atol),
+        [nid for nid in a.nodes if nid not in used_a],
+        [nid for nid in b.nodes if nid not in used_b],
         "+".join(methods) or "none", rtol, atol, apart,
     )
