@@ -35,7 +35,6 @@ import math
 import os
 import subprocess
 import sys
-import threading
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,20 +71,7 @@ def worker(case: str, graph: str, size: int) -> dict[str, Any]:
 
 
 def _worker_main(case: str, graph: str, size: int) -> None:
-    sys.setrecursionlimit(10**7)
-    threading.stack_size(1 << 30)  # micrograd's recursive backward, in the engines case
-    box: dict[str, Any] = {}
-
-    def go() -> None:
-        try:
-            box["result"] = worker(case, graph, size)
-        except BaseException as exc:  # reported in the table, not a traceback
-            box["result"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
-
-    t = threading.Thread(target=go)
-    t.start()
-    t.join()
-    print(json.dumps(box["result"]))
+    bench.print_in_big_thread(worker, case, graph, size)
 
 
 def run_worker(case: str, graph: str, size: int) -> dict[str, Any]:

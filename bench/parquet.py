@@ -31,9 +31,8 @@ most) over all the step files.
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import importlib.util
-import math
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 
 
+@functools.lru_cache(maxsize=None)
 def _bench_run() -> Any:
     """bench/run.py as a module (``bench`` is no package): its MLP builder is the graph here too."""
     spec = importlib.util.spec_from_file_location("gradviz_bench_run", HERE / "run.py")
@@ -52,14 +52,7 @@ def _bench_run() -> Any:
 
 
 def _timed(step: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    best, result = math.inf, None
-    for _ in range(runs):
-        result = None
-        gc.collect()
-        t0 = time.perf_counter()
-        result = step()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+    return _bench_run().best_of(step, runs)
 
 
 def _fmt(seconds: float) -> str:

@@ -30,7 +30,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from typing import Any, Callable
 
@@ -43,14 +42,7 @@ RUNS = 3
 
 
 def _timed(step: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(RUNS):
-        result = None
-        gc.collect()
-        t0 = time.perf_counter()
-        result = step()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+    return run.best_of(step, RUNS)
 
 
 def measure(graph: str, size: int) -> dict[str, Any]:
