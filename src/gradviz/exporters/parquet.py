@@ -65,7 +65,7 @@ from .._io import atomic_write
 from ..engine.ops import OPS
 from ..errors import GradvizError, SnapshotError, UsageError
 from ..graph.model import MOMENTS, ORDERS, Graph
-from .snapshot import MAX_NODES
+from .snapshot import MAX_NODES, op_misfit
 
 __all__ = ["FORMAT", "VERSION", "write_parquet", "read_parquet", "ParquetSeries", "to_arrow", "arrow_schema", "require_pyarrow"]
 
@@ -540,26 +540,30 @@ def _sparse_dict(column: Any, convert: Any) -> dict[int, Any]:
 
 
 def _check_ops(op_names: tuple[str, ...], op_codes: Any, arity: Any, params: dict[int, Any], engine: str, source: str) -> None:
-    """Refuse a known op whose operand count or parameters do not fit the op table (as the JSON loader does)."""
+    """Refuse a known op whose operand count or parameters do not fit the op table (the JSON loader's rule,
+    :func:`gradviz.exporters.snapshot.op_misfit`), naming the first such node of each op in turn."""
     has_params = np.zeros(len(op_codes), dtype=bool)
     has_params[list(params)] = True
-    foreign = engine != "gradviz"
+
+    def refuse(i: int, misfit: tuple[str, Any, Any]) -> None:
+        what, spec, got = misfit
+        if what == "operands":
+            raise SnapshotError(f"{source}: node at pos {i}: op {spec.name!r} takes {spec.arity} operand(s), got {got}")
+        want = ", ".join(spec.params) or "none"
+        raise SnapshotError(f"{source}: node at pos {i}: op {spec.name!r} has parameters {want}, got {', '.join(got) or 'none'}")
+
     for code, name in enumerate(op_names):
-        spec = OPS.get(name)
-        if spec is None:  # a leaf, or another engine's op: anything goes
+        if name not in OPS:  # a leaf, or another engine's op: anything goes
             continue
         at = np.flatnonzero(op_codes == code)
-        counts = arity[at]
-        # An engine that keeps operands in a set (micrograd) records `a + a` with one operand.
-        wrong = (counts > spec.arity) | ((counts < spec.arity) & ((counts < 1) | (not foreign)))
-        if wrong.any():
-            i = int(at[np.flatnonzero(wrong)[0]])
-            raise SnapshotError(f"{source}: node at pos {i}: op {name!r} takes {spec.arity} operand(s), got {int(arity[i])}")
-        lacking = at[~has_params[at]] if spec.params and not foreign else ()  # another engine's op may leave them out
-        if len(lacking):
-            raise SnapshotError(f"{source}: node at pos {int(lacking[0])}: op {name!r} has parameters {', '.join(spec.params)}, got none")
+        wrong = [m for m in np.unique(arity[at]).tolist() if op_misfit(name, m, None, engine)]
+        if wrong:
+            i = int(at[np.flatnonzero(np.isin(arity[at], wrong))[0]])
+            refuse(i, op_misfit(name, int(arity[i]), None, engine))  # type: ignore[arg-type]
+        lacking = at[~has_params[at]]  # the nodes of this op that have no parameters at all
+        if len(lacking) and op_misfit(name, None, (), engine):
+            refuse(int(lacking[0]), op_misfit(name, None, (), engine))  # type: ignore[arg-type]
     for i, p in sorted(params.items()):
-        spec = OPS.get(op_names[op_codes[i]])
-        if spec is not None and set(p) != set(spec.params) and not (foreign and not p):
-            want = ", ".join(spec.params) or "none"
-            raise SnapshotError(f"{source}: node at pos {i}: op {spec.name!r} has parameters {want}, got {', '.join(sorted(p)) or 'none'}")
+        misfit = op_misfit(op_names[op_codes[i]], None, p, engine)
+        if misfit is not None:
+            refuse(i, misfit)

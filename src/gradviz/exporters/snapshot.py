@@ -507,8 +507,11 @@ def _nesting_depth(text: str, data: bytes | None = None) -> int:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, kept.decode("ascii"))), default=0)
 
 
-def _op_mismatch(op: str, n: int | None, params: Iterable[str] | None, engine: str) -> str | None:
-    """What does not fit the op table at a node of op ``op`` (None if all fits, or the op is not gradviz's).
+def op_misfit(op: str, n: int | None, params: Iterable[str] | None, engine: str) -> tuple[str, Any, Any] | None:
+    """The op table's rule for a stored node: does its operand count or its parameters not fit its op?
+
+    The one place of this rule for every loader (JSON versions 1 and 2,
+    Parquet); each words the answer in its own terms.
 
     Args:
         op: the node's op name.
@@ -518,17 +521,33 @@ def _op_mismatch(op: str, n: int | None, params: Iterable[str] | None, engine: s
             operands (a ``set`` of them: micrograd records ``a + a`` with one)
             and no parameters (a name that leaves them out, as kaitorch's
             ``'swish'``: unverified, not refused).
+
+    Returns:
+        None if all fits or the op is not gradviz's (a leaf, another engine's
+        op); else ``('operands', op_spec, n)`` or ``('params', op_spec,
+        sorted parameter names)``, ``op_spec`` the :class:`~gradviz.engine.ops.Op`.
     """
     spec = OPS.get(op)
     if spec is None:  # a leaf, or another engine's op: anything goes
         return None
     if n is not None and (n > spec.arity or (n < spec.arity and (engine == "gradviz" or n < 1))):
-        return f"op {_show(spec.name)} takes {spec.arity} operand(s), got {n}"
+        return "operands", spec, n
     names = None if params is None else set(params)
     if names is not None and names != set(spec.params) and (engine == "gradviz" or names):
-        want = ", ".join(spec.params) or "none"
-        return f"op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, sorted(names))) or 'none'}"
+        return "params", spec, sorted(names)
     return None
+
+
+def _op_mismatch(op: str, n: int | None, params: Iterable[str] | None, engine: str) -> str | None:
+    """What does not fit the op table at a node of op ``op`` (see :func:`op_misfit`), as a JSON loader says it."""
+    misfit = op_misfit(op, n, params, engine)
+    if misfit is None:
+        return None
+    what, spec, got = misfit
+    if what == "operands":
+        return f"op {_show(spec.name)} takes {spec.arity} operand(s), got {got}"
+    want = ", ".join(spec.params) or "none"
+    return f"op {_show(spec.name)} has parameters {want}, got {', '.join(map(_show, got)) or 'none'}"
 
 
 def _check_node(nd: Mapping[str, Any], i: int, engine: str, source: str) -> None:
