@@ -43,7 +43,7 @@ from ..engine.ops import OPS, Op
 from .._gc import paused_gc
 from ..errors import GradvizError, UsageError
 from ..graph.capture import read_op
-from ..graph.model import NO_PARAMS, Graph, Node
+from ..graph.model import NO_PARAMS, Graph, Node, csr_offsets
 from ..graph.order import MERGED, UNKNOWN
 
 __all__ = ["Replay", "replay", "close", "data_scale", "safe_fsum", "forward_values", "effective_op", "RTOL", "ATOL"]
@@ -495,8 +495,7 @@ class Replay:
     def _use_slots(self) -> tuple[np.ndarray, np.ndarray]:
         """Per node, the slots holding it, by consumer then slot: ``(offsets (n+1,), slot index (k,))``."""
         order = np.argsort(self.slot_operand, kind="stable")  # stable: the slots of one operand stay in (consumer, slot) order
-        bounds = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.slot_operand, minlength=self.n), out=bounds[1:])
+        bounds = csr_offsets(np.bincount(self.slot_operand, minlength=self.n))
         return bounds, order
 
     def use_slots(self, i: int) -> np.ndarray:
@@ -773,8 +772,7 @@ def _refitted(offsets: np.ndarray, operand_pos: np.ndarray, arity: np.ndarray, r
     width = arity.copy()
     for i, pos in refit.items():
         width[i] = len(pos)
-    new_offsets = np.zeros(len(arity) + 1, dtype=np.int64)
-    np.cumsum(width, out=new_offsets[1:])
+    new_offsets = csr_offsets(width)
     node = np.repeat(np.arange(len(arity), dtype=np.int64), width)
     new_operands = operand_pos[offsets[node] + np.minimum(np.arange(len(node)) - new_offsets[node], arity[node] - 1)].astype(np.int32)
     for i, pos in refit.items():  # (every refit so far repeats one operand, which the line above already gives)

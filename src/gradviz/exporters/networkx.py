@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GradvizError
 from ..graph.capture import capture
-from ..graph.model import MOMENTS, Graph
+from ..graph.model import MOMENTS, Graph, csr_offsets
 
 __all__ = ["to_networkx", "from_networkx"]
 
@@ -120,8 +120,7 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
         if attrs.get("order"):
             orders[i] = str(attrs["order"])
     ids = [str(nid) for nid in order]
-    offsets = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     moment = g.graph.get("moment")
     return Graph.from_columns(
         data=data,

@@ -64,7 +64,7 @@ import numpy as np
 from .._io import atomic_write
 from ..engine.ops import OPS
 from ..errors import GradvizError, SnapshotError, UsageError
-from ..graph.model import MOMENTS, ORDERS, Graph
+from ..graph.model import MOMENTS, ORDERS, Graph, csr_offsets
 from .snapshot import MAX_NODES, op_misfit
 
 __all__ = ["FORMAT", "VERSION", "write_parquet", "read_parquet", "ParquetSeries", "to_arrow", "arrow_schema", "require_pyarrow"]
@@ -462,8 +462,7 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
         raise SnapshotError(f"{source}: the positions (column pos) are not 0 to {n - 1}, each once")
 
     arity = pc.list_value_length(cols["operands"]).to_numpy().astype(np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     operand_pos = pc.list_flatten(cols["operands"]).to_numpy().astype(np.int32)
     consumer = np.repeat(np.arange(n, dtype=np.int32), arity)
     bad = np.flatnonzero((operand_pos < 0) | (operand_pos >= consumer))

@@ -80,7 +80,7 @@ from .._gc import paused_gc
 from .._io import atomic_write
 from ..errors import SnapshotError
 from ..engine.ops import OPS
-from ..graph.model import MOMENTS, NO_PARAMS, Graph, Node
+from ..graph.model import MOMENTS, NO_PARAMS, Graph, Node, csr_offsets
 
 __all__ = [
     "FORMAT", "VERSION", "VERSIONS", "MAX_NODES", "MAX_BYTES", "MAX_DEPTH",
@@ -779,8 +779,7 @@ class _Columns:
         canonical = ids[0] == "n0" and ids == [f"n{i}" for i in range(n)]
         names = list(dict.fromkeys(["", *self.ops]))
         code = dict(zip(names, range(len(names))))
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, self.operands), np.int64, n), out=offsets[1:])
+        offsets = csr_offsets(np.fromiter(map(len, self.operands), np.int64, n))
         return Graph.from_columns(
             data=np.array(self.data, dtype=np.float64), grad=np.array(self.grad, dtype=np.float64),
             op_names=tuple(names), op_codes=np.fromiter(map(code.__getitem__, self.ops), np.int32, n),
@@ -1113,8 +1112,7 @@ def _graph_v2(c: _V2, source: str) -> Graph:
     _numbers(grad, "grad", c.nonfinite["grad"], source)
     for key, entries in (("params", c.params), ("orders", c.orders), ("local_grads", c.local)):
         _check_sparse(entries, f"$.{key}", n, source)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     _check_nodes(c, offsets, source)
     if c.root >= n:
         raise SnapshotError(f"{source}: the root {c.root} ($.root) is not a node of the snapshot (it has {n})")

@@ -41,7 +41,7 @@ from .._traversal import postorder
 from ..engine.ops import OPS
 from ..engine.value import _MARK_LOCK, Value, _identity_key
 from ..errors import CaptureError
-from .model import NO_PARAMS, Graph, Node, _OpCodes
+from .model import NO_PARAMS, Graph, Node, _OpCodes, csr_offsets
 from .order import MERGED, compares_by_value, decide, lost_operands
 
 __all__ = ["capture", "snapshot", "is_value_like", "normalize_op", "read_op", "CHILD_ATTRIBUTES", "LOCAL_GRADS_ATTRIBUTE"]
@@ -571,8 +571,7 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
         n = len(objects)
         prevs = list(map(_PREV, objects))
         arity = np.fromiter(map(len, prevs), np.int64, n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(arity, out=offsets[1:])
+        offsets = csr_offsets(arity)
         try:
             for i, v in enumerate(objects):
                 v._mark = i
@@ -760,8 +759,7 @@ def _capture_foreign(
         operand_pos.extend(slots)
     codes = _OpCodes()
     op_codes = np.fromiter(map(codes.__getitem__, ops), np.int32, n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     graph = Graph.from_columns(
         data=data, grad=grad, op_names=tuple(codes), op_codes=op_codes, offsets=offsets,
         operand_pos=np.array(operand_pos, dtype=np.int32), labels=labels, params=params,

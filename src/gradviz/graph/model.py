@@ -356,8 +356,7 @@ class Graph:
             slot = (np.arange(m, dtype=np.int64) - np.repeat(cols.offsets[:-1], self.arity)).astype(np.int32)
             order = np.argsort(cols.operand_pos, kind="stable")  # stable: consumer, then slot order
             counts = np.bincount(cols.operand_pos, minlength=n)
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(counts, out=offsets[1:])
+            offsets = csr_offsets(counts)
             self._consumers = (_readonly(offsets), _readonly(consumer[order]), _readonly(slot[order]))
         return self._consumers
 
@@ -590,6 +589,18 @@ class _Columns:
     arity: Any = None
 
 
+def csr_offsets(counts: Any) -> Any:
+    """CSR offsets of per-row counts: int64 array (len(counts) + 1,), 0 first, then the running sums.
+
+    Row ``i``'s entries are ``offsets[i]:offsets[i+1]``, the layout of
+    :attr:`Graph.offsets` (operand slots per node) and of
+    :meth:`Graph.consumer_csr` (uses per node).
+    """
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
 def _readonly(a: Any) -> Any:
     a.flags.writeable = False
     return a
@@ -696,8 +707,7 @@ def _columns_of(nodes: Mapping[str, Node]) -> _Columns:
     position = dict(zip(ids, range(len(ids))))
     n = len(values)
     arity = np.fromiter(map(len, map(_OPERANDS, values)), np.int64, n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     try:
         operand_pos = np.fromiter(
             chain.from_iterable(map(map, repeat(position.__getitem__), map(_OPERANDS, values))), np.int32, int(offsets[-1])

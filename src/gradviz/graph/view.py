@@ -54,7 +54,7 @@ import numpy as np
 
 from .._gc import paused_gc
 from ..errors import UsageError
-from .model import NO_PARAMS, Graph, Node
+from .model import NO_PARAMS, Graph, Node, csr_offsets
 
 __all__ = ["View", "select", "picture_view", "marked_first", "check_cap", "MAX_NODES", "MAX_EDGES", "COLLAPSE_MODES", "PLACEHOLDER_OP", "ROLE_PRIORITY", "HINT_STYLES"]
 
@@ -650,8 +650,7 @@ def _collapse(graph: Graph, unit: np.ndarray) -> tuple[_Work, np.ndarray, np.nda
         box_u, box_o = box_u[by], box_o[by]
     box_c = index[first[box_u]]
     counts = np.bincount(keep_c, minlength=m) + np.bincount(box_c, minlength=m)
-    w_offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(counts, out=w_offsets[1:])
+    w_offsets = csr_offsets(counts)
     w_operands = np.empty(int(w_offsets[-1]), np.int64)
     w_operands[w_offsets[keep_c] + keep_slot] = keep_o
     if len(box_c):
@@ -687,8 +686,7 @@ def _in_order(work: _Work) -> np.ndarray | None:
     """The positions of ``work`` in the lexicographically smallest topological order (Kahn's algorithm with a heap); None for a cycle."""
     n = work.n
     by = np.argsort(work.operands, kind="stable")  # each node's consumers, one per use, in order
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(work.operands, minlength=n), out=starts[1:])
+    starts = csr_offsets(np.bincount(work.operands, minlength=n))
     users = np.repeat(np.arange(n), work.arity())[by].tolist()
     starts_ = starts.tolist()
     waiting = work.arity().tolist()
@@ -711,8 +709,7 @@ def _renumber(work: _Work, order: np.ndarray) -> _Work:
     new = np.empty(work.n, np.int64)
     new[order] = np.arange(work.n)
     arity = work.arity()[order]
-    offsets = np.zeros(work.n + 1, np.int64)
-    np.cumsum(arity, out=offsets[1:])
+    offsets = csr_offsets(arity)
     slots = np.repeat(work.offsets[:-1][order] - offsets[:-1], arity) + np.arange(offsets[-1])
     return _Work(work.n, offsets, new[work.operands[slots]], work.orig[order], work.box[order], work.rewritten[order], int(new[work.root]), work.size[order])
 
@@ -776,8 +773,7 @@ class _Budget:
         if self._consumers is None:
             work = self.work
             by = np.argsort(work.operands, kind="stable")
-            offsets = np.zeros(work.n + 1, np.int64)
-            np.cumsum(np.bincount(work.operands, minlength=work.n), out=offsets[1:])
+            offsets = csr_offsets(np.bincount(work.operands, minlength=work.n))
             self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), work.arity())[by].tolist()
         offsets, users = self._consumers
         return users[offsets[w]:offsets[w + 1]]
