@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GradvizError
 from ..graph.capture import capture
-from ..graph.model import MOMENTS, Graph, csr_offsets
+from ..graph.model import MOMENTS, Graph, _OpCodes, csr_offsets
 
 __all__ = ["to_networkx", "from_networkx"]
 
@@ -95,7 +95,7 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
     keep = nx.ancestors(g, root) | {root}
     order = list(nx.lexicographical_topological_sort(g.subgraph(keep), key=_order_key(g)))
     position = {nid: i for i, nid in enumerate(order)}  # the root is last: every other kept node is its ancestor
-    op_codes: dict[str, int] = {"": 0}
+    op_codes = _OpCodes()
     codes, arity, operand_pos, labels, data, grad = [], [], [], [], [], []
     params: dict[int, dict[str, float]] = {}
     orders: dict[int, str] = {}
@@ -111,7 +111,7 @@ def from_networkx(g: nx.DiGraph, *, root: str | None = None) -> Graph:
             raise GradvizError(f"node {nid!r}: operand slots {sorted(slots)} do not fill 0..{len(slots) - 1}")
         arity.append(len(slots))
         operand_pos.extend(position[slots[k]] for k in range(len(slots)))
-        codes.append(op_codes.setdefault(str(attrs.get("op", "")), len(op_codes)))
+        codes.append(op_codes[str(attrs.get("op", ""))])
         labels.append(str(attrs.get("label", "")))
         data.append(float(attrs.get("data", 0.0)))
         grad.append(float(attrs.get("grad", 0.0)))
