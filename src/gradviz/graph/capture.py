@@ -590,10 +590,10 @@ def _capture_own(root: Value, moment: str | None, keep_objects: bool) -> Graph:
     op_codes = np.fromiter(map(codes.__getitem__, map(_OP, objects)), np.int32, n)
     # parameters only where the op has any (or is not gradviz's): the few '**' nodes, not a million empty reads
     names = tuple(codes)
-    with_params = [c for c, name in enumerate(names) if name not in OPS or OPS[name].params]
+    with_params = np.array([name not in OPS or bool(OPS[name].params) for name in names])
     params = {}
-    if with_params:
-        for i in np.flatnonzero(np.isin(op_codes, with_params)).tolist():
+    if with_params.any():
+        for i in np.flatnonzero(with_params[op_codes]).tolist():
             if objects[i]._params:
                 params[i] = dict(objects[i]._params)
     graph = Graph.from_columns(
@@ -625,12 +625,16 @@ def _marked_postorder(root: Value) -> list[Value] | None:
     seen, done = object(), object()
     order: list[Value] = []
     emit = order.append
+    # The node being walked and its operand iterator are kept in locals, and
+    # the stack holds only the nodes below it on the path: a descent pushes
+    # the current pair and a finished node pops its parent's, instead of
+    # reading ``stack[-1]`` on every turn of the loop (10-25% of the walk).
+    stack: list[tuple[Value, Any]] = []
+    push, pop = stack.append, stack.pop
     try:
         root._mark = seen
-        stack = [(root, iter(root._prev))]
-        push, pop = stack.append, stack.pop
-        while stack:
-            node, pending = stack[-1]
+        node, pending = root, iter(root._prev)
+        while True:
             for child in pending:
                 mark = child._mark
                 if mark is done:
@@ -641,14 +645,17 @@ def _marked_postorder(root: Value) -> list[Value] | None:
                 # A leaf is emitted at once instead of being pushed and popped.
                 if grandchildren:
                     child._mark = seen
-                    push((child, iter(grandchildren)))
+                    push((node, pending))
+                    node, pending = child, iter(grandchildren)
                     break
                 child._mark = done
                 emit(child)
             else:
-                pop()
                 node._mark = done
                 emit(node)
+                if not stack:
+                    break
+                node, pending = pop()
     except (AttributeError, TypeError):  # not a Value, or a _prev that is no collection
         return None
     # One object per class: each must be a Value with identity semantics.
