@@ -23,8 +23,14 @@ run), in a thread with a 1 GiB stack and a recursion limit of 10**7, which
 micrograd's recursive ``backward`` needs on deep graphs. Before each timed
 step the garbage collector runs (untimed); it stays enabled during the step,
 as in a user's program, and the time it spends collecting during the build
-is shown on its own row (read through ``gc.callbacks``). A step that takes under 0.2 s is repeated and the
-fastest run kept. Memory per node is what ``tracemalloc`` counts as held by
+is shown on its own row (read through ``gc.callbacks``). Every step runs
+three times (up to five while its runs together take under 0.2 s; once if a
+run takes 20 s) and the fastest run is kept: at least three runs at every
+size, so a step's growth from 10**5 to 10**6 nodes compares fastest with
+fastest (an earlier version ran a step over 0.2 s once, so one run at 10**6
+was compared with the best of five at 10**5). More runs are not better: each
+backward() leaves its new grad floats where the last one's were freed, and
+later reads of the graph get slower. Memory per node is what ``tracemalloc`` counts as held by
 the built graph (a separate build), divided by its node count.
 
 ``check`` and ``diff`` are timed if this gradviz has ``gradviz.check`` and
@@ -122,8 +128,11 @@ _COLLECTOR = _CollectorClock()
 gc.callbacks.append(_COLLECTOR)
 
 
-def _timed(step: Callable[[], Any], *, min_total: float = 0.2, max_runs: int = 5) -> tuple[float, Any, float]:
-    """Fastest of a few runs of ``step`` (one run if it takes ``min_total`` or more).
+def _timed(
+    step: Callable[[], Any], *, min_runs: int = 3, max_runs: int = 5, min_total: float = 0.2, max_total: float = 20.0
+) -> tuple[float, Any, float]:
+    """Fastest of ``min_runs`` runs of ``step``; up to ``max_runs`` while they take under ``min_total`` seconds
+    in all, and no more once they take ``max_total`` seconds (one run of a step that slow).
 
     Returns:
         tuple: ``(seconds, result, collector)``: the fastest run's time, the
@@ -131,7 +140,7 @@ def _timed(step: Callable[[], Any], *, min_total: float = 0.2, max_runs: int = 5
         fastest run.
     """
     best, result, spent, runs, collector = math.inf, None, 0.0, 0, 0.0
-    while runs < max_runs and (runs == 0 or spent < min_total):
+    while runs < max_runs and (runs < min_runs or spent < min_total) and (runs == 0 or spent < max_total):
         result = None
         gc.collect()
         collected = _COLLECTOR.total

@@ -68,7 +68,7 @@ def _files(folder: Path) -> set[str]:
 BAD = [
     ("missing snapshot", ["render", "nope.json", "-o", "o.dot"], "nope.json: no such file"),
     ("missing script", ["render", "nope.py", "-o", "o.dot"], "nope.py: no such file"),
-    ("unknown input kind", ["render", "g.txt", "-o", "o.dot"], "g.txt: give a snapshot (.json) or a Python script (.py)"),
+    ("unknown input kind", ["render", "g.txt", "-o", "o.dot"], "g.txt: give a snapshot (.json or .parquet) or a Python script (.py)"),
     ("unknown output format", ["render", "g.json", "-o", "o.jpeg"], "cannot tell the output format: format 'jpeg'"),
     ("output without suffix", ["render", "g.json", "-o", "out"], "no suffix on 'out'"),
     ("output folder missing", ["render", "g.json", "-o", "no/such/o.dot"], "folder 'no/such' does not exist"),

@@ -95,7 +95,7 @@ SEVERAL_ROOTS = "from gradviz import Value\na = Value(1.0)\nb = a * 2\nc = a + 3
         (["render", "{worked}", "-o", "{tmp}/L"], "cannot tell the output format: no suffix"),
         (["render", "{tmp}/missing.py", "-o", "{tmp}/x.json"], "missing.py: no such file"),
         (["render", "{tmp}/missing.json", "-o", "{tmp}/x.svg"], "missing.json: no such file"),
-        (["render", "{tmp}/input.txt", "-o", "{tmp}/x.json"], "give a snapshot (.json) or a Python script (.py)"),
+        (["render", "{tmp}/input.txt", "-o", "{tmp}/x.json"], "give a snapshot (.json or .parquet) or a Python script (.py)"),
         (["render", "{tmp}/roots.py", "-o", "{tmp}/x.json"], "several Values are used by no other Value (b, c); pass --root NAME"),
         (["render", "{tmp}/roots.py", "--root", "zz", "-o", "{tmp}/x.json"], "no variable 'zz' in the script"),
         (["render", "{tmp}/roots.py", "--root", "Value", "-o", "{tmp}/x.json"], "that variable is a type, not a Value"),

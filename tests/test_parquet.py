@@ -337,6 +337,32 @@ def test_cli_writes_a_file_a_pair_and_appends_steps(tmp_path):
     assert duckdb.sql(f"SELECT DISTINCT run FROM '{tmp_path}/P.*.parquet'").fetchall() == [("P",)]
 
 
+def test_a_parquet_snapshot_is_an_input_like_a_json_one(tmp_path):
+    # `gradviz snapshot -o L.parquet` writes what render, check, diff and gradviz.load then read
+    script = EXAMPLES / "worked_example.py"
+    for out in ("L.parquet", "L.json"):
+        done = run_gradviz("snapshot", script, "--backward", "-o", out, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    from_parquet, from_json = gradviz.load(tmp_path / "L.parquet"), gradviz.load(tmp_path / "L.json")
+    assert from_parquet == from_json
+    assert from_parquet.grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]  # a b e c d f L, worked by hand
+    for out in ("from_parquet.dot", "from_json.dot"):
+        done = run_gradviz("render", "L.parquet" if out == "from_parquet.dot" else "L.json", "-o", out, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    import pydot
+
+    (a,), (b,) = (pydot.graph_from_dot_file(str(tmp_path / f)) for f in ("from_parquet.dot", "from_json.dot"))
+    assert a.to_string() == b.to_string()
+    assert len(a.get_nodes()) > 7  # the seven values (and their op boxes), not an empty picture
+    done = run_gradviz("check", "L.parquet", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_gradviz("diff", "L.parquet", "L.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_gradviz("render", "L.parquet", "--backward", "-o", "x.svg", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, "gradviz: error: L.parquet: --root and --backward apply to scripts, not to snapshots\n")
+    assert not (tmp_path / "x.svg").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

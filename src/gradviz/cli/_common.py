@@ -97,7 +97,7 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
 
 
 def add_input_options(
-    parser: argparse.ArgumentParser, input_help: str = "a snapshot (.json) or a Python script (.py), which is run"
+    parser: argparse.ArgumentParser, input_help: str = "a snapshot (.json or .parquet) or a Python script (.py), which is run"
 ) -> None:
     """Add INPUT (described by ``input_help``) and --root, shared by every command that reads one graph."""
     parser.add_argument("input", metavar="INPUT", help=input_help)

@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("a", metavar="A", help="the first graph: a snapshot (.json) or a script (.py)")
+    p.add_argument("a", metavar="A", help="the first graph: a snapshot (.json or .parquet) or a script (.py)")
     p.add_argument("b", metavar="B", help="the second graph")
     p.add_argument("-o", "--output", metavar="OUTPUT", help="also write the diff as JSON or a picture (see below)")
     p.add_argument(

@@ -1335,7 +1335,8 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
     """Load a snapshot file written by :func:`save` (or ``gradviz render -o x.json``).
 
     Nothing in a snapshot is executed; it is validated against the shipped
-    JSON Schema and then for graph consistency.
+    JSON Schema and then for graph consistency. A path ending in ``.parquet``
+    is read by :func:`gradviz.read_parquet` instead (one step; needs pyarrow).
 
     Args:
         path: a file path or a file object.
@@ -1349,6 +1350,10 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
         SnapshotError: if the file cannot be read or is not a valid snapshot;
             the message names the file and what is wrong.
     """
+    if not hasattr(path, "read") and os.fspath(path).lower().endswith(".parquet"):
+        from .parquet import read_parquet
+
+        return read_parquet(path, max_nodes=max_nodes)
     if hasattr(path, "read"):
         text = _read_capped(path, 0, max_bytes, getattr(path, "name", "snapshot"))
         return loads(text, source=getattr(path, "name", "snapshot"), max_nodes=max_nodes, max_bytes=max_bytes)

@@ -626,11 +626,14 @@ def _marked_postorder(root: Value) -> list[Value] | None:
     order: list[Value] = []
     emit = order.append
     # The node being walked and its operand iterator are kept in locals, and
-    # the stack holds only the nodes below it on the path: a descent pushes
-    # the current pair and a finished node pops its parent's, instead of
-    # reading ``stack[-1]`` on every turn of the loop (10-25% of the walk).
-    stack: list[tuple[Value, Any]] = []
-    push, pop = stack.append, stack.pop
+    # two stacks hold those of the nodes below it on the path: a descent
+    # pushes the current pair and a finished node pops its parent's. No
+    # ``stack[-1]`` on every turn of the loop, and no (node, iterator) tuple
+    # per level, which a million-deep chain allocates a million of (the two
+    # together: 10-30% of the walk, measured on the bench's MLP and chain).
+    nodes: list[Value] = []
+    iterators: list[Any] = []
+    push_node, pop_node, push_iterator, pop_iterator = nodes.append, nodes.pop, iterators.append, iterators.pop
     try:
         root._mark = seen
         node, pending = root, iter(root._prev)
@@ -645,7 +648,8 @@ def _marked_postorder(root: Value) -> list[Value] | None:
                 # A leaf is emitted at once instead of being pushed and popped.
                 if grandchildren:
                     child._mark = seen
-                    push((node, pending))
+                    push_node(node)
+                    push_iterator(pending)
                     node, pending = child, iter(grandchildren)
                     break
                 child._mark = done
@@ -653,9 +657,9 @@ def _marked_postorder(root: Value) -> list[Value] | None:
             else:
                 node._mark = done
                 emit(node)
-                if not stack:
+                if not nodes:
                     break
-                node, pending = pop()
+                node, pending = pop_node(), pop_iterator()
     except (AttributeError, TypeError):  # not a Value, or a _prev that is no collection
         return None
     # One object per class: each must be a Value with identity semantics.

@@ -23,7 +23,7 @@ from .model import Graph
 
 __all__ = ["run_script", "run_backward", "find_root", "open_input", "check_input", "crash_hint", "BackwardRaised", "INPUT_SUFFIXES"]
 
-INPUT_SUFFIXES = (".json", ".py")
+INPUT_SUFFIXES = (".json", ".parquet", ".py")
 
 
 class BackwardRaised(GradvizError):
@@ -356,7 +356,7 @@ def open_input(
     record: bool = True,
     unfinished: bool = False,
 ) -> Graph:
-    """Read a graph from a snapshot (``.json``) or a script (``.py``).
+    """Read a graph from a snapshot (``.json``, or ``.parquet`` as :func:`gradviz.write_parquet` writes it) or a script (``.py``).
 
     A script runs under :func:`gradviz.record`: every ``_backward`` call it
     makes (and those of ``backward``) is recorded, and the recording goes
@@ -386,7 +386,10 @@ def open_input(
     Raises:
         UsageError: unknown suffix, or options that do not apply (also
             ``backward`` after the script's own ``backward()``, see above).
-        SnapshotError: an invalid snapshot.
+        SnapshotError: an invalid snapshot (a Parquet file holding several
+            steps names them: read one with :func:`gradviz.read_parquet`).
+        GradvizError: a ``.parquet`` input without pyarrow installed (says
+            ``pip install 'gradviz[arrow]'``).
         BackwardRaised: a node's ``_backward`` raised (unless ``unfinished``).
         GradvizError: the script failed or has no clear root.
     """
@@ -395,12 +398,16 @@ def open_input(
 
     check_input(path)
     suffix = Path(path).suffix.lower()
-    if suffix == ".json":
+    if suffix in (".json", ".parquet"):
         if root is not None or backward:
             raise UsageError(f"{os.fspath(path)}: --root and --backward apply to scripts, not to snapshots")
+        if suffix == ".parquet":
+            from ..exporters.parquet import read_parquet
+
+            return read_parquet(path)
         return load(path)
     if suffix != ".py":
-        raise UsageError(f"{os.fspath(path)}: give a snapshot (.json) or a Python script (.py)")
+        raise UsageError(f"{os.fspath(path)}: give a snapshot (.json or .parquet) or a Python script (.py)")
     recording = Recording() if record else None
     try:
         namespace = run_script(path, recording=recording)
