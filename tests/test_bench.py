@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
 
 from helpers import REPO
 
@@ -73,3 +79,13 @@ def test_render_shapes_measures_viewer_pages():
     for shape, nodes, median, _, size, layouts in rows:
         assert 0 < float(size) and int(layouts) >= 1
     assert int(rows[1][5]) == 2  # wide: the first picture and its one box of hidden operands
+
+
+def test_the_capture_kernel_prototype_gives_gradviz_captures_columns():
+    # bench/capture_kernel (issue 12's evidence) compiles a C walk and asserts its columns equal
+    # gradviz.capture's before printing a row; without a C compiler or Python's headers it cannot run
+    if shutil.which(os.environ.get("CC", "cc")) is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no C compiler or no Python headers to build bench/capture_kernel/ck.c")
+    out = _run("bench/capture_kernel/measure.py", "--sizes", "1e3", "--graphs", "chain,mlp")
+    rows = re.findall(rf"^(chain|mlp) 10\^3: backward {TIME}; gradviz.capture \d+\.\d\dx; C kernel .* \d+\.\d\dx; same columns$", out, flags=re.M)
+    assert rows == ["chain", "mlp"]
