@@ -264,6 +264,30 @@ def test_read_refuses_what_is_not_a_graph(tmp_path):
         read_parquet(path, max_nodes=6)
 
 
+def test_a_null_inside_operands_params_or_local_grads_is_refused_in_one_line(tmp_path):
+    # another writer's file: the list and map columns may hold null entries, which no graph has
+    good = to_arrow(worked_graph(), run="r", step=0)
+    a = Value(3.0, label="a")
+    squared = to_arrow(gradviz.snapshot(a**2), run="r", step=0)
+    assert squared["params"].to_pylist() == [None, [("exponent", 2.0)]]
+    cases = [
+        (_replace(good, "operands", [[], [], [None, 1], [], [2, 3], [], [4, 5]]), "column operands has a null operand position"),
+        (_replace(good, "local_grads", [None, None, [None, 2.0], None, None, None, None]), "node at pos 2 has a null in column local_grads"),
+        (_replace(squared, "params", [None, [("exponent", None)]]), "node at pos 1 has a null parameter value in column params"),
+    ]
+    for table, message in cases:
+        folder = tmp_path / str(len(os.listdir(tmp_path)))
+        folder.mkdir()
+        pq.write_table(table, folder / "bad.parquet")
+        with pytest.raises(SnapshotError) as caught:
+            read_parquet(folder / "bad.parquet")
+        assert str(caught.value) == f"{folder / 'bad.parquet'}: {message}"
+        for command in (["check", "bad.parquet"], ["render", "bad.parquet", "-o", "out.json"], ["trace", "bad.parquet"]):
+            done = run_gradviz(*command, cwd=folder)
+            assert (done.returncode, done.stderr.splitlines()) == (2, [f"gradviz: error: bad.parquet: {message}"])
+        assert os.listdir(folder) == ["bad.parquet"]
+
+
 def test_a_newer_format_version_is_refused_and_a_file_without_metadata_read(tmp_path):
     graph = worked_graph()
     table = to_arrow(graph, run="r", step=0)

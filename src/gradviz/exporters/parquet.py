@@ -463,7 +463,10 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
 
     arity = pc.list_value_length(cols["operands"]).to_numpy().astype(np.int64)
     offsets = csr_offsets(arity)
-    operand_pos = pc.list_flatten(cols["operands"]).to_numpy().astype(np.int32)
+    flat = pc.list_flatten(cols["operands"])
+    if flat.null_count:
+        raise SnapshotError(f"{source}: column operands has a null operand position")
+    operand_pos = flat.to_numpy().astype(np.int32)
     consumer = np.repeat(np.arange(n, dtype=np.int32), arity)
     bad = np.flatnonzero((operand_pos < 0) | (operand_pos >= consumer))
     if len(bad):
@@ -496,7 +499,12 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
     for i, o in orders.items():
         if o not in ORDERS:
             raise SnapshotError(f"{source}: node at pos {i} has operand_order {o!r}, not one of {', '.join(ORDERS)}")
+    for i, p in params.items():
+        if any(v is None for v in p.values()):
+            raise SnapshotError(f"{source}: node at pos {i} has a null parameter value in column params")
     for i, lg in local_grads.items():
+        if any(v is None for v in lg):
+            raise SnapshotError(f"{source}: node at pos {i} has a null in column local_grads")
         if len(lg) != arity[i]:
             raise SnapshotError(f"{source}: node at pos {i} has {len(lg)} local_grads for {arity[i]} operand(s)")
     _check_ops(op_names, op_codes, arity, params, engine, source)
