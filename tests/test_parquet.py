@@ -387,6 +387,20 @@ def test_a_parquet_snapshot_is_an_input_like_a_json_one(tmp_path):
     assert not (tmp_path / "x.svg").exists()
 
 
+def test_gradviz_load_reads_an_open_parquet_file_as_it_reads_the_path(tmp_path):
+    path = tmp_path / "L.parquet"
+    write_parquet(worked_graph(), path)
+    with open(path, "rb") as f:
+        graph = gradviz.load(f)
+    assert graph == gradviz.load(path)
+    assert graph.grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]  # a b e c d f L
+    assert gradviz.load(io.BytesIO(path.read_bytes())) == graph  # no name: known by its magic bytes
+    write_parquet([worked_graph()] * 2, tmp_path / "two.parquet", run="r")
+    with open(tmp_path / "two.parquet", "rb") as f, pytest.raises(SnapshotError) as caught:
+        gradviz.load(f)
+    assert str(caught.value).startswith(f"{tmp_path / 'two.parquet'}: holds 2 snapshots")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
