@@ -401,6 +401,18 @@ def test_gradviz_load_reads_an_open_parquet_file_as_it_reads_the_path(tmp_path):
     assert str(caught.value).startswith(f"{tmp_path / 'two.parquet'}: holds 2 snapshots")
 
 
+def test_a_missing_parquet_file_and_a_parquet_input_to_snapshot_are_named_plainly(tmp_path):
+    for missing in (tmp_path / "gone.parquet", tmp_path / "gone.json"):  # the same words for both
+        with pytest.raises(SnapshotError) as caught:
+            gradviz.load(missing)
+        assert str(caught.value) == f"{missing}: cannot read: No such file or directory"
+    write_parquet(worked_graph(), tmp_path / "L.parquet")
+    done = run_gradviz("snapshot", "L.parquet", "-o", "Y.json", cwd=tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2, ["gradviz: error: L.parquet: gradviz snapshot runs a Python script (.py); a .json or .parquet file is already a snapshot"])
+    assert sorted(os.listdir(tmp_path)) == ["L.parquet"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -382,6 +382,8 @@ def read_parquet(
     is_file_object = hasattr(path, "read")
     source = str(getattr(path, "name", "snapshot")) if is_file_object else os.fspath(path)
     files: Any = source
+    if not is_file_object and not os.path.exists(source):  # pyarrow's message would be the bare path
+        raise SnapshotError(f"{source}: cannot read: No such file or directory")
     if not is_file_object and os.path.isdir(source):  # its .parquet files, below it too; not the temporary files of a write under way
         files = sorted(os.fspath(f) for f in Path(source).rglob("*.parquet") if not f.name.startswith("."))
         if not files:
