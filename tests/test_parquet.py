@@ -264,6 +264,30 @@ def test_read_refuses_what_is_not_a_graph(tmp_path):
         read_parquet(path, max_nodes=6)
 
 
+def test_a_null_inside_operands_params_or_local_grads_is_refused_in_one_line(tmp_path):
+    # another writer's file: the list and map columns may hold null entries, which no graph has
+    good = to_arrow(worked_graph(), run="r", step=0)
+    a = Value(3.0, label="a")
+    squared = to_arrow(gradviz.snapshot(a**2), run="r", step=0)
+    assert squared["params"].to_pylist() == [None, [("exponent", 2.0)]]
+    cases = [
+        (_replace(good, "operands", [[], [], [None, 1], [], [2, 3], [], [4, 5]]), "column operands has a null operand position"),
+        (_replace(good, "local_grads", [None, None, [None, 2.0], None, None, None, None]), "node at pos 2 has a null in column local_grads"),
+        (_replace(squared, "params", [None, [("exponent", None)]]), "node at pos 1 has a null parameter value in column params"),
+    ]
+    for table, message in cases:
+        folder = tmp_path / str(len(os.listdir(tmp_path)))
+        folder.mkdir()
+        pq.write_table(table, folder / "bad.parquet")
+        with pytest.raises(SnapshotError) as caught:
+            read_parquet(folder / "bad.parquet")
+        assert str(caught.value) == f"{folder / 'bad.parquet'}: {message}"
+        for command in (["check", "bad.parquet"], ["render", "bad.parquet", "-o", "out.json"], ["trace", "bad.parquet"]):
+            done = run_gradviz(*command, cwd=folder)
+            assert (done.returncode, done.stderr.splitlines()) == (2, [f"gradviz: error: bad.parquet: {message}"])
+        assert os.listdir(folder) == ["bad.parquet"]
+
+
 def test_a_newer_format_version_is_refused_and_a_file_without_metadata_read(tmp_path):
     graph = worked_graph()
     table = to_arrow(graph, run="r", step=0)
@@ -361,6 +385,32 @@ def test_a_parquet_snapshot_is_an_input_like_a_json_one(tmp_path):
     done = run_gradviz("render", "L.parquet", "--backward", "-o", "x.svg", cwd=tmp_path)
     assert (done.returncode, done.stderr) == (2, "gradviz: error: L.parquet: --root and --backward apply to scripts, not to snapshots\n")
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_gradviz_load_reads_an_open_parquet_file_as_it_reads_the_path(tmp_path):
+    path = tmp_path / "L.parquet"
+    write_parquet(worked_graph(), path)
+    with open(path, "rb") as f:
+        graph = gradviz.load(f)
+    assert graph == gradviz.load(path)
+    assert graph.grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]  # a b e c d f L
+    assert gradviz.load(io.BytesIO(path.read_bytes())) == graph  # no name: known by its magic bytes
+    write_parquet([worked_graph()] * 2, tmp_path / "two.parquet", run="r")
+    with open(tmp_path / "two.parquet", "rb") as f, pytest.raises(SnapshotError) as caught:
+        gradviz.load(f)
+    assert str(caught.value).startswith(f"{tmp_path / 'two.parquet'}: holds 2 snapshots")
+
+
+def test_a_missing_parquet_file_and_a_parquet_input_to_snapshot_are_named_plainly(tmp_path):
+    for missing in (tmp_path / "gone.parquet", tmp_path / "gone.json"):  # the same words for both
+        with pytest.raises(SnapshotError) as caught:
+            gradviz.load(missing)
+        assert str(caught.value) == f"{missing}: cannot read: No such file or directory"
+    write_parquet(worked_graph(), tmp_path / "L.parquet")
+    done = run_gradviz("snapshot", "L.parquet", "-o", "Y.json", cwd=tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2, ["gradviz: error: L.parquet: gradviz snapshot runs a Python script (.py); a .json or .parquet file is already a snapshot"])
+    assert sorted(os.listdir(tmp_path)) == ["L.parquet"]
 
 
 @pytest.mark.parametrize(

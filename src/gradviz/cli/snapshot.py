@@ -115,7 +115,7 @@ def _writer(args: argparse.Namespace) -> Callable[[Graph, str], str]:
 def run(args: argparse.Namespace) -> int:
     check_input(args.input)
     if Path(args.input).suffix.lower() != ".py":
-        raise UsageError(f"{args.input}: gradviz snapshot runs a Python script (.py); a .json is already a snapshot")
+        raise UsageError(f"{args.input}: gradviz snapshot runs a Python script (.py); a .json or .parquet file is already a snapshot")
     write = _writer(args)
     outputs = pair_paths(args.output) if args.pair else (args.output,)
     if not _is_series(args.output):

@@ -353,13 +353,14 @@ class ParquetSeries:
 
 
 def read_parquet(
-    path: str | os.PathLike[str], *, run: str | None = None, step: int | None = None, max_nodes: int = MAX_NODES
+    path: str | os.PathLike[str] | Any, *, run: str | None = None, step: int | None = None, max_nodes: int = MAX_NODES
 ) -> Graph:
     """Read one step of a Parquet file or directory written by gradviz back as a :class:`Graph`.
 
     Args:
         path: a ``.parquet`` file (:func:`write_parquet`) or a directory of
-            them (:class:`ParquetSeries`; several runs below it are fine).
+            them (:class:`ParquetSeries`; several runs below it are fine), or
+            a binary file object of one file.
         run: which run; needed only if ``path`` holds several.
         step: which step; needed only if ``path`` holds several.
         max_nodes: refuse a step with more nodes than this.
@@ -378,14 +379,20 @@ def read_parquet(
             does not lead to the root); the message names the file.
     """
     pa = require_pyarrow()
-    source = os.fspath(path)
+    is_file_object = hasattr(path, "read")
+    source = str(getattr(path, "name", "snapshot")) if is_file_object else os.fspath(path)
     files: Any = source
-    if os.path.isdir(source):  # its .parquet files, below it too; not the temporary files of a write under way
+    if not is_file_object and not os.path.exists(source):  # pyarrow's message would be the bare path
+        raise SnapshotError(f"{source}: cannot read: No such file or directory")
+    if not is_file_object and os.path.isdir(source):  # its .parquet files, below it too; not the temporary files of a write under way
         files = sorted(os.fspath(f) for f in Path(source).rglob("*.parquet") if not f.name.startswith("."))
         if not files:
             raise SnapshotError(f"{source}: no .parquet files in this folder")
     try:
-        dataset = pa.dataset.dataset(files, format="parquet")
+        if is_file_object:
+            dataset = pa.dataset.dataset(pa.parquet.read_table(path))
+        else:
+            dataset = pa.dataset.dataset(files, format="parquet")
         missing = [f.name for f in arrow_schema() if f.name not in dataset.schema.names]
     except (OSError, pa.ArrowException) as exc:
         raise SnapshotError(f"{source}: cannot read as Parquet: {' '.join(str(exc).split())}") from None
@@ -463,7 +470,10 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
 
     arity = pc.list_value_length(cols["operands"]).to_numpy().astype(np.int64)
     offsets = csr_offsets(arity)
-    operand_pos = pc.list_flatten(cols["operands"]).to_numpy().astype(np.int32)
+    flat = pc.list_flatten(cols["operands"])
+    if flat.null_count:
+        raise SnapshotError(f"{source}: column operands has a null operand position")
+    operand_pos = flat.to_numpy().astype(np.int32)
     consumer = np.repeat(np.arange(n, dtype=np.int32), arity)
     bad = np.flatnonzero((operand_pos < 0) | (operand_pos >= consumer))
     if len(bad):
@@ -496,7 +506,12 @@ def _graph(table: Any, source: str, max_nodes: int) -> Graph:
     for i, o in orders.items():
         if o not in ORDERS:
             raise SnapshotError(f"{source}: node at pos {i} has operand_order {o!r}, not one of {', '.join(ORDERS)}")
+    for i, p in params.items():
+        if any(v is None for v in p.values()):
+            raise SnapshotError(f"{source}: node at pos {i} has a null parameter value in column params")
     for i, lg in local_grads.items():
+        if any(v is None for v in lg):
+            raise SnapshotError(f"{source}: node at pos {i} has a null in column local_grads")
         if len(lg) != arity[i]:
             raise SnapshotError(f"{source}: node at pos {i} has {len(lg)} local_grads for {arity[i]} operand(s)")
     _check_ops(op_names, op_codes, arity, params, engine, source)

@@ -60,6 +60,7 @@ read as before.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -1336,7 +1337,8 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
 
     Nothing in a snapshot is executed; it is validated against the shipped
     JSON Schema and then for graph consistency. A path ending in ``.parquet``
-    is read by :func:`gradviz.read_parquet` instead (one step; needs pyarrow).
+    is read by :func:`gradviz.read_parquet` instead (one step; needs pyarrow), and so
+    is a binary file object whose bytes start as Parquet's do.
 
     Args:
         path: a file path or a file object.
@@ -1356,6 +1358,12 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
         return read_parquet(path, max_nodes=max_nodes)
     if hasattr(path, "read"):
         text = _read_capped(path, 0, max_bytes, getattr(path, "name", "snapshot"))
+        if isinstance(text, bytes) and text[:4] == b"PAR1":  # a Parquet file's magic bytes
+            from .parquet import read_parquet
+
+            buffer = io.BytesIO(text)
+            buffer.name = getattr(path, "name", "snapshot")
+            return read_parquet(buffer, max_nodes=max_nodes)
         return loads(text, source=getattr(path, "name", "snapshot"), max_nodes=max_nodes, max_bytes=max_bytes)
     source = os.fspath(path)
     try:
