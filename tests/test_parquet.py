@@ -157,7 +157,7 @@ def test_a_series_in_one_file_is_one_row_group_per_step(tmp_path):
     ]
     assert read_parquet(path, step=11) == graphs[1]
     assert read_parquet(path, run="r", step=12) == graphs[2]
-    with pytest.raises(SnapshotError, match=r"run\.parquet: holds 3 snapshots \(run 'r'; steps 10 to 12\); choose one with run= and step="):
+    with pytest.raises(SnapshotError, match=r"run\.parquet: holds 3 snapshots \(run 'r'; steps 10 to 12\); choose one with gradviz\.read_parquet\(path, run=\.\.\., step=\.\.\.\)"):
         read_parquet(path)
     with pytest.raises(SnapshotError, match=r"run\.parquet: no rows for run 'r' step 13$"):
         read_parquet(path, run="r", step=13)

@@ -439,7 +439,7 @@ def _which(keys: Any, run: str | None, step: int | None) -> str:
     return (
         f"holds {keys.num_rows:,} snapshots{' for ' + chosen if chosen else ''} "
         f"(run{'s' if len(runs) > 1 else ''} {shown}; steps {min(steps)} to {max(steps)}); "
-        "choose one with run= and step="
+        "choose one with gradviz.read_parquet(path, run=..., step=...)"
     )
 
 
