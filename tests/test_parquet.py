@@ -495,3 +495,15 @@ def test_bench_prints_every_row():
     assert re.fullmatch(r"  append +\d+(\.\d)? (us|ms|s)  per step \(median\)", lines[10])
     assert re.fullmatch(r"  DuckDB query +\d+(\.\d+)? (us|ms|s)  which parameter's grad changed most, over every step", lines[11])
     assert len(lines) == 12
+
+
+def test_load_of_a_parquet_file_opened_as_text_says_to_open_it_binary(tmp_path):
+    path = tmp_path / "L.parquet"
+    write_parquet(worked_graph(), path)
+    with open(path, encoding="utf-8") as f, pytest.raises(SnapshotError) as raised:
+        gradviz.load(f)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not UTF-8 text (") and message.endswith("open a Parquet file in binary mode ('rb')")
+    assert "\n" not in message
+    with open(path, "rb") as f:  # the same file, opened as bytes, is read
+        assert gradviz.load(f).grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]

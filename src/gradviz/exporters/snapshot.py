@@ -1357,7 +1357,13 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
 
         return read_parquet(path, max_nodes=max_nodes)
     if hasattr(path, "read"):
-        text = _read_capped(path, 0, max_bytes, getattr(path, "name", "snapshot"))
+        try:
+            text = _read_capped(path, 0, max_bytes, getattr(path, "name", "snapshot"))
+        except UnicodeDecodeError as exc:  # a text-mode file object of bytes that are not UTF-8 (a Parquet file, say)
+            raise SnapshotError(
+                f"{getattr(path, 'name', 'snapshot')}: not UTF-8 text ({exc.reason} at byte {exc.start} of a read); "
+                "open a Parquet file in binary mode ('rb')"
+            ) from None
         if isinstance(text, bytes) and text[:4] == b"PAR1":  # a Parquet file's magic bytes
             from .parquet import read_parquet
 
