@@ -338,6 +338,8 @@ def test_gradviz_imports_and_runs_without_pyarrow(tmp_path):
     assert (done.returncode, done.stderr) == (0, "gradviz: wrote L.json (7 nodes)\n")
     done = run("snapshot", script, "--backward", "-o", "runs/L/")
     assert (done.returncode, done.stderr) == (2, "gradviz: error: Parquet needs pyarrow: pip install 'gradviz[arrow]'\n")
+    done = run("render", "L.json", "-o", "L.parquet")
+    assert (done.returncode, done.stderr) == (2, "gradviz: error: Parquet needs pyarrow: pip install 'gradviz[arrow]'\n")
     assert os.listdir(tmp_path) == ["L.json"]
 
 
@@ -507,3 +509,26 @@ def test_load_of_a_parquet_file_opened_as_text_says_to_open_it_binary(tmp_path):
     assert "\n" not in message
     with open(path, "rb") as f:  # the same file, opened as bytes, is read
         assert gradviz.load(f).grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]
+
+
+def test_render_writes_a_json_snapshot_as_parquet_and_back(tmp_path):
+    script = EXAMPLES / "worked_example.py"
+    done = run_gradviz("snapshot", script, "--backward", "-o", "L.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = run_gradviz("render", "L.json", "-o", "lecture.parquet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "gradviz: wrote lecture.parquet (7 nodes)"
+    rows = pq.read_table(tmp_path / "lecture.parquet").to_pylist()
+    assert {(r["run"], r["step"]) for r in rows} == {("lecture", 0)}  # run: the output file's name
+    assert [(r["label"], r["grad"]) for r in rows] == [(label, grad) for label, _, _, grad, _ in WORKED_ROWS]
+    assert gradviz.load(tmp_path / "lecture.parquet") == gradviz.load(tmp_path / "L.json")
+    done = run_gradviz("render", "lecture.parquet", "-o", "again.json", cwd=tmp_path)  # and back, unchanged
+    assert done.returncode == 0, done.stderr
+    assert gradviz.load(tmp_path / "again.json") == gradviz.load(tmp_path / "L.json")
+    out = gradviz.render(worked_graph(), tmp_path / "api.parquet")  # the Python API, the same file
+    assert out == tmp_path / "api.parquet"
+    assert read_parquet(out) == worked_graph()
+    assert set(pq.read_table(out).column("run").to_pylist()) == {"api"}
+    done = run_gradviz("check", "L.json", "-o", "checked.parquet", cwd=tmp_path)  # an analysis's -o: the graph
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert gradviz.load(tmp_path / "checked.parquet") == gradviz.load(tmp_path / "L.json")

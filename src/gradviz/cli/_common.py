@@ -93,6 +93,10 @@ def prepare_output(output: str | os.PathLike[str], *inputs: str | os.PathLike[st
     fmt = format_for(output)
     if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)
+    if fmt == "parquet":
+        from ..exporters.parquet import require_pyarrow
+
+        require_pyarrow()  # says what to install, before a script runs
     return fmt
 
 
@@ -182,6 +186,7 @@ def write_output(output: str | os.PathLike[str], fmt: str, report_json: str, gra
             import json
 
             options["report"] = json.loads(report_json)
+        options.setdefault("run", Path(output).stem)  # a .parquet output's run column, as write_parquet names it
         picture = draw_picture(graph, fmt, **options)  # type: ignore[arg-type]
         for note in picture.notes:
             say(note)

@@ -16,7 +16,7 @@ from ._common import EXIT_OK, add_input_options, add_picture_options, nodes, pic
 
 _EPILOG = """\
 output formats (from OUTPUT's suffix):
-""" + "\n".join(f"  .{suffix:<5} {what}" for suffix, what in FORMATS.items()) + """
+""" + "\n".join(f"  .{suffix:<8} {what}" for suffix, what in FORMATS.items()) + """
 
 examples:
   gradviz render examples/worked_example.py --backward -o L.svg
@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
     with stage(f"reading {args.input}"):
         graph = open_input(args.input, root=args.root, backward=args.backward)
     work = "laying out and drawing" if fmt in IMAGE_FORMATS else "writing"
-    with stage(f"{work} the picture of {nodes(len(graph))}" if fmt != "json" else f"writing {nodes(len(graph))}"):
+    with stage(f"{work} the picture of {nodes(len(graph))}" if fmt not in ("json", "parquet") else f"writing {nodes(len(graph))}"):
         picture = draw_picture(
             graph, fmt, renderer=args.renderer, rankdir=args.rankdir, title=args.title,
             focus=args.focus, depth=3 if args.depth is None else args.depth, collapse=args.collapse or "auto",
-            **picture_options(args),
+            run=Path(output).stem, **picture_options(args),
         )
     for note in picture.notes:
         say(note)

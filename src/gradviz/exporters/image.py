@@ -65,6 +65,7 @@ FORMATS: dict[str, str] = {
     "dot": "DOT source text (no layout needed)",
     "gv": "DOT source text (no layout needed)",
     "json": "gradviz JSON snapshot (loads back with gradviz.load)",
+    "parquet": "gradviz snapshot as Parquet, one row per node (for DuckDB, polars; needs gradviz[arrow])",
     "html": "interactive viewer, one offline HTML file (Graphviz layout; step through backward)",
 }
 #: The formats that need a Graphviz renderer.
@@ -268,6 +269,7 @@ def draw_picture(
     roles: Mapping[str, str] | None = None,
     renderer: str | None = None,
     hints: str = "keywords",
+    run: str = "gradviz",
     **dot_options: Any,
 ) -> Picture:
     """Draw ``graph`` within the node and edge caps and the time budget: the one road of every picture.
@@ -295,6 +297,8 @@ def draw_picture(
         hints: how messages name the ways to see more: 'keywords'
             (``full=True``) or 'flags' (``--full``), see
             :data:`gradviz.graph.view.HINT_STYLES`.
+        run: the ``run`` column of a ``'parquet'`` snapshot (the writers
+            of a file give its name without suffix, as ``write_parquet`` does).
         **dot_options: ``rankdir``, ``notes``, ``title`` (see
             :func:`gradviz.exporters.dot.to_dot`).
 
@@ -317,6 +321,10 @@ def draw_picture(
         from .snapshot import dumps
 
         return Picture(dumps(graph).encode("utf-8"), fmt)
+    if fmt == "parquet":  # a snapshot too: every node, never cut
+        from .parquet import parquet_bytes
+
+        return Picture(parquet_bytes(graph, run=run), fmt)
     if fmt == "html":  # the viewer holds every node: it cuts a big graph itself and embeds what it hides
         from .html import page
 
@@ -479,8 +487,9 @@ def render(
 
     Args:
         root_or_graph: a root ``Value`` (or look-alike), or a :class:`Graph`.
-        path: the output file: ``.svg``, ``.png``, ``.pdf``, ``.dot``/``.gv``
-            or ``.json`` (a snapshot). Written atomically.
+        path: the output file: ``.svg``, ``.png``, ``.pdf``, ``.dot``/``.gv``,
+            ``.html``, or ``.json`` or ``.parquet`` (a snapshot; Parquet's
+            ``run`` column is the file's name without suffix). Written atomically.
         format: overrides the suffix.
         renderer: see :func:`available_renderer`.
         on_note: called with each line on what was left out or fell back;
@@ -512,6 +521,11 @@ def render(
     fmt = format_for(path, format)
     if fmt in IMAGE_FORMATS or fmt == "html":
         available_renderer(renderer)  # fail before any work
+    if fmt == "parquet":
+        from .parquet import require_pyarrow
+
+        require_pyarrow()
+        options.setdefault("run", Path(path).stem)
     graph = capture(root_or_graph, keep_objects=False) if not isinstance(root_or_graph, Graph) else root_or_graph
     picture = draw_picture(graph, fmt, renderer=renderer, **options)
     for note in picture.notes:

@@ -53,6 +53,7 @@ Two writers:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -262,6 +263,25 @@ def write_parquet(graphs: Graph | Iterable[Graph], path: str | os.PathLike[str],
     _check_key(run, step)
     items = [graphs] if isinstance(graphs, Graph) else graphs
     atomic_write(path, lambda f: _write_steps(f, items, run, step))
+
+
+def parquet_bytes(graph: Graph, *, run: str, step: int = 0) -> bytes:
+    """``graph`` as the bytes of a one-step Parquet file, as :func:`write_parquet` writes it.
+
+    Args:
+        graph: the captured graph.
+        run: the ``run`` column (``gradviz render`` gives the output file's name without suffix).
+        step: the ``step`` column.
+
+    Raises:
+        GradvizError: if pyarrow is not installed (``pip install 'gradviz[arrow]'``).
+        UsageError: a bad ``run`` or ``step``.
+    """
+    require_pyarrow()
+    _check_key(run, step)
+    buffer = io.BytesIO()
+    _write_steps(buffer, [graph], run, step)
+    return buffer.getvalue()
 
 
 class ParquetSeries:
