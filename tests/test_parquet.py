@@ -532,3 +532,12 @@ def test_render_writes_a_json_snapshot_as_parquet_and_back(tmp_path):
     done = run_gradviz("check", "L.json", "-o", "checked.parquet", cwd=tmp_path)  # an analysis's -o: the graph
     assert done.returncode == 0, done.stdout + done.stderr
     assert gradviz.load(tmp_path / "checked.parquet") == gradviz.load(tmp_path / "L.json")
+
+
+def test_load_of_a_parquet_path_keeps_the_byte_cap(tmp_path):
+    path = tmp_path / "L.parquet"
+    write_parquet(worked_graph(), path)
+    size = path.stat().st_size
+    with pytest.raises(SnapshotError, match=rf"^{re.escape(str(path))}: {size:,} bytes is more than the limit of 100 \(see max_bytes\)$"):
+        gradviz.load(path, max_bytes=100)
+    assert gradviz.load(path, max_bytes=size) == worked_graph()

@@ -1355,6 +1355,8 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
     if not hasattr(path, "read") and os.fspath(path).lower().endswith(".parquet"):
         from .parquet import read_parquet
 
+        if os.path.isfile(path) and os.path.getsize(path) > max_bytes:  # the cap holds before any reading, as for JSON
+            raise SnapshotError(f"{os.fspath(path)}: {os.path.getsize(path):,} bytes is more than the limit of {max_bytes:,} (see max_bytes)")
         return read_parquet(path, max_nodes=max_nodes)
     if hasattr(path, "read"):
         try:
