@@ -701,8 +701,8 @@ def _capture_own_careful(root: Value, moment: str | None, keep_objects: bool) ->
     return graph
 
 
-def _local_grads(v: Any, attr: str, operands: tuple[str, ...], kids: Sequence[Any]) -> tuple[float, ...] | None:
-    """``v``'s own local derivatives under ``attr``, one float per operand slot, or None."""
+def _local_grads(v: Any, attr: str, operands: Sequence[int], kids: Sequence[Any]) -> tuple[float, ...] | None:
+    """``v``'s own local derivatives under ``attr``, one float per operand slot (``operands``: their positions), or None."""
     raw = getattr(v, attr, None)
     if raw is None or not operands or not isinstance(kids, tuple):
         return None  # not stored, a leaf, or operands from a set: nothing to align them with
@@ -759,7 +759,7 @@ def _capture_foreign(
         op, p, _doubt = read_op(op_raw, [data[j] for j in slots], value)  # the replay says the doubt
         if p:
             params[i] = p
-        local = _local_grads(v, local_attr, tuple(f"n{j}" for j in slots), kids)
+        local = _local_grads(v, local_attr, slots, kids)
         if local is not None:
             local_grads[i] = local
         data.append(value)
