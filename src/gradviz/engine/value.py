@@ -387,10 +387,15 @@ def _to_float(x: Number) -> float:
     try:
         return float(x)
     except OverflowError:
-        size = f"an int of about {int(x.bit_length() * 0.30103) + 1} digits" if isinstance(x, int) else f"{x!r:.40}"
+        size = _int_size(x) if isinstance(x, int) else f"{x!r:.40}"
         raise OverflowError(
             f"Value(data) takes a real number a float can hold (at most about 1.8e308 in size), not {size}"
         ) from None
+
+
+def _int_size(x: int) -> str:
+    """How big an int too big for a float is, for an error message: ``'an int of about 401 digits'`` (log10 2 = 0.30103)."""
+    return f"an int of about {int(x.bit_length() * 0.30103) + 1} digits"
 
 
 def _wrap(x: "Value | Number") -> "Value | None":

@@ -39,7 +39,7 @@ import numpy as np
 from .._gc import paused_gc
 from .._traversal import postorder
 from ..engine.ops import OPS
-from ..engine.value import _MARK_LOCK, Value, _identity_key
+from ..engine.value import _MARK_LOCK, Value, _identity_key, _int_size
 from ..errors import CaptureError
 from .model import NO_PARAMS, Graph, Node, _OpCodes, csr_offsets
 from .order import MERGED, compares_by_value, decide, lost_operands
@@ -285,7 +285,7 @@ def _number(obj: object, attr: str) -> float:
             value = value.item()
         return float(value)
     except OverflowError:  # 10**400: a number, but none a float holds
-        size = f"an int of about {int(value.bit_length() * 0.30103) + 1} digits" if isinstance(value, int) else type(value).__name__
+        size = _int_size(value) if isinstance(value, int) else type(value).__name__
         raise CaptureError(
             f"{type(obj).__name__}.{attr} must be a real number a float can hold (at most about 1.8e308 in size), got {size}"
         ) from None
