@@ -401,11 +401,7 @@ def open_input(
     if suffix in (".json", ".parquet"):
         if root is not None or backward:
             raise UsageError(f"{os.fspath(path)}: --root and --backward apply to scripts, not to snapshots")
-        if suffix == ".parquet":
-            from ..exporters.parquet import read_parquet
-
-            return read_parquet(path)
-        return load(path)
+        return load(path)  # a .parquet path too (load sends it to read_parquet, within the byte cap)
     if suffix != ".py":
         raise UsageError(f"{os.fspath(path)}: give a snapshot (.json or .parquet) or a Python script (.py)")
     recording = Recording() if record else None
