@@ -137,10 +137,11 @@ def _node_dict(node: Node) -> dict[str, Any]:
     return d
 
 
-def _header(graph: Graph, version: int = 1) -> dict[str, Any]:
+def _header(graph: Graph) -> dict[str, Any]:
+    """The top-level fields of a version 1 document (version 2 writes its own in :func:`_v2_parts`)."""
     return {
         "format": FORMAT,
-        "version": version,
+        "version": 1,
         "moment": graph.moment,
         "engine": graph.engine,
         "directed": True,
@@ -761,6 +762,7 @@ class _Columns:
             self.local[i] = tuple(values)
         #: The set of the positions of all operands, once :meth:`graph` has found them.
         self.used: set[int] | None = None
+        self.canonical = False  # ids 'n0', 'n1', ... in order (found by _earlier_operands)
 
     def numbers_fit(self) -> bool:
         """Whether every number fits a 64-bit float."""
@@ -777,7 +779,7 @@ class _Columns:
         n, ids = len(self.ids), self.ids
         if not n or ids[-1] != root or not self.lead_to(root):
             return None  # the root must come last for every node to lead to it
-        canonical = ids[0] == "n0" and ids == [f"n{i}" for i in range(n)]
+        canonical = self.canonical
         names = list(dict.fromkeys(["", *self.ops]))
         code = dict(zip(names, range(len(names))))
         offsets = csr_offsets(np.fromiter(map(len, self.operands), np.int64, n))
@@ -806,7 +808,8 @@ class _Columns:
         flat = list(chain.from_iterable(operands))
         consumer = chain.from_iterable(map(repeat, range(n), map(len, operands)))
         canonical = [f"n{i}" for i in range(n)] if n and ids[0] == "n0" and ids[-1] == f"n{n - 1}" else None
-        if ids == canonical:
+        self.canonical = ids == canonical
+        if self.canonical:
             try:
                 positions = list(map(int, map(_AFTER_FIRST, flat)))
             except ValueError:  # not a number after the 'n'
@@ -1355,8 +1358,9 @@ def load(path: str | os.PathLike[str] | IO[Any], *, max_nodes: int = MAX_NODES, 
     if not hasattr(path, "read") and os.fspath(path).lower().endswith(".parquet"):
         from .parquet import read_parquet
 
-        if os.path.isfile(path) and os.path.getsize(path) > max_bytes:  # the cap holds before any reading, as for JSON
-            raise SnapshotError(f"{os.fspath(path)}: {os.path.getsize(path):,} bytes is more than the limit of {max_bytes:,} (see max_bytes)")
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        if size > max_bytes:  # the cap holds before any reading, as for JSON
+            raise SnapshotError(f"{os.fspath(path)}: {size:,} bytes is more than the limit of {max_bytes:,} (see max_bytes)")
         return read_parquet(path, max_nodes=max_nodes)
     if hasattr(path, "read"):
         try:
