@@ -541,3 +541,12 @@ def test_load_of_a_parquet_path_keeps_the_byte_cap(tmp_path):
     with pytest.raises(SnapshotError, match=rf"^{re.escape(str(path))}: {size:,} bytes is more than the limit of 100 \(see max_bytes\)$"):
         gradviz.load(path, max_bytes=100)
     assert gradviz.load(path, max_bytes=size) == worked_graph()
+
+
+def test_a_series_folder_named_like_a_json_file_is_still_a_series(tmp_path):
+    # -o DIR/ appends a step to a Parquet series whatever the folder's name ends in
+    done = run_gradviz("snapshot", EXAMPLES / "worked_example.py", "--backward", "-o", "runs.json/", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs.json").is_dir()
+    assert ParquetSeries(tmp_path / "runs.json").steps == [0]
+    assert read_parquet(tmp_path / "runs.json").grad.tolist() == [6.0, -4.0, -2.0, -2.0, -2.0, 4.0, 1.0]

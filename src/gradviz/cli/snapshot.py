@@ -91,10 +91,12 @@ def _is_series(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
-def _writer(args: argparse.Namespace) -> Callable[[Graph, str], str]:
-    """Check the output options before the script runs; return ``write(graph, path) -> what was written``."""
-    series = _is_series(args.output)
-    suffix = Path(args.output).suffix.lower()
+def _writer(args: argparse.Namespace, series: bool) -> Callable[[Graph, str], str]:
+    """Check the output options before the script runs; return ``write(graph, path) -> what was written``.
+
+    ``series``: the output is a folder (:func:`_is_series`), whatever its name ends in (``runs.json/``).
+    """
+    suffix = "" if series else Path(args.output).suffix.lower()
     if not series and suffix not in (".json", ".parquet"):
         raise UsageError(f"{args.output}: a snapshot is JSON or Parquet; name the output *.json or *.parquet (or DIR/ for a Parquet series)")
     if suffix == ".json" and (args.run_name is not None or args.step is not None):
@@ -116,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
     check_input(args.input)
     if Path(args.input).suffix.lower() != ".py":
         raise UsageError(f"{args.input}: gradviz snapshot runs a Python script (.py); a .json or .parquet file is already a snapshot")
-    write = _writer(args)
+    series = _is_series(args.output)
+    write = _writer(args, series)
     outputs = pair_paths(args.output) if args.pair else (args.output,)
-    if not _is_series(args.output):
+    if not series:
         for out in outputs:
             check_output_path(out, args.input)
     if args.pair:
