@@ -65,13 +65,13 @@ def abs_rel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d, rel
 
 
-def node_ids(graph: Graph, positions: np.ndarray, canonical: bool) -> list[str]:
-    """The ids of the nodes at ``positions``; ``canonical``: ``graph.canonical_ids`` (read once by the caller).
+def node_ids(graph: Graph, positions: np.ndarray) -> list[str]:
+    """The ids of the nodes at ``positions``.
 
     A capture's ids are worked out from the positions, without making the
     list of every id.
     """
-    if canonical:
+    if graph.canonical_ids:
         return [f"n{p}" for p in positions.tolist()]
     ids = graph.ids
     return [ids[p] for p in positions.tolist()]

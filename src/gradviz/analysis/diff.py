@@ -284,7 +284,7 @@ class DiffResult:
         op_a, op_b = _OpText(a), _OpText(b)
         return list(map(
             DiffRow,
-            node_ids(a, pa, self._canonical("a")), node_ids(b, pb, self._canonical("b")),
+            node_ids(a, pa), node_ids(b, pb),
             [METHODS[m] for m in p.method[index].tolist()],
             [labels_b[j] or labels_a[i] for i, j in zip(pa_list, pb_list)],
             map(op_a.at, pa_list), map(op_b.at, pb_list),
@@ -292,14 +292,6 @@ class DiffResult:
             data_abs.tolist(), data_rel.tolist(), grad_abs.tolist(), grad_rel.tolist(),
             p.data_changed[index].tolist(), p.grad_changed[index].tolist(), p.decomposed[index].tolist(),
         ))
-
-    def _canonical(self, side: str) -> bool:
-        """``canonical_ids`` of graph ``a`` or ``b``, read once (for a graph built from Nodes it reads every id)."""
-        key = "_canonical_" + side
-        known = self.__dict__.get(key)
-        if known is None:
-            known = self.__dict__[key] = (self.a if side == "a" else self.b).canonical_ids
-        return known
 
     @property
     def equal(self) -> bool:

@@ -151,6 +151,7 @@ class Graph:
         self._columns: _Columns | None = None
         self._ids: list[str] | None = None
         self._made_ids = False  # _ids made here as 'n{i}': positions still need no index
+        self._canonical: bool | None = None  # canonical_ids, once read (ids never change)
         self._index: dict[str, int] | None = None
         self._consumers: tuple[Any, Any, Any] | None = None
         self.root = root
@@ -252,6 +253,7 @@ class Graph:
         g._columns = cols
         g._ids = ids
         g._made_ids = False
+        g._canonical = None
         g._index = None
         g._consumers = None
         g.root = f"n{root_pos}" if ids is None else ids[root_pos]
@@ -304,7 +306,9 @@ class Graph:
         """True if node ``i``'s id is ``'n{i}'`` for every i (a capture, most snapshots)."""
         if (self._nodes is None and self._ids is None) or self._made_ids:
             return True
-        return all(nid == f"n{i}" for i, nid in enumerate(self.ids))
+        if self._canonical is None:  # a graph of Nodes, or of ids given: read every id once
+            self._canonical = all(nid == f"n{i}" for i, nid in enumerate(self.ids))
+        return self._canonical
 
     @property
     def root_pos(self) -> int:
