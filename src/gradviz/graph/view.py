@@ -575,6 +575,7 @@ class _Work:
         root: the root's position.
         size: nodes inside each position (a box's members; 1 otherwise).
         arity_: each node's number of operand slots, if made (see :meth:`arity`).
+        consumers_: :meth:`consumer_lists`, if made.
     """
 
     n: int
@@ -586,6 +587,7 @@ class _Work:
     root: int
     size: np.ndarray
     arity_: np.ndarray | None = None
+    consumers_: tuple[list[int], list[int]] | None = None
 
     def ops(self, w: int) -> list[int]:
         return self.operands[self.offsets[w]:self.offsets[w + 1]].tolist()
@@ -595,6 +597,15 @@ class _Work:
         if self.arity_ is None:
             self.arity_ = np.diff(self.offsets)
         return self.arity_
+
+    def consumer_lists(self) -> tuple[list[int], list[int]]:
+        """``(starts, users)``: node ``w``'s consumers, one per use in (consumer, slot) order, are
+        ``users[starts[w]:starts[w + 1]]`` (made once; :meth:`Graph.consumer_csr` for this graph)."""
+        if self.consumers_ is None:
+            by = np.argsort(self.operands, kind="stable")  # stable: the uses of one node stay in consumer order
+            starts = csr_offsets(np.bincount(self.operands, minlength=self.n))
+            self.consumers_ = starts.tolist(), np.repeat(np.arange(self.n), self.arity())[by].tolist()
+        return self.consumers_
 
 
 def _root_at(graph: Graph) -> int:
@@ -685,10 +696,7 @@ def _small(codes: np.ndarray, count: int) -> np.ndarray:
 def _in_order(work: _Work) -> np.ndarray | None:
     """The positions of ``work`` in the lexicographically smallest topological order (Kahn's algorithm with a heap); None for a cycle."""
     n = work.n
-    by = np.argsort(work.operands, kind="stable")  # each node's consumers, one per use, in order
-    starts = csr_offsets(np.bincount(work.operands, minlength=n))
-    users = np.repeat(np.arange(n), work.arity())[by].tolist()
-    starts_ = starts.tolist()
+    starts_, users = work.consumer_lists()  # each node's consumers, one per use, in order
     waiting = work.arity().tolist()
     ready = [i for i, w in enumerate(waiting) if not w]
     heapq.heapify(ready)
@@ -735,7 +743,6 @@ class _Budget:
         self.uses: Counter[int] = Counter()
         self.many: np.ndarray | None = None  # the same count, for the operands of chosen nodes with many
         self._ops: dict[int, list[int]] = {}
-        self._consumers: tuple[list[int], list[int]] | None = None
 
     @property
     def full(self) -> bool:
@@ -770,12 +777,7 @@ class _Budget:
 
     def consumers(self, w: int) -> list[int]:
         """The consumers of ``w``, one per use, in order."""
-        if self._consumers is None:
-            work = self.work
-            by = np.argsort(work.operands, kind="stable")
-            offsets = csr_offsets(np.bincount(work.operands, minlength=work.n))
-            self._consumers = offsets.tolist(), np.repeat(np.arange(work.n), work.arity())[by].tolist()
-        offsets, users = self._consumers
+        offsets, users = self.work.consumer_lists()
         return users[offsets[w]:offsets[w + 1]]
 
     def around(self, start: list[int], depth: int) -> None:
