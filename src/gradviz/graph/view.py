@@ -276,12 +276,12 @@ def _select(
         reduced, holes, text = made.cut(chosen)
     else:
         reduced, holes, text = Graph({made.id(w): made.node(w) for w in range(work.n)}, made.id(work.root), graph.moment, graph.engine), {}, {}
-    size = work.size.tolist()
     drawn = [b for b in boxes if made.id(b) in reduced]
+    size = {b: int(work.size[b]) for b in drawn}  # (of the drawn boxes only, not a list of every position)
     placeholders = {made.id(b): f"{names[work.box[b]]} (neuron): {size[b]:,} nodes" for b in drawn}
     placeholders.update(text)
     shown = len(reduced) - len(text) - len(drawn)
-    collapsed_n = sum(size[b] for b in drawn)
+    collapsed_n = sum(size.values())
     members.update(holes)
     return View(reduced, placeholders, total, shown, total - shown - collapsed_n, collapsed_n, members, focus_id)
 
